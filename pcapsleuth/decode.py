@@ -1,0 +1,733 @@
+"""Frame decoder: link layer, shims and tunnels, IPv4/IPv6, TCP/UDP, down to a :class:`Packet`.
+
+The common path (Ethernet, Linux cooked v1/v2, NULL/LOOP, raw IP; VLAN tags; IPv4, IPv6; TCP)
+is decoded by hand with ``struct`` at fixed offsets: building a dpkt object per packet costs more
+than tshark's whole analysis (see the performance issue), so dpkt is kept for the link types we
+do not decode ourselves (802.11, radiotap, PFLOG, ...), where it finds the IP header for us.
+
+Decapsulated on the way, because Zeek sees the TCP connections inside them:
+802.1Q/802.1ad/QinQ, MPLS (with or without an Ethernet pseudowire), PPPoE, 802.1ah PBB, VN-Tag,
+Cisco FabricPath, LLC/SNAP, GRE (incl. ERSPAN, PPTP), IP-in-IP, 6in4, VXLAN, Geneve, GTP-U,
+Teredo, NFLOG.
+
+IP fragments are reassembled (bounded); like Wireshark, the transport header is decoded on the
+frame that completes the datagram, and never from a non-first fragment.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+from .packet import Cksum, Direction, Frag, Packet
+from .reader import DamageLog
+
+__all__ = ["Decoder"]
+
+_u16 = struct.Struct("!H").unpack_from
+_u32 = struct.Struct("!I").unpack_from
+_le32 = struct.Struct("<I").unpack_from
+_ipv4_hdr = struct.Struct("!BBHHHBBH").unpack_from  # ver_ihl tos len id frag ttl proto sum
+_ipv6_hdr = struct.Struct("!IHBB").unpack_from  # vtcfl plen nxt hlim
+_tcp_hdr = struct.Struct("!HHIIBBHHH").unpack_from  # sport dport seq ack off flags win sum urp
+_udp_hdr = struct.Struct("!HHHH").unpack_from
+_sll_hdr = struct.Struct("!HHH8sH").unpack_from
+_sll2_hdr = struct.Struct("!HHIHBB8s").unpack_from
+
+_new = tuple.__new__
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+_VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
+_AF_INET6 = frozenset((10, 23, 24, 28, 30))
+_IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140))
+_MAX_DEPTH = 8  # tunnels within tunnels
+_MAX_EXT = 32  # IPv6 extension headers in one chain
+_MAX_TAGS = 8
+
+# Transport-level tunnels recognised by UDP port (either side), as Zeek's default configuration.
+_UDP_VXLAN = frozenset((4789, 8472))
+_UDP_GENEVE = 6081
+_UDP_GTPU = 2152
+_UDP_TEREDO = 3544
+
+_SLL_DIRECTION = {0: Direction.INBOUND, 1: Direction.INBOUND, 2: Direction.INBOUND,
+                  3: Direction.INBOUND, 4: Direction.OUTBOUND}
+
+# IP-layer result: version, src, dst, ttl, ip_id, df, frag, proto, sport, dport, seq, ack, flags,
+# window, options, payload_len, cksum, note, encap
+_IpResult = tuple[Any, ...]
+_NO_IP: _IpResult = (0, None, None, None, None, None, 0, None, None, None, None, None, None, None, None,
+                     None, 0, None, None)
+
+
+class _Frags:
+    """Bounded IP fragment reassembly keyed by (version, src, dst, proto, id)."""
+
+    MAX_DATAGRAMS = 1024
+    MAX_BYTES = 65535 + 8
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[object, ...], dict[str, Any]] = {}
+        self.count = 0
+
+    def add(self, key: tuple[object, ...], offset: int, more: bool, data: bytes) -> bytes | None:
+        self.count += 1
+        entry = self.pending.get(key)
+        if entry is None:
+            if len(self.pending) >= self.MAX_DATAGRAMS:
+                self.pending.pop(next(iter(self.pending)))
+            entry = {"parts": {}, "total": None}
+            self.pending[key] = entry
+        if offset + len(data) > self.MAX_BYTES:
+            self.pending.pop(key, None)
+            return None
+        entry["parts"][offset] = data
+        if not more:
+            entry["total"] = offset + len(data)
+        total = entry["total"]
+        if total is None:
+            return None
+        have = 0
+        for off in sorted(entry["parts"]):
+            if off > have:
+                return None
+            have = max(have, off + len(entry["parts"][off]))
+        if have < total:
+            return None
+        buf = bytearray(total)
+        for off in sorted(entry["parts"]):
+            piece = entry["parts"][off]
+            buf[off:off + len(piece)] = piece
+        del self.pending[key]
+        return bytes(buf[:total])
+
+
+def _mac(b: bytes) -> str:
+    return b.hex(":")
+
+
+class Decoder:
+    """Turns raw records into :class:`Packet` tuples. One instance per capture (it holds state:
+    fragment reassembly and the address cache)."""
+
+    def __init__(self, damage: DamageLog, *, verify_checksums: bool = True) -> None:
+        self.damage = damage
+        self.verify_checksums = verify_checksums
+        self.frags = _Frags()
+        self._v4: dict[bytes, str] = {}
+        self._v6: dict[bytes, str] = {}
+        self._macs: dict[bytes, str] = {}
+        self.non_ip = 0
+        self.ip_fragments = 0
+
+    # -- addresses (cached: a capture has few distinct hosts) ------------------------------------
+    def _a4(self, b: bytes) -> str:
+        s = self._v4.get(b)
+        if s is None:
+            if len(self._v4) > 100_000:
+                self._v4.clear()
+            s = self._v4[b] = socket.inet_ntoa(b)
+        return s
+
+    def _a6(self, b: bytes) -> str:
+        s = self._v6.get(b)
+        if s is None:
+            if len(self._v6) > 100_000:
+                self._v6.clear()
+            s = self._v6[b] = socket.inet_ntop(socket.AF_INET6, b)
+        return s
+
+    def _m(self, b: bytes) -> str:
+        s = self._macs.get(b)
+        if s is None:
+            if len(self._macs) > 100_000:
+                self._macs.clear()
+            s = self._macs[b] = b.hex(":")
+        return s
+
+    # -- entry point --------------------------------------------------------------------------
+    def decode(self, no: int, ts: int, caplen: int, wirelen: int, iface: int, data: bytes,
+               direction: int, linktype: int) -> Packet:
+        """Decode one frame. Never raises on bad bytes: problems end up in ``note`` and damage."""
+        mac: str | None = None
+        vlan: list[int] = []
+        pkttype: int | None = None
+        ifindex: int | None = None
+        encap: str | None = None
+        ip: _IpResult = _NO_IP
+        note: str | None = None
+        try:
+            if linktype == 1:  # EN10MB
+                if caplen < 14:
+                    raise _Short("Ethernet header")
+                mac = self._m(data[6:12])
+                etype = data[12] << 8 | data[13]
+                ip, mac2, encap = self._ethertype(data, 14, etype, vlan, no, 0, wirelen)
+                if mac2 is not None:
+                    mac = mac2
+            elif linktype == 113:  # LINUX_SLL
+                if caplen < 16:
+                    raise _Short("Linux cooked header")
+                pkttype, hatype, halen, addr, etype = _sll_hdr(data, 0)
+                if hatype == 1 and halen == 6:
+                    mac = self._m(addr[:6])
+                if direction == 0:
+                    direction = _SLL_DIRECTION.get(pkttype, 0)
+                if hatype == 778:  # ARPHRD_IPGRE: the protocol field is GRE's
+                    ip = self._gre_payload(data, 16, etype, vlan, no, 0, wirelen)
+                    encap = "gre"
+                else:
+                    ip, mac2, encap = self._ethertype(data, 16, etype, vlan, no, 0, wirelen)
+            elif linktype == 276:  # LINUX_SLL2
+                if caplen < 20:
+                    raise _Short("Linux cooked v2 header")
+                etype, _res, ifindex, hatype, pkttype, halen, addr = _sll2_hdr(data, 0)
+                if hatype == 1 and halen == 6:
+                    mac = self._m(addr[:6])
+                if direction == 0:
+                    direction = _SLL_DIRECTION.get(pkttype, 0)
+                ip, mac2, encap = self._ethertype(data, 20, etype, vlan, no, 0, wirelen)
+            elif linktype in (101, 12, 14, 228, 229):  # RAW, IPV4, IPV6
+                ip = self._ip_by_version(data, 0, no, 0, wirelen)
+            elif linktype == 0 or linktype == 108:  # NULL (host order), LOOP (network order)
+                if caplen < 4:
+                    raise _Short("loopback header")
+                af = _u32(data, 0)[0]
+                if linktype == 0 and af > 0xFFFF:
+                    af = _le32(data, 0)[0]
+                if af == 2:
+                    ip = self._ipv4(data, 4, no, 0, wirelen)
+                elif af in _AF_INET6:
+                    ip = self._ipv6(data, 4, no, 0, wirelen)
+                else:
+                    note = f"loopback address family {af}"
+            elif linktype == 10:  # FDDI: frame control, DA, SA, then 802.2 LLC
+                if caplen < 13:
+                    raise _Short("FDDI header")
+                mac = self._m(data[7:13])
+                ip, mac2, encap = self._llc(data, 13, vlan, no, 0, wirelen)
+            elif linktype == 239:  # NFLOG
+                ip = self._nflog(data, no, wirelen)
+            elif linktype in (9, 50):  # PPP, PPP in HDLC-like framing
+                off = 2 if data[:2] == b"\xff\x03" else 0
+                ip = self._ppp(data, off, no, 0, wirelen)
+            elif linktype == 104:  # Cisco HDLC
+                if caplen < 4:
+                    raise _Short("Cisco HDLC header")
+                ip, mac2, encap = self._ethertype(data, 4, _u16(data, 2)[0], vlan, no, 0, wirelen)
+            else:
+                ip, note = self._dpkt_fallback(linktype, data, no, wirelen)
+        except _Short as exc:
+            note = f"frame too short for the {exc.args[0]}"
+            self.damage.add("truncated_header", no, note)
+        except (struct.error, IndexError, ValueError) as exc:  # defensive: a bug must not kill a capture
+            note = f"undecodable: {exc}"
+            self.damage.add("undecodable", no, note)
+        if ip[17] is not None and note is None:
+            note = ip[17]
+        if ip[18] is not None:
+            encap = ip[18] if encap is None else f"{encap}/{ip[18]}"
+        if ip[0] == 0:
+            self.non_ip += 1
+        return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, tuple(vlan), encap,
+                             ip[0], ip[1], ip[2], ip[3], ip[4], ip[5], ip[6], ip[7], ip[8], ip[9], ip[10],
+                             ip[11], ip[12], ip[13], ip[14], ip[15], ip[16], pkttype, ifindex, note))
+
+    # -- layer 2 and shims ----------------------------------------------------------------------
+    def _ethertype(self, data: bytes, off: int, etype: int, vlan: list[int], no: int, depth: int,
+                   wirelen: int) -> tuple[_IpResult, str | None, str | None]:
+        """Follow an ethertype (and any tags/shims) to the IP layer. Returns (ip, inner MAC, encap)."""
+        encap: str | None = None
+        mac: str | None = None
+        for _ in range(_MAX_TAGS * 2):
+            if etype == ETH_IPV4:
+                return self._ipv4(data, off, no, depth, wirelen), mac, encap
+            if etype == ETH_IPV6:
+                return self._ipv6(data, off, no, depth, wirelen), mac, encap
+            if etype in _VLAN_TYPES:
+                if len(data) < off + 4:
+                    raise _Short("VLAN tag")
+                vlan.append(_u16(data, off)[0] & 0x0FFF)
+                etype = _u16(data, off + 2)[0]
+                off += 4
+                continue
+            if etype <= 1500:  # 802.3 length field: LLC follows
+                ip, mac2, encap2 = self._llc(data, off, vlan, no, depth, wirelen)
+                return ip, mac2 or mac, _join(encap, encap2)
+            if etype in (0x8847, 0x8848):  # MPLS unicast/multicast: pop to bottom of stack
+                encap = _join(encap, "mpls")
+                for _ in range(16):
+                    if len(data) < off + 4:
+                        raise _Short("MPLS label")
+                    bos = data[off + 2] & 0x01
+                    off += 4
+                    if bos:
+                        break
+                if len(data) <= off:
+                    raise _Short("MPLS payload")
+                nib = data[off] >> 4
+                if nib == 4:
+                    return self._ipv4(data, off, no, depth, wirelen), mac, encap
+                if nib == 6:
+                    return self._ipv6(data, off, no, depth, wirelen), mac, encap
+                if nib == 0:  # Ethernet pseudowire with control word (RFC 4448)
+                    off += 4
+                if len(data) < off + 14:
+                    raise _Short("MPLS pseudowire Ethernet header")
+                mac = self._m(data[off + 6:off + 12])
+                etype = _u16(data, off + 12)[0]
+                off += 14
+                continue
+            if etype == 0x8864:  # PPPoE session
+                encap = _join(encap, "pppoe")
+                return self._ppp(data, off + 6, no, depth, wirelen), mac, encap
+            if etype == 0x88E7:  # 802.1ah PBB: I-TAG, then the customer's Ethernet header
+                if len(data) < off + 18:
+                    raise _Short("802.1ah I-TAG")
+                encap = _join(encap, "pbb")
+                mac = self._m(data[off + 10:off + 16])
+                etype = _u16(data, off + 16)[0]
+                off += 18
+                continue
+            if etype == 0x8926:  # VN-Tag
+                if len(data) < off + 6:
+                    raise _Short("VN-Tag")
+                etype = _u16(data, off + 4)[0]
+                off += 6
+                continue
+            if etype == 0x8903:  # Cisco FabricPath: FTAG/TTL, then the classical Ethernet frame
+                if len(data) < off + 16:
+                    raise _Short("FabricPath header")
+                encap = _join(encap, "fabricpath")
+                mac = self._m(data[off + 8:off + 14])
+                etype = _u16(data, off + 14)[0]
+                off += 16
+                continue
+            return _NO_IP, mac, encap
+        return _NO_IP, mac, encap
+
+    def _llc(self, data: bytes, off: int, vlan: list[int], no: int, depth: int,
+             wirelen: int) -> tuple[_IpResult, str | None, str | None]:
+        if len(data) < off + 3:
+            return _NO_IP, None, None
+        if data[off] == 0xAA and data[off + 1] == 0xAA:  # SNAP: OUI + ethertype
+            if len(data) < off + 8:
+                raise _Short("SNAP header")
+            return self._ethertype(data, off + 8, _u16(data, off + 6)[0], vlan, no, depth, wirelen)
+        if data[off] == 0x06 and data[off + 1] == 0x06:  # LLC SAP for IP (rare, RFC 1042 alternative)
+            return self._ipv4(data, off + 3, no, depth, wirelen), None, None
+        return _NO_IP, None, None
+
+    def _ppp(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+        if len(data) < off + 1:
+            raise _Short("PPP header")
+        if data[off] & 1:  # protocol field compressed to one byte
+            proto = data[off]
+            off += 1
+        else:
+            if len(data) < off + 2:
+                raise _Short("PPP header")
+            proto = _u16(data, off)[0]
+            off += 2
+        if proto == 0x21:
+            return self._ipv4(data, off, no, depth, wirelen)
+        if proto == 0x57:
+            return self._ipv6(data, off, no, depth, wirelen)
+        return _NO_IP
+
+    def _nflog(self, data: bytes, no: int, wirelen: int) -> _IpResult:
+        # struct nflog_hdr { u8 family; u8 version; u16 res_id }, then TLVs whose length and type
+        # are in host byte order (little-endian on every capture seen in practice).
+        if len(data) < 4:
+            raise _Short("NFLOG header")
+        family = data[0]
+        off = 4
+        while off + 4 <= len(data):
+            tlv_len, tlv_type = struct.unpack_from("<HH", data, off)
+            if tlv_len > 0xFF00:  # big-endian writer
+                tlv_len, tlv_type = struct.unpack_from(">HH", data, off)
+            if tlv_len < 4:
+                break
+            if tlv_type == 9:  # NFULA_PAYLOAD
+                payload = data[off + 4:off + tlv_len]
+                if family == 10 or (payload and payload[0] >> 4 == 6):
+                    return self._ipv6(payload, 0, no, 0, len(payload))
+                return self._ipv4(payload, 0, no, 0, len(payload))
+            off += (tlv_len + 3) & ~3
+        return _NO_IP
+
+    def _dpkt_fallback(self, linktype: int, data: bytes, no: int, wirelen: int) -> tuple[_IpResult, str | None]:
+        """Rare link types: let dpkt peel the link layers, then decode IP ourselves at its offset."""
+        import dpkt
+
+        decoders: dict[int, Any] = {
+            105: dpkt.ieee80211.IEEE80211,
+            127: dpkt.radiotap.Radiotap,
+            117: dpkt.pflog.Pflog,
+        }
+        cls = decoders.get(linktype)
+        if cls is None:
+            return _NO_IP, f"link type {linktype} is not decoded by the fast engine (try --engine tshark)"
+        try:
+            layer: Any = cls(data)
+        except (dpkt.UnpackError, struct.error, IndexError, ValueError) as exc:
+            return _NO_IP, f"dpkt could not decode link type {linktype}: {exc}"
+        off = 0
+        for _ in range(_MAX_DEPTH):
+            if isinstance(layer, dpkt.ip.IP):
+                return self._ipv4(data, off, no, 0, wirelen), None
+            if isinstance(layer, dpkt.ip6.IP6):
+                return self._ipv6(data, off, no, 0, wirelen), None
+            child = getattr(layer, "data", None)
+            if child is None or isinstance(child, bytes):
+                if isinstance(layer, dpkt.llc.LLC) or (child and isinstance(child, bytes)):
+                    break
+                break
+            off += len(layer) - len(child)
+            layer = child
+        return _NO_IP, None
+
+    # -- IP ------------------------------------------------------------------------------------
+    def _ip_by_version(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+        if len(data) <= off:
+            raise _Short("IP header")
+        nib = data[off] >> 4
+        if nib == 4:
+            return self._ipv4(data, off, no, depth, wirelen)
+        if nib == 6:
+            return self._ipv6(data, off, no, depth, wirelen)
+        return _NO_IP[:17] + (f"IP version {nib}", None)
+
+    def _ipv4(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+        if len(data) < off + 20:
+            raise _Short("IPv4 header")
+        ver_ihl, _tos, total, ip_id, frag_field, ttl, proto, _sum = _ipv4_hdr(data, off)
+        ihl = (ver_ihl & 0x0F) * 4
+        srcb = data[off + 12:off + 16]
+        dstb = data[off + 16:off + 20]
+        src = self._a4(srcb)
+        dst = self._a4(dstb)
+        df = bool(frag_field & 0x4000)
+        if ver_ihl >> 4 != 4 or ihl < 20:
+            note = f"IPv4 header length {ihl} below 20" if ihl < 20 else f"IP version {ver_ihl >> 4} in an IPv4 slot"
+            self.damage.add("undecodable", no, note)
+            return (4, src, dst, ttl, ip_id, df, 0, proto, None, None, None, None, None, None, None, None, 0,
+                    note, None)
+        # The datagram's true length: from the header, unless it is 0 (TSO) - then from the wire.
+        if total == 0:
+            total = wirelen - off if wirelen > off else len(data) - off
+        start = off + ihl
+        end = off + total
+        payload_len = total - ihl
+        if payload_len < 0:
+            note = f"IPv4 total length {total} below its header length {ihl}"
+            self.damage.add("undecodable", no, note)
+            return (4, src, dst, ttl, ip_id, df, 0, proto, None, None, None, None, None, None, None, None, 0,
+                    note, None)
+        frag_off = (frag_field & 0x1FFF) * 8
+        if frag_field & 0x2000 or frag_off:
+            self.ip_fragments += 1
+            piece = data[start:min(end, len(data))]
+            whole = None
+            if len(piece) == min(payload_len, len(piece)) and end <= len(data):
+                whole = self.frags.add((4, srcb, dstb, proto, ip_id), frag_off, bool(frag_field & 0x2000), piece)
+            if whole is None:
+                return (4, src, dst, ttl, ip_id, df, Frag.FRAGMENT, proto, None, None, None, None, None, None,
+                        None, None, 0, None, None)
+            t = self._transport(whole, 0, len(whole), len(whole), proto, srcb, dstb, 4, no, depth, True)
+            if t[10] is not None:
+                return _reassembled_inner(t[10])
+            return (4, src, dst, ttl, ip_id, df, Frag.REASSEMBLED, proto) + t
+        t = self._transport(data, start, end, payload_len, proto, srcb, dstb, 4, no, depth, False)
+        if t[10] is not None:  # an inner packet (tunnel) replaces the outer addressing
+            return t[10]
+        return (4, src, dst, ttl, ip_id, df, 0, proto) + t[:10] + (None,)
+
+    def _ipv6(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+        if len(data) < off + 40:
+            raise _Short("IPv6 header")
+        _vtc, plen, nxt, hlim = _ipv6_hdr(data, off)
+        srcb = data[off + 8:off + 24]
+        dstb = data[off + 24:off + 40]
+        src = self._a6(srcb)
+        dst = self._a6(dstb)
+        pos = off + 40
+        end = pos + plen
+        if plen == 0:  # jumbogram or TSO: trust the wire
+            end = wirelen if wirelen >= pos else len(data)
+        frag_id: int | None = None
+        frag = 0
+        more = False
+        frag_off = 0
+        for count in range(_MAX_EXT + 1):
+            if nxt not in _IPV6_EXT and nxt != 44 and nxt != 51:
+                break
+            if count == _MAX_EXT:
+                note = f"IPv6 extension-header chain longer than {_MAX_EXT} headers"
+                self.damage.add("undecodable", no, note)
+                return (6, src, dst, hlim, None, None, 0, nxt, None, None, None, None, None, None, None, None,
+                        0, note, None)
+            if len(data) < pos + 8:
+                if pos + 8 > end:
+                    note = "IPv6 extension header runs past the payload length"
+                    self.damage.add("undecodable", no, note)
+                    return (6, src, dst, hlim, None, None, 0, nxt, None, None, None, None, None, None, None,
+                            None, 0, note, None)
+                raise _Short("IPv6 extension header")
+            if nxt == 44:
+                fo = _u16(data, pos + 2)[0]
+                frag_off = fo & 0xFFF8
+                more = bool(fo & 1)
+                frag_id = _u32(data, pos + 4)[0]
+                frag = 1
+                hlen = 8
+            elif nxt == 51:  # AH counts its length in 4-byte units
+                hlen = (data[pos + 1] + 2) * 4
+            else:
+                hlen = (data[pos + 1] + 1) * 8
+                if nxt == 43 and data[pos + 2] == 0 and data[pos + 3] > 0 and data[pos + 1] >= 2:
+                    # Routing type 0 with segments left: the pseudo-header uses the final address.
+                    last = pos + 8 + (data[pos + 1] // 2 - 1) * 16
+                    if len(data) >= last + 16:
+                        dstb = data[last:last + 16]
+            nxt = data[pos]
+            pos += hlen
+        payload_len = end - pos
+        if payload_len < 0:
+            note = "IPv6 extension headers longer than the payload length"
+            self.damage.add("undecodable", no, note)
+            return (6, src, dst, hlim, frag_id, None, 0, nxt, None, None, None, None, None, None, None, None, 0,
+                    note, None)
+        if frag:
+            self.ip_fragments += 1
+            whole = None
+            if end <= len(data):
+                whole = self.frags.add((6, srcb, dstb, nxt, frag_id), frag_off, more, data[pos:end])
+            if whole is None:
+                return (6, src, dst, hlim, frag_id, None, Frag.FRAGMENT, nxt, None, None, None, None, None, None,
+                        None, None, 0, None, None)
+            t = self._transport(whole, 0, len(whole), len(whole), nxt, srcb, dstb, 6, no, depth, True)
+            if t[10] is not None:
+                return _reassembled_inner(t[10])
+            return (6, src, dst, hlim, frag_id, None, Frag.REASSEMBLED, nxt) + t
+        t = self._transport(data, pos, end, payload_len, nxt, srcb, dstb, 6, no, depth, False)
+        if t[10] is not None:
+            return t[10]
+        return (6, src, dst, hlim, frag_id, None, 0, nxt) + t[:10] + (None,)
+
+    # -- transport -----------------------------------------------------------------------------
+    def _transport(self, data: bytes, start: int, end: int, length: int, proto: int, srcb: bytes,
+                   dstb: bytes, version: int, no: int, depth: int, reassembled: bool) -> tuple[Any, ...]:
+        """Decode TCP/UDP at ``start``. Returns (sport, dport, seq, ack, flags, window, options,
+        payload_len, cksum, note, inner) where ``inner`` is a whole IP result for tunnels."""
+        if proto == 6:
+            if len(data) < start + 20:
+                if len(data) < start + 4:
+                    return (None,) * 8 + (0, "TCP header cut by the snapshot length", None)
+                sport, dport = struct.unpack_from("!HH", data, start)
+                return (sport, dport, None, None, None, None, None, None, 0,
+                        "TCP header cut by the snapshot length", None)
+            sport, dport, seq, ack, offb, flagb, win, csum, _urp = _tcp_hdr(data, start)
+            hlen = (offb >> 4) * 4
+            flags = (offb & 0x01) << 8 | flagb
+            if hlen < 20:
+                note = f"TCP data offset {hlen // 4} below 5"
+                self.damage.add("undecodable", no, note)
+                return (sport, dport, seq, ack, flags, win, None, None, 0, note, None)
+            if hlen > length:
+                note = f"TCP data offset {hlen // 4} points past the segment ({length} bytes)"
+                self.damage.add("undecodable", no, note)
+                return (sport, dport, seq, ack, flags, win, None, None, 0, note, None)
+            options = data[start + 20:start + hlen] if hlen > 20 else b""
+            cksum = 0
+            if self.verify_checksums and end <= len(data):
+                cksum = _check(data, start, end, srcb, dstb, 6, csum)
+            return (sport, dport, seq, ack, flags, win, options, length - hlen, cksum, None, None)
+        if proto == 17:
+            if len(data) < start + 8:
+                return (None,) * 8 + (0, "UDP header cut by the snapshot length", None)
+            sport, dport, ulen, csum = _udp_hdr(data, start)
+            plen = ulen - 8 if ulen >= 8 else length - 8
+            inner = None
+            if depth < _MAX_DEPTH:
+                inner = self._udp_tunnel(data, start + 8, min(end, len(data)), sport, dport, no, depth)
+            cksum = 0
+            if self.verify_checksums and csum and end <= len(data) and inner is None:
+                cksum = _check(data, start, end, srcb, dstb, 17, csum)
+            return (sport, dport, None, None, None, None, None, plen, cksum, None, inner)
+        if depth < _MAX_DEPTH:
+            sub = data[:end] if end < len(data) else data
+            if proto == 4:  # IP in IP
+                return (None,) * 8 + (0, None, _tag(self._ipv4(sub, start, no, depth + 1, end), "ipip"))
+            if proto == 41:  # IPv6 in IP (6in4, 6to4)
+                return (None,) * 8 + (0, None, _tag(self._ipv6(sub, start, no, depth + 1, end), "6in4"))
+            if proto == 47:
+                inner = self._gre(sub, start, no, depth + 1)
+                if inner is not None:
+                    return (None,) * 8 + (0, None, inner)
+        if proto in (1, 58) and len(data) >= start + 2:  # ICMP: type/code as "ports", like Zeek
+            return (data[start], data[start + 1], None, None, None, None, None, length - 8, 0, None, None)
+        return (None, None, None, None, None, None, None, length, 0, None, None)
+
+    def _udp_tunnel(self, data: bytes, off: int, end: int, sport: int, dport: int, no: int,
+                    depth: int) -> _IpResult | None:
+        sub = data[:end]
+        try:
+            if dport in _UDP_VXLAN or sport in _UDP_VXLAN:
+                if len(sub) >= off + 8 + 14 and sub[off] & 0x08:
+                    inner, _mac, _enc = self._ethertype(sub, off + 8 + 14, _u16(sub, off + 8 + 12)[0], [], no,
+                                                        depth + 1, end)
+                    return _tag(inner, "vxlan") if inner[0] else None
+            elif dport == _UDP_GENEVE or sport == _UDP_GENEVE:
+                if len(sub) >= off + 8:
+                    optlen = (sub[off] & 0x3F) * 4
+                    ptype = _u16(sub, off + 2)[0]
+                    pos = off + 8 + optlen
+                    if ptype == 0x6558 and len(sub) >= pos + 14:
+                        inner, _mac, _enc = self._ethertype(sub, pos + 14, _u16(sub, pos + 12)[0], [], no, depth + 1,
+                                                            end)
+                    else:
+                        inner, _mac, _enc = self._ethertype(sub, pos, ptype, [], no, depth + 1, end)
+                    return _tag(inner, "geneve") if inner[0] else None
+            elif dport == _UDP_GTPU or sport == _UDP_GTPU:
+                return self._gtpu(sub, off, no, depth)
+            elif dport == _UDP_TEREDO or sport == _UDP_TEREDO:
+                return self._teredo(sub, off, no, depth)
+            elif len(sub) >= off + 8 and sub[off] & 0xF0 == 0x30 and sub[off + 1] == 0xFF:
+                # GTPv1-U on a non-standard port (Zeek's DPD finds it too): version 1, PT 1, G-PDU.
+                return self._gtpu(sub, off, no, depth)
+        except _Short:
+            return None
+        return None
+
+    def _gtpu(self, data: bytes, off: int, no: int, depth: int) -> _IpResult | None:
+        if len(data) < off + 8:
+            return None
+        flags, mtype, length = data[off], data[off + 1], _u16(data, off + 2)[0]
+        if flags >> 5 != 1 or mtype != 0xFF:  # GTPv1, G-PDU only
+            return None
+        pos = off + 8
+        if flags & 0x07:  # E, S or PN present: 4 more bytes
+            pos += 4
+            ext = data[pos - 1] if flags & 0x04 else 0
+            while ext and len(data) > pos:
+                elen = data[pos] * 4
+                if elen == 0:
+                    return None
+                ext = data[pos + elen - 1]
+                pos += elen
+        del length
+        if len(data) <= pos:
+            return None
+        inner = self._ip_by_version(data, pos, no, depth + 1, len(data))
+        return _tag(inner, "gtp") if inner[0] else None
+
+    def _teredo(self, data: bytes, off: int, no: int, depth: int) -> _IpResult | None:
+        pos = off
+        for _ in range(2):
+            if len(data) < pos + 2:
+                return None
+            if data[pos] == 0 and data[pos + 1] == 1:  # authentication header
+                if len(data) < pos + 4:
+                    return None
+                pos += 4 + data[pos + 2] + data[pos + 3] + 8 + 1
+            elif data[pos] == 0 and data[pos + 1] == 0:  # origin indication
+                pos += 8
+        if len(data) < pos + 40 or data[pos] >> 4 != 6:
+            return None
+        inner = self._ipv6(data, pos, no, depth + 1, len(data))
+        return _tag(inner, "teredo")
+
+    def _gre(self, data: bytes, off: int, no: int, depth: int) -> _IpResult | None:
+        if len(data) < off + 4:
+            return None
+        flags, ptype = _u16(data, off)[0], _u16(data, off + 2)[0]
+        version = flags & 0x7
+        pos = off + 4
+        if version == 0:
+            pos += 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+        elif version == 1:  # enhanced GRE (PPTP): key always present, optional seq and ack
+            pos += 4 + 4 * (bool(flags & 0x1000) + bool(flags & 0x0080))
+        else:
+            return None
+        try:
+            return _tag(self._gre_payload(data, pos, ptype, [], no, depth, len(data)), "gre")
+        except _Short:
+            return None
+
+    def _gre_payload(self, data: bytes, pos: int, ptype: int, vlan: list[int], no: int, depth: int,
+                     wirelen: int) -> _IpResult:
+        if ptype == 0x6558:  # transparent Ethernet bridging
+            if len(data) < pos + 14:
+                raise _Short("GRE Ethernet header")
+            ip, _m, _e = self._ethertype(data, pos + 14, _u16(data, pos + 12)[0], vlan, no, depth, wirelen)
+            return ip
+        if ptype == 0x88BE:  # ERSPAN type II: 8-byte header, then Ethernet
+            pos += 8
+            if len(data) < pos + 14:
+                raise _Short("ERSPAN header")
+            ip, _m, _e = self._ethertype(data, pos + 14, _u16(data, pos + 12)[0], vlan, no, depth, wirelen)
+            return ip
+        if ptype == 0x22EB:  # ERSPAN type III
+            if len(data) < pos + 12:
+                raise _Short("ERSPAN III header")
+            pos += 12 + (8 if data[pos + 11] & 0x01 else 0)
+            if len(data) < pos + 14:
+                raise _Short("ERSPAN III Ethernet")
+            ip, _m, _e = self._ethertype(data, pos + 14, _u16(data, pos + 12)[0], vlan, no, depth, wirelen)
+            return ip
+        if ptype == 0x880B:  # PPP (PPTP)
+            if data[pos:pos + 2] == b"\xff\x03":
+                pos += 2
+            return self._ppp(data, pos, no, depth, wirelen)
+        ip, _m, _e = self._ethertype(data, pos, ptype, vlan, no, depth, wirelen)
+        return ip
+
+
+class _Short(Exception):
+    """The frame ends inside a header."""
+
+
+def _join(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return f"{a}/{b}"
+
+
+def _reassembled_inner(ip: _IpResult) -> _IpResult:
+    """A tunnelled packet carried in a reassembled outer datagram."""
+    return ip[:6] + (ip[6] or Frag.REASSEMBLED,) + ip[7:]
+
+
+def _tag(ip: _IpResult, name: str) -> _IpResult:
+    if not ip[0]:
+        return ip
+    return ip[:18] + (_join(name, ip[18]),)
+
+
+def _check(data: bytes, start: int, end: int, srcb: bytes, dstb: bytes, proto: int, field: int) -> int:
+    """Verify a TCP/UDP checksum with one big-integer pass (sum of 16-bit words mod 0xFFFF).
+
+    A ones'-complement sum of 16-bit words is congruent to the number they spell modulo 2^16-1,
+    so ``int.from_bytes`` does the whole sum in C. A valid segment sums to 0 (mod 0xFFFF).
+    Linux writes only the folded pseudo-header sum into packets it hands to an offloading NIC or
+    to loopback (CHECKSUM_PARTIAL); such a field is reported as OFFLOADED, not BAD.
+    """
+    length = end - start
+    seg = int.from_bytes(data[start:end], "big")
+    if length & 1:
+        seg <<= 8
+    pseudo = (int.from_bytes(srcb, "big") % 0xFFFF + int.from_bytes(dstb, "big") % 0xFFFF + proto + length)
+    total = (seg + pseudo) % 0xFFFF
+    if total == 0:
+        return Cksum.GOOD
+    # Partial checksum: the field holds fold(pseudo-header sum) and the rest is summed later.
+    if field % 0xFFFF == pseudo % 0xFFFF:
+        return Cksum.OFFLOADED
+    if field == 0:
+        return Cksum.OFFLOADED
+    return Cksum.BAD

@@ -1,0 +1,654 @@
+"""Streaming capture reader: pcap and pcapng records, compressed or not.
+
+This module knows file formats and nothing about protocols. It yields one raw record per frame,
+numbered exactly as Wireshark numbers them, with integer-nanosecond UTC timestamps, and records
+whatever damage it meets in a :class:`DamageLog` instead of raising.
+
+It reads through a bounded buffer: memory does not grow with the size of the capture.
+
+Formats
+-------
+* pcap: both byte orders, microsecond (``a1b2c3d4``) and nanosecond (``a1b23c4d``) magic, and the
+  "modified" Kuznetzov pcap (``a1b2cd34``) with its 24-byte record headers.
+* pcapng: several sections of either byte order; each Interface Description Block keeps its own
+  link type, snaplen, ``if_tsresol``, ``if_tsoffset``, ``if_name`` and ``if_description``. Enhanced,
+  Simple and the obsolete Packet blocks are frames; comments, interface ids and the EPB direction
+  flags are kept.
+* gzip, bzip2 and xz input, recognised by magic number, decompressed as a stream with a bound.
+
+Damage kinds (``DamageLog.kind``): ``truncated_record``, ``snaplen_cut``, ``caplen_over_snaplen``,
+``caplen_insane``, ``bad_block``, ``unknown_interface``, ``time_backwards``, ``truncated_file``,
+plus the decoder's ``undecodable`` and ``truncated_header`` kinds.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import io
+import lzma
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import IO, BinaryIO, Union
+
+from .errors import (
+    CaptureNotFoundError,
+    CaptureOpenError,
+    DecompressionError,
+    EmptyCaptureError,
+    NotACaptureError,
+)
+
+__all__ = [
+    "CaptureSource",
+    "DamageLog",
+    "Interface",
+    "Record",
+    "RecordReader",
+    "open_capture",
+    "LINKTYPE_NAMES",
+    "MAX_CAPLEN",
+]
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO, IO[bytes]]
+
+#: Wireshark refuses records larger than this (WTAP_MAX_PACKET_SIZE_STANDARD); so do we.
+MAX_CAPLEN = 262_144
+#: A pcapng block larger than this is treated as corrupt (Wireshark uses the same order of size).
+MAX_BLOCK = 16 * 1024 * 1024 + 4096
+_CHUNK = 1 << 20
+#: Frames listed per damage kind; the count goes on beyond it.
+DAMAGE_FRAMES_KEPT = 200
+
+LINKTYPE_NAMES = {
+    0: "NULL", 1: "EN10MB", 9: "PPP", 10: "FDDI", 12: "RAW", 14: "RAW", 50: "PPP_HDLC",
+    51: "PPP_ETHER", 101: "RAW", 104: "C_HDLC", 105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL",
+    117: "PFLOG", 127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6", 239: "NFLOG",
+    276: "LINUX_SLL2",
+}
+
+_PCAP_MAGICS = {
+    # magic bytes as found at offset 0 -> (byte order, nanoseconds per tick, record header size)
+    b"\xd4\xc3\xb2\xa1": ("<", 1000, 16),
+    b"\xa1\xb2\xc3\xd4": (">", 1000, 16),
+    b"\x4d\x3c\xb2\xa1": ("<", 1, 16),
+    b"\xa1\xb2\x3c\x4d": (">", 1, 16),
+    b"\x34\xcd\xb2\xa1": ("<", 1000, 24),  # Alexey Kuznetzov's modified pcap
+    b"\xa1\xb2\xcd\x34": (">", 1000, 24),
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+_BT_SHB = 0x0A0D0D0A
+_BT_IDB = 0x00000001
+_BT_PB = 0x00000002  # obsolete Packet Block
+_BT_SPB = 0x00000003
+_BT_EPB = 0x00000006
+_BT_JOURNAL = 0x00000009  # systemd journal export: Wireshark numbers it as a frame
+
+
+@dataclasses.dataclass
+class Interface:
+    """One capture interface (a pcapng IDB, or the single interface of a pcap file)."""
+
+    id: int  # index across the whole file, as Wireshark's frame.interface_id
+    linktype: int
+    snaplen: int
+    tsresol_ns: tuple[int, int]  # ticks -> ns as (multiplier, divisor)
+    tsoffset_s: int = 0
+    name: str | None = None
+    description: str | None = None
+    section: int = 0
+    fcslen: int | None = None
+    frames: int = 0
+
+    @property
+    def linktype_name(self) -> str:
+        return LINKTYPE_NAMES.get(self.linktype, f"LINKTYPE_{self.linktype}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "link_type": self.linktype_name,
+            "linktype": self.linktype,
+            "snaplen": self.snaplen,
+            "tsresol_ns": self.tsresol_ns[0] / self.tsresol_ns[1],
+            "tsoffset_s": self.tsoffset_s,
+            "section": self.section,
+            "frames": self.frames,
+        }
+
+
+class DamageLog:
+    """Counts damage by kind and keeps the first frame numbers of each, with a detail text."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, list[object]] = {}
+
+    def add(self, kind: str, frame: int, detail: str | None = None) -> None:
+        entry = self._kinds.get(kind)
+        if entry is None:
+            self._kinds[kind] = [1, [frame], detail]
+            return
+        entry[0] = int(entry[0]) + 1  # type: ignore[call-overload]
+        frames = entry[1]
+        assert isinstance(frames, list)
+        if len(frames) < DAMAGE_FRAMES_KEPT:
+            frames.append(frame)
+
+    def count(self, kind: str) -> int:
+        entry = self._kinds.get(kind)
+        return 0 if entry is None else int(entry[0])  # type: ignore[call-overload]
+
+    def __bool__(self) -> bool:
+        return bool(self._kinds)
+
+    def to_list(self) -> list[dict[str, object]]:
+        """``[{kind, count, frames, detail}]`` sorted by kind: the JSON ``capture.damage``."""
+        out: list[dict[str, object]] = []
+        for kind in sorted(self._kinds):
+            count, frames, detail = self._kinds[kind]
+            item: dict[str, object] = {"kind": kind, "count": count, "frames": frames}
+            if detail:
+                item["detail"] = detail
+            out.append(item)
+        return out
+
+
+# A raw record: (frame number, ts ns, caplen, wirelen, interface id, frame bytes, epb direction)
+Record = tuple[int, int, int, int, int, bytes, int]
+
+
+class _BoundedStream(io.RawIOBase):
+    """Wraps a decompressor stream and stops it from expanding beyond a bound (gzip bombs)."""
+
+    def __init__(self, inner: IO[bytes], path: str, limit: int, compressed_size: int | None) -> None:
+        self._inner = inner
+        self._path = path
+        self._limit = limit
+        self._compressed = compressed_size
+        self.produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._inner.read(len(b))
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            raise _TruncatedCompressed(str(exc)) from exc
+        n = len(data)
+        b[:n] = data
+        self.produced += n
+        if self.produced > self._limit:
+            raise DecompressionError(
+                self._path,
+                f"decompresses to more than {self._limit:,} bytes; refusing (raise --max-decompressed)",
+            )
+        return n
+
+
+class _TruncatedCompressed(Exception):
+    """The compressed stream ended early or is corrupt part way through."""
+
+
+def _open_path(source: Source) -> tuple[BinaryIO, str, int | None]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return io.BytesIO(data), "<bytes>", len(data)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            raise CaptureOpenError(path, "is a directory, not a capture file")
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - owned by the CaptureSource
+        except FileNotFoundError:
+            raise CaptureNotFoundError(path, "no such file") from None
+        except PermissionError:
+            raise CaptureOpenError(path, "permission denied") from None
+        except OSError as exc:
+            raise CaptureOpenError(path, exc.strerror or str(exc)) from None
+        try:
+            st = os.fstat(f.fileno())
+            import stat
+
+            size = st.st_size if stat.S_ISREG(st.st_mode) else None
+        except OSError:
+            size = None
+        return f, path, size
+    if hasattr(source, "read"):
+        name = getattr(source, "name", None)
+        return source, name if isinstance(name, str) else "<stream>", None  # type: ignore[return-value]
+    raise TypeError(f"cannot read a capture from {type(source).__name__}")
+
+
+class CaptureSource:
+    """An opened capture: format detected, decompression applied, ready to yield records."""
+
+    def __init__(self, source: Source, *, max_decompressed: int = 64 * 1024**3) -> None:
+        raw, self.path, self.size = _open_path(source)
+        self._owned = not hasattr(source, "read")
+        self._raw = raw
+        self.compression: str | None = None
+        self._bounded: _BoundedStream | None = None
+        try:
+            head = self._peek(raw, 6)
+        except OSError as exc:
+            self.close()
+            raise CaptureOpenError(self.path, exc.strerror or str(exc)) from None
+        if not head:
+            self.close()
+            raise EmptyCaptureError(self.path, "empty file (0 bytes), not a capture")
+        stream: BinaryIO = raw
+        inner: IO[bytes] | None = None
+        if head[:2] == b"\x1f\x8b":
+            self.compression, inner = "gzip", gzip.GzipFile(fileobj=raw, mode="rb")
+        elif head[:3] == b"BZh":
+            self.compression, inner = "bzip2", bz2.BZ2File(raw, mode="rb")
+        elif head[:6] == b"\xfd7zXZ\x00":
+            self.compression, inner = "xz", lzma.LZMAFile(raw, mode="rb")
+        elif head[:4] == b"\x28\xb5\x2f\xfd":
+            self.close()
+            raise NotACaptureError(self.path, "zstd-compressed; decompress it first (zstd -d)")
+        if inner is not None:
+            self._bounded = _BoundedStream(inner, self.path, max_decompressed, self.size)
+            stream = io.BufferedReader(self._bounded, buffer_size=_CHUNK)  # type: ignore[arg-type]
+        self._stream = stream
+        try:
+            magic = self._read_exact_or_less(4)
+        except _TruncatedCompressed as exc:
+            self.close()
+            raise DecompressionError(self.path, f"corrupt {self.compression} data ({exc})") from None
+        if magic == _PCAPNG_SHB:
+            self.format = "pcapng"
+        elif magic in _PCAP_MAGICS:
+            self.format = "pcap"
+        else:
+            self.close()
+            what = f" after {self.compression} decompression" if self.compression else ""
+            raise NotACaptureError(self.path, f"not a pcap or pcapng capture{what} (magic {magic.hex() or 'none'})")
+        self._magic = magic
+
+    @staticmethod
+    def _peek(raw: BinaryIO, n: int) -> bytes:
+        peek = getattr(raw, "peek", None)
+        if peek is not None:
+            try:
+                return bytes(peek(n)[:n])
+            except (OSError, ValueError):
+                pass
+        if raw.seekable():
+            pos = raw.tell()
+            data = raw.read(n)
+            raw.seek(pos)
+            return data
+        # A pipe without peek: wrap it so the bytes we read are not lost.
+        buffered = io.BufferedReader(raw, buffer_size=_CHUNK)  # type: ignore[arg-type]
+        data = bytes(buffered.peek(n)[:n])
+        raise _Rewrap(buffered, data)
+
+    def _read_exact_or_less(self, n: int) -> bytes:
+        return self._stream.read(n)
+
+    def close(self) -> None:
+        if self._owned:
+            try:
+                self._raw.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> CaptureSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Rewrap(Exception):
+    def __init__(self, stream: io.BufferedReader, head: bytes) -> None:
+        self.stream = stream
+        self.head = head
+
+
+def open_capture(source: Source, *, max_decompressed: int = 64 * 1024**3) -> CaptureSource:
+    """Open a capture from a path, bytes or a binary file object, detecting its format by magic."""
+    try:
+        return CaptureSource(source, max_decompressed=max_decompressed)
+    except _Rewrap as rw:
+        return CaptureSource(rw.stream, max_decompressed=max_decompressed)  # type: ignore[arg-type]
+
+
+class RecordReader:
+    """Iterates the records of an opened capture, keeping interfaces, comments and damage."""
+
+    def __init__(self, src: CaptureSource, damage: DamageLog | None = None) -> None:
+        self.src = src
+        self.damage = damage if damage is not None else DamageLog()
+        self.interfaces: list[Interface] = []
+        self.comments: dict[int, list[str]] = {}  # frame number -> opt_comment values
+        self.section_comments: list[str] = []
+        self.sections = 0
+        self.frames = 0
+        self.bytes_unread = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.shb_info: dict[str, str] = {}
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+
+    # -- buffer -------------------------------------------------------------------------------
+    def _fill(self, need: int) -> bool:
+        """Make at least ``need`` bytes available from ``_pos``; False at end of input."""
+        avail = len(self._buf) - self._pos
+        if avail >= need:
+            return True
+        if self._eof:
+            return False
+        parts = [self._buf[self._pos:]]
+        want = max(need - avail, _CHUNK)
+        got = avail
+        while got < need or not parts[1:]:
+            try:
+                chunk = self.src._stream.read(want)
+            except _TruncatedCompressed as exc:
+                self.damage.add("truncated_file", self.frames + 1, f"{self.src.compression} stream ends early: {exc}")
+                chunk = b""
+            if not chunk:
+                self._eof = True
+                break
+            parts.append(chunk)
+            got += len(chunk)
+            want = max(need - got, _CHUNK)
+        self._buf = b"".join(parts)
+        self._pos = 0
+        return len(self._buf) >= need
+
+    def _remaining(self) -> int:
+        return len(self._buf) - self._pos
+
+    # -- iteration ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Record]:
+        self._buf = self.src._magic
+        self._pos = 0
+        if self.src.format == "pcap":
+            return self._pcap()
+        return self._pcapng()
+
+    def _pcap(self) -> Iterator[Record]:
+        if not self._fill(24):
+            self.damage.add("truncated_file", 1, f"pcap global header cut short ({self._remaining()} of 24 bytes)")
+            self.bytes_unread = self._remaining()
+            return
+        magic = self._buf[0:4]
+        order, tick_ns, rec_size = _PCAP_MAGICS[magic]
+        _maj, _min, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII", self._buf, 4)
+        linktype = network & 0x0FFFFFFF
+        fcs = (network >> 28) & 0x7 if network & 0x10000000 else None  # "F" bit: FCS length
+        iface = Interface(0, linktype & 0xFFFF, snaplen, (tick_ns, 1), fcslen=fcs)
+        self.interfaces.append(iface)
+        self.sections = 1
+        self._pos = 24
+        rec = struct.Struct(order + "IIII").unpack_from
+        snap_limit = snaplen if 0 < snaplen < MAX_CAPLEN else MAX_CAPLEN
+        damage = self.damage
+        no = 0
+        last_ts = -1
+        while True:
+            if len(self._buf) - self._pos < rec_size and not self._fill(rec_size):
+                if self._remaining():
+                    damage.add("truncated_record", no + 1,
+                               f"record header cut short: {self._remaining()} of {rec_size} bytes")
+                    self.bytes_unread = self._remaining()
+                break
+            sec, frac, caplen, wirelen = rec(self._buf, self._pos)
+            if caplen > MAX_CAPLEN:
+                damage.add("caplen_insane", no + 1,
+                           f"record claims {caplen:,} captured bytes (more than {MAX_CAPLEN:,}); rest of file unreadable")
+                self.bytes_unread = self._remaining() + self._rest_size()
+                break
+            need = rec_size + caplen
+            if len(self._buf) - self._pos < need and not self._fill(need):
+                damage.add("truncated_record", no + 1,
+                           f"record body cut short: {self._remaining() - rec_size} of {caplen} bytes")
+                self.bytes_unread = self._remaining()
+                break
+            start = self._pos + rec_size
+            data = self._buf[start:start + caplen]
+            self._pos = start + caplen
+            no += 1
+            ts = sec * 1_000_000_000 + frac * tick_ns
+            if ts < last_ts:
+                damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
+                if self.first_ts is None or ts < self.first_ts:
+                    self.first_ts = ts
+            else:
+                if last_ts < 0:
+                    self.first_ts = ts
+                last_ts = ts
+            if caplen < wirelen:
+                damage.add("snaplen_cut", no, "frame cut by the snapshot length")
+            if caplen > snap_limit:
+                damage.add("caplen_over_snaplen", no, f"captured length above the file's snaplen {snaplen}")
+            yield no, ts, caplen, wirelen, 0, data, 0
+        self.frames = no
+        iface.frames = no
+        self.last_ts = last_ts if last_ts >= 0 else None
+
+    def _rest_size(self) -> int:
+        if self.src.size is None or self.src.compression:
+            return 0
+        try:
+            return max(0, self.src.size - self.src._stream.tell())
+        except (OSError, ValueError):
+            return 0
+
+    # -- pcapng -------------------------------------------------------------------------------
+    def _pcapng(self) -> Iterator[Record]:
+        damage = self.damage
+        order = "<"
+        local_ifaces: list[Interface] = []
+        no = 0
+        last_ts = -1
+        section = -1
+        while True:
+            if not self._fill(12):
+                if self._remaining():
+                    damage.add("truncated_record", no + 1,
+                               f"block header cut short ({self._remaining()} bytes at end of file)")
+                    self.bytes_unread = self._remaining()
+                break
+            pos = self._pos
+            btype_raw = self._buf[pos:pos + 4]
+            if btype_raw == _PCAPNG_SHB:
+                bom = self._buf[pos + 8:pos + 12]
+                if bom == b"\x4d\x3c\x2b\x1a":
+                    order = "<"
+                elif bom == b"\x1a\x2b\x3c\x4d":
+                    order = ">"
+                else:
+                    damage.add("bad_block", no + 1, f"section header with unknown byte-order magic {bom.hex()}")
+                    self.bytes_unread = self._remaining()
+                    break
+            btype, blen = struct.unpack_from(order + "II", self._buf, pos)
+            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                damage.add("bad_block", no + 1,
+                           f"block type 0x{btype:08x} has impossible length {blen} at byte {self._consumed()}; rest of file unreadable")
+                self.bytes_unread = self._remaining() + self._rest_size()
+                break
+            if not self._fill(blen):
+                damage.add("truncated_record", no + 1,
+                           f"block type 0x{btype:08x} cut short: {self._remaining()} of {blen} bytes")
+                self.bytes_unread = self._remaining()
+                break
+            pos = self._pos
+            (trailer,) = struct.unpack_from(order + "I", self._buf, pos + blen - 4)
+            if trailer != blen:
+                damage.add("bad_block", no + 1,
+                           f"block type 0x{btype:08x}: trailing length {trailer} differs from {blen}; rest of file unreadable")
+                self.bytes_unread = self._remaining()
+                break
+            body = pos + 8
+            end = pos + blen - 4
+            self._pos = pos + blen
+            if btype == _BT_EPB:
+                if blen < 32:
+                    damage.add("bad_block", no + 1, "enhanced packet block too short")
+                    continue
+                ifid, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "IIIII", self._buf, body)
+                data_start = body + 20
+                opt_start = data_start + ((caplen + 3) & ~3)
+                no += 1
+                if opt_start > end:
+                    damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
+                    caplen = max(0, end - data_start)
+                    opt_start = end
+                data = self._buf[data_start:data_start + caplen]
+                direction = 0
+                if opt_start < end:
+                    direction = self._epb_options(order, opt_start, end, no)
+                if ifid >= len(local_ifaces):
+                    damage.add("unknown_interface", no, f"packet names interface {ifid}, which the section never described")
+                    yield no, (ts_hi << 32 | ts_lo) * 1000, caplen, wirelen, -1, data, direction
+                    continue
+                iface = local_ifaces[ifid]
+                mul, div = iface.tsresol_ns
+                ticks = ts_hi << 32 | ts_lo
+                ts = (ticks * mul // div if div != 1 else ticks * mul) + iface.tsoffset_s * 1_000_000_000
+            elif btype == _BT_SPB:
+                if not local_ifaces:
+                    no += 1
+                    damage.add("unknown_interface", no, "simple packet block before any interface description")
+                    (wirelen,) = struct.unpack_from(order + "I", self._buf, body)
+                    data = self._buf[body + 4:end]
+                    yield no, max(last_ts, 0), len(data), wirelen, -1, data, 0
+                    continue
+                iface = local_ifaces[0]
+                (wirelen,) = struct.unpack_from(order + "I", self._buf, body)
+                caplen = min(wirelen, end - body - 4)
+                if iface.snaplen:
+                    caplen = min(caplen, iface.snaplen)
+                data = self._buf[body + 4:body + 4 + caplen]
+                no += 1
+                direction = 0
+                # A simple packet block carries no timestamp; keep time monotonic for analysis.
+                ts = last_ts if last_ts >= 0 else 0
+            elif btype == _BT_PB:
+                ifid, _drops, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "HHIIII", self._buf, body)
+                data_start = body + 20
+                opt_start = data_start + ((caplen + 3) & ~3)
+                no += 1
+                if opt_start > end:
+                    damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
+                    caplen = max(0, end - data_start)
+                    opt_start = end
+                data = self._buf[data_start:data_start + caplen]
+                direction = self._epb_options(order, opt_start, end, no) if opt_start < end else 0
+                if ifid >= len(local_ifaces):
+                    damage.add("unknown_interface", no, f"packet names interface {ifid}, which the section never described")
+                    yield no, (ts_hi << 32 | ts_lo) * 1000, caplen, wirelen, -1, data, direction
+                    continue
+                iface = local_ifaces[ifid]
+                mul, div = iface.tsresol_ns
+                ticks = ts_hi << 32 | ts_lo
+                ts = ticks * mul // div + iface.tsoffset_s * 1_000_000_000
+            elif btype == _BT_SHB:
+                section += 1
+                self.sections += 1
+                major, minor = struct.unpack_from(order + "HH", self._buf, body + 4)
+                if major != 1:
+                    damage.add("bad_block", no + 1, f"section header version {major}.{minor} is not 1.x; rest of file unreadable")
+                    self.bytes_unread = self._remaining()
+                    break
+                local_ifaces = []
+                self._shb_options(order, body + 16, end)
+                continue
+            elif btype == _BT_IDB:
+                linktype, _res, snaplen = struct.unpack_from(order + "HHI", self._buf, body)
+                iface = Interface(len(self.interfaces), linktype, snaplen, (1000, 1), section=max(section, 0))
+                self._idb_options(order, body + 8, end, iface)
+                local_ifaces.append(iface)
+                self.interfaces.append(iface)
+                continue
+            elif btype == _BT_JOURNAL:
+                no += 1
+                continue
+            else:
+                continue  # NRB, ISB, DSB, custom blocks: not frames
+            if ts < last_ts:
+                damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
+                if self.first_ts is None or ts < self.first_ts:
+                    self.first_ts = ts
+            else:
+                if last_ts < 0:
+                    self.first_ts = ts
+                last_ts = ts
+            if caplen < wirelen:
+                damage.add("snaplen_cut", no, "frame cut by the snapshot length")
+            if iface.snaplen and caplen > iface.snaplen:
+                damage.add("caplen_over_snaplen", no, f"captured length above the interface snaplen {iface.snaplen}")
+            iface.frames += 1
+            yield no, ts, caplen, wirelen, iface.id, data, direction
+        self.frames = no
+        self.last_ts = last_ts if last_ts >= 0 else None
+
+    def _consumed(self) -> int:
+        try:
+            return int(self.src._stream.tell()) - self._remaining()
+        except (OSError, ValueError):
+            return -1
+
+    def _options(self, order: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        buf = self._buf
+        pos = start
+        while pos + 4 <= end:
+            code, length = struct.unpack_from(order + "HH", buf, pos)
+            if code == 0:
+                return
+            value_end = pos + 4 + length
+            if value_end > end:
+                return
+            yield code, buf[pos + 4:value_end]
+            pos = pos + 4 + ((length + 3) & ~3)
+
+    def _epb_options(self, order: str, start: int, end: int, no: int) -> int:
+        direction = 0
+        for code, value in self._options(order, start, end):
+            if code == 1:
+                self.comments.setdefault(no, []).append(value.decode("utf-8", "replace"))
+            elif code == 2 and len(value) >= 4:
+                (flags,) = struct.unpack(order + "I", value[:4])
+                direction = flags & 0x3
+        return direction
+
+    def _shb_options(self, order: str, start: int, end: int) -> None:
+        names = {2: "shb_hardware", 3: "shb_os", 4: "shb_userappl"}
+        for code, value in self._options(order, start, end):
+            text = value.decode("utf-8", "replace")
+            if code == 1:
+                self.section_comments.append(text)
+            elif code in names:
+                self.shb_info.setdefault(names[code], text)
+
+    def _idb_options(self, order: str, start: int, end: int, iface: Interface) -> None:
+        for code, value in self._options(order, start, end):
+            if code == 2:
+                iface.name = value.decode("utf-8", "replace")
+            elif code == 3:
+                iface.description = value.decode("utf-8", "replace")
+            elif code == 9 and value:
+                res = value[0]
+                if res & 0x80:
+                    # Power of two: ticks of 2^-n s. Keep it exact as a fraction of ns.
+                    iface.tsresol_ns = (1_000_000_000, 1 << (res & 0x7F))
+                else:
+                    exp = res
+                    iface.tsresol_ns = (10 ** (9 - exp), 1) if exp <= 9 else (1, 10 ** (exp - 9))
+            elif code == 14 and len(value) >= 8:
+                (iface.tsoffset_s,) = struct.unpack(order + "q", value[:8])
+            elif code == 13 and value:
+                iface.fcslen = value[0]

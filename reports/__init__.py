@@ -1,0 +1,1 @@
+"""Report templates, shipped in the wheel as ``pcapsleuth._reports``."""
