@@ -1,4 +1,4 @@
-"""The analysis pipeline: capture -> packets -> (connections, findings) -> results."""
+"""The analysis pipeline: capture -> packets -> connections (-> findings) -> results."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from .capture import Capture, CaptureInfo
 from .reader import Source
+from .tracker import LIKELY_SERVER_PORTS, Connection, Tracker
 
 __all__ = ["AnalysisResult", "analyze_capture"]
 
@@ -17,9 +18,13 @@ class AnalysisResult:
     """Everything one analysis produced, in the shape of the JSON document."""
 
     capture: CaptureInfo
+    connections: list[Connection] = dataclasses.field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"capture": self.capture.to_dict()}
+        return {
+            "capture": self.capture.to_dict(),
+            "connections": [c.to_dict() for c in self.connections],
+        }
 
     def summary_text(self) -> str:
         from .summary import capture_summary
@@ -28,15 +33,22 @@ class AnalysisResult:
 
 
 def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", verify_checksums: bool = True,
-                    max_decompressed: int = 64 * 1024**3) -> AnalysisResult:
-    """Read and analyze one capture."""
+                    max_decompressed: int = 64 * 1024**3, strict_checksums: bool = False,
+                    likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS) -> AnalysisResult:
+    """Read one capture and track its connections.
+
+    ``strict_checksums`` counts checksums that merely look offloaded as bad, as Zeek does
+    without ``-C``; by default they are trusted (the NIC or loopback completes them).
+    """
     if engine == "tshark":
         from .engine_tshark import TsharkCapture
 
         cap: Any = TsharkCapture(source)
     else:
         cap = Capture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
+    tracker = Tracker(strict_checksums=strict_checksums, likely_server_ports=likely_server_ports)
+    feed = tracker.packet
     with cap:
-        for _pkt in cap:
-            pass
-    return AnalysisResult(capture=cap.info)
+        for pkt in cap:
+            feed(pkt)
+    return AnalysisResult(capture=cap.info, connections=tracker.finish())

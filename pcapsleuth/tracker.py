@@ -1,0 +1,1125 @@
+"""Connection tracking: two endpoint state machines per TCP connection, in Zeek's spirit.
+
+Each TCP connection holds two :class:`Endpoint` objects. Every packet goes through one fixed
+pipeline, modelled on Zeek's TCP analyzer (``TCPSessionAdapter::Process``):
+
+    flags -> endpoint init -> relative seq -> history -> window -> ack -> last seq
+          -> Zeek state update -> gap check -> reassembly bookkeeping -> RFC 793 inference
+
+so that ``conn_state`` and ``history`` agree with Zeek's conn.log, while the RFC 793 state each
+side's kernel is probably in (what ``ss`` would show) is inferred on top, with the frame of every
+change. Anomalies are raised here only as facts on the connection (counters, frames); what they
+mean is decided by the detectors.
+
+Generations: a 4-tuple seen again after a close, a reset or with a new ISN is a *new* connection,
+linked to its predecessor (see :meth:`Tracker._is_reuse`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
+from .seq import seq_delta
+from .tcpopts import parse_options
+
+__all__ = [
+    "EndpointState",
+    "Endpoint",
+    "Connection",
+    "Tracker",
+    "conn_state",
+    "LIKELY_SERVER_PORTS",
+]
+
+_MASK = 0xFFFFFFFF
+TOO_LARGE_SEQ_DELTA = 1048576  # Zeek's bound on believable SYN/RST sequence jumps
+#: Packets kept per connection as evidence (the first ones, plus SYN/FIN/RST up to the same number).
+EVIDENCE_FIRST = 48
+EVIDENCE_CONTROL = 64
+MAX_TRANSITIONS = 48
+MAX_BLOCKS = 64  # out-of-order ranges remembered per endpoint for gap detection
+#: A closed connection whose tuple stays silent this long is final (Zeek's tcp_close_delay is 5 s).
+CLOSE_LINGER_NS = 5_000_000_000
+#: An idle connection is final after this long (Zeek's tcp_inactivity_timeout).
+INACTIVITY_NS = 300_000_000_000
+
+
+class EndpointState(enum.IntEnum):
+    """Zeek's endpoint states (the numbers Zeek prints)."""
+
+    INACTIVE = 0  # nothing seen from this side yet
+    SYN_SENT = 1  # sent a SYN (originator) and nothing that completes the handshake
+    SYN_ACK_SENT = 2  # sent a SYN-ACK as the first thing we saw from it
+    PARTIAL = 3  # seen mid-stream: data or ACKs without a handshake
+    ESTABLISHED = 4  # the handshake completed from this side's point of view
+    CLOSED = 5  # sent a FIN
+    RESET = 6  # sent a RST
+
+
+_INACTIVE, _SYN_SENT, _SYN_ACK_SENT, _PARTIAL, _ESTABLISHED, _CLOSED, _RESET = range(7)
+
+# History masks (Zeek's HIST_*): a letter is recorded once per direction.
+_H_SYN, _H_FIN, _H_RST, _H_FIN_RST, _H_DATA, _H_ACK, _H_MULTI = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
+
+#: Ports Zeek treats as "likely server" ports with its default scripts loaded (the ports its
+#: analyzers register). A connection first seen from such a port is flipped (Zeek's
+#: WantConnection heuristic).
+LIKELY_SERVER_PORTS = frozenset({
+    21, 22, 23, 25, 53, 79, 80, 81, 88, 102, 110, 111, 135, 137, 139, 143, 161, 162, 389, 443, 445,
+    465, 502, 513, 514, 563, 585, 587, 614, 631, 636, 989, 990, 992, 993, 995, 1080, 1194, 1433, 1434,
+    1812, 1883, 2049, 2811, 3128, 3268, 3306, 3389, 5060, 5061, 5222, 5223, 5269, 5432, 5900, 6379, 6666,
+    6667, 6668, 6669, 8000, 8080, 8888, 20000,
+})
+
+# RFC 793 states as inferred per side.
+SYN_SENT_S = "SYN-SENT"
+SYN_RCVD_S = "SYN-RECEIVED"
+ESTAB_S = "ESTABLISHED"
+FIN_WAIT_1 = "FIN-WAIT-1"
+FIN_WAIT_2 = "FIN-WAIT-2"
+CLOSE_WAIT = "CLOSE-WAIT"
+CLOSING = "CLOSING"
+LAST_ACK = "LAST-ACK"
+TIME_WAIT = "TIME-WAIT"
+CLOSED_S = "CLOSED"
+
+
+class Endpoint:
+    """One side of a TCP connection: Zeek's endpoint state plus what pcapsleuth measures."""
+
+    __slots__ = (
+        "addr", "port", "is_orig", "state", "prev_state", "start_seq", "last_seq", "ack_seq", "seq_wraps",
+        "ack_wraps", "window_scale", "window", "window_seq", "window_ack_seq", "fin_cnt", "rst_cnt", "syn_cnt",
+        "fin_seq", "hist_last_syn", "hist_last_fin", "hist_last_rst", "chk_cnt", "chk_thresh", "rxmt_cnt",
+        "rxmt_thresh", "win0_cnt", "win0_thresh", "gap_cnt", "gap_thresh", "did_close", "pkts", "ip_bytes",
+        "last_reassem", "trim_seq", "blocks", "gap_bytes", "tcp_state", "data_bytes", "rxmit_pkts",
+        "rxmit_bytes", "isn", "syn_opts", "first_ttl", "first_mac", "last_ts", "fin_raw", "zero_windows",
+        "bad_checksums", "offloaded_checksums", "rsts", "fins", "syns", "data_pkts",
+    )
+
+    def __init__(self, addr: str, port: int, is_orig: bool) -> None:
+        self.addr = addr
+        self.port = port
+        self.is_orig = is_orig
+        self.state = _INACTIVE
+        self.prev_state = _INACTIVE
+        self.start_seq = self.last_seq = self.ack_seq = 0
+        self.seq_wraps = self.ack_wraps = 0
+        self.window_scale = 0
+        self.window = self.window_seq = self.window_ack_seq = 0
+        self.fin_cnt = self.rst_cnt = self.syn_cnt = 0
+        self.fin_seq = 0
+        self.hist_last_syn = self.hist_last_fin = self.hist_last_rst = 0
+        self.chk_cnt = self.rxmt_cnt = self.win0_cnt = self.gap_cnt = 0
+        self.chk_thresh = self.rxmt_thresh = self.win0_thresh = self.gap_thresh = 1
+        self.did_close = False
+        self.pkts = 0
+        self.ip_bytes = 0
+        self.last_reassem = 1
+        self.trim_seq = 1
+        self.blocks: list[list[int]] = []
+        self.gap_bytes = 0
+        self.tcp_state: str | None = None
+        self.data_bytes = 0
+        self.rxmit_pkts = 0
+        self.rxmit_bytes = 0
+        self.isn: int | None = None
+        self.syn_opts: dict[str, Any] | None = None
+        self.first_ttl: int | None = None
+        self.first_mac: str | None = None
+        self.last_ts = 0
+        self.fin_raw: int | None = None  # raw sequence number of our FIN
+        self.zero_windows = 0
+        self.bad_checksums = 0
+        self.offloaded_checksums = 0
+        self.rsts: list[int] = []
+        self.fins: list[int] = []
+        self.syns: list[int] = []
+        self.data_pkts = 0
+
+    # Zeek's sequence bookkeeping --------------------------------------------------------------
+    def update_last_seq(self, seq: int) -> None:
+        if seq < self.last_seq:
+            self.seq_wraps += 1
+        self.last_seq = seq
+
+    def update_ack_seq(self, seq: int) -> None:
+        if seq < self.ack_seq:
+            self.ack_wraps += 1
+        self.ack_seq = seq
+
+    def rel(self, seq: int, wraps: int) -> int:
+        return ((wraps << 32) | seq) - self.start_seq
+
+    def no_data_acked(self) -> bool:
+        ack = (self.ack_wraps << 32) | self.ack_seq
+        return ack == self.start_seq or ack == self.start_seq + 1
+
+    def size(self, peer: Endpoint) -> int:
+        """Bytes of payload sent, measured in sequence space (Zeek's TCP_Endpoint::Size)."""
+        if (self.prev_state == _SYN_SENT and self.state == _RESET and peer.state == _INACTIVE
+                and not self.no_data_acked()):
+            return 0
+        last64 = (self.seq_wraps << 32) | self.last_seq
+        ack64 = (self.ack_wraps << 32) | self.ack_seq
+        size = (last64 if last64 > ack64 else ack64) - self.start_seq
+        if size < 0:
+            size &= 0xFFFFFFFFFFFFFFFF  # Zeek computes this in uint64
+        if size:
+            size -= 1
+        if self.fin_cnt and size:
+            size -= 1
+        return size
+
+    def set_state(self, new: int) -> None:
+        if new != self.state:
+            self.prev_state = self.state
+            self.state = new
+
+    @property
+    def state_name(self) -> str:
+        return EndpointState(self.state).name
+
+
+def _scaled(conn: Connection, code: str, ep: Endpoint, counter: str, thresh: str) -> None:
+    """Zeek's ScaledHistoryEntry: the letter is added at the 1st, 10th, 100th ... occurrence."""
+    n = getattr(ep, counter) + 1
+    setattr(ep, counter, n)
+    t = getattr(ep, thresh)
+    if n == t:
+        conn.history.append(code if ep.is_orig else code.lower())
+        setattr(ep, thresh, t * 10)
+
+
+class Connection:
+    """One TCP (or UDP/ICMP) connection: two endpoints, Zeek's history, and our own facts."""
+
+    __slots__ = (
+        "uid", "index", "key", "proto", "ip_version", "orig", "resp", "history", "hist_seen", "first_ts",
+        "last_ts", "first_frame", "last_frame", "predecessor", "pred_info", "is_partial", "first_seen",
+        "flipped", "first_was_synack", "syn_ts", "synack_ts", "ack_ts", "syn_frame", "synack_frame",
+        "ack_frame", "evidence", "n_control_evidence", "transitions", "close_first", "close_how",
+        "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "loopback_link", "successor",
+        "last_syn_ts",
+    )
+
+    def __init__(self, uid: str, index: int, key: tuple[Any, ...], proto: str, ip_version: int,
+                 orig: Endpoint, resp: Endpoint) -> None:
+        self.uid = uid
+        self.index = index
+        self.key = key
+        self.proto = proto
+        self.ip_version = ip_version
+        self.orig = orig
+        self.resp = resp
+        self.history: list[str] = []
+        self.hist_seen = 0
+        self.first_ts = 0
+        self.last_ts = 0
+        self.first_frame = 0
+        self.last_frame = 0
+        self.predecessor: str | None = None
+        self.pred_info: dict[str, Any] | None = None
+        self.successor: str | None = None
+        self.is_partial = False
+        self.first_seen = 0  # 1 orig, 2 resp
+        self.flipped = False
+        self.first_was_synack = False
+        self.syn_ts: int | None = None
+        self.last_syn_ts: int | None = None
+        self.synack_ts: int | None = None
+        self.ack_ts: int | None = None
+        self.syn_frame: int | None = None
+        self.synack_frame: int | None = None
+        self.ack_frame: int | None = None
+        self.evidence: list[Packet] = []
+        self.n_control_evidence = 0
+        self.transitions: list[tuple[int, int, str, str]] = []  # (frame, ts, side, state)
+        self.close_first: str | None = None
+        self.close_how: str | None = None
+        self.close_frame: int | None = None
+        self.closed_ts: int | None = None
+        self.vlan: tuple[int, ...] = ()
+        self.finished = False
+        self.weirds: dict[str, list[int]] = {}
+        self.iface = 0
+        self.loopback_link = False
+
+    # history ----------------------------------------------------------------------------------
+    def check_history(self, ep: Endpoint, mask: int, code: str) -> bool:
+        """Record ``code`` the first time; True if it was already seen (Zeek's CheckHistory)."""
+        if not ep.is_orig:
+            mask <<= 16
+            code = code.lower()
+        if self.hist_seen & mask:
+            return True
+        self.hist_seen |= mask
+        self.history.append(code)
+        return False
+
+    def add_history(self, ep: Endpoint, code: str) -> None:
+        self.history.append(code if ep.is_orig else code.lower())
+
+    def weird(self, name: str, frame: int) -> None:
+        frames = self.weirds.setdefault(name, [])
+        if len(frames) < 16:
+            frames.append(frame)
+
+    def flip(self) -> None:
+        """Swap originator and responder (Zeek's Connection::FlipRoles)."""
+        self.orig, self.resp = self.resp, self.orig
+        self.orig.is_orig = True
+        self.resp.is_orig = False
+        fs = self.first_seen
+        self.first_seen = (2 if fs & 1 else 0) | (1 if fs & 2 else 0)
+        self.is_partial = False
+        self.flipped = True
+        self.history.append("^")
+        self.transitions = [(f, t, "resp" if s == "orig" else "orig", st) for f, t, s, st in self.transitions]
+        if self.close_first:
+            self.close_first = "resp" if self.close_first == "orig" else "orig"
+
+    # summary ----------------------------------------------------------------------------------
+    @property
+    def history_str(self) -> str:
+        return "".join(self.history)
+
+    @property
+    def conn_state(self) -> str:
+        if self.proto != "tcp":
+            return _other_conn_state(self)
+        return conn_state(self.orig.state, self.resp.state, self.history_str,
+                          self.orig.size(self.resp), self.resp.size(self.orig))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON ``connections[]`` object (a public contract: add keys, never rename)."""
+        from .community_id import community_id
+        from .util import iso_ts
+
+        o, r = self.orig, self.resp
+        proto_num = {"tcp": 6, "udp": 17, "icmp": 1 if self.ip_version == 4 else 58}.get(self.proto, 0)
+        rtt1 = None if self.synack_ts is None or self.last_syn_ts is None else \
+            round((self.synack_ts - self.last_syn_ts) / 1e9, 9)
+        rtt2 = None if self.ack_ts is None or self.synack_ts is None else round((self.ack_ts - self.synack_ts) / 1e9, 9)
+        d: dict[str, Any] = {
+            "uid": self.uid,
+            "orig_h": o.addr,
+            "orig_p": o.port,
+            "resp_h": r.addr,
+            "resp_p": r.port,
+            "proto": self.proto,
+            "ip_version": self.ip_version,
+            "community_id": community_id(o.addr, r.addr, proto_num, o.port, r.port),
+            "predecessor": self.predecessor,
+            "successor": self.successor,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "first_ts": iso_ts(self.first_ts),
+            "last_ts": iso_ts(self.last_ts),
+            "duration": round((self.last_ts - self.first_ts) / 1e9, 9),
+            "orig_pkts": o.pkts,
+            "resp_pkts": r.pkts,
+            "orig_bytes": o.size(r) if self.proto == "tcp" else o.data_bytes,
+            "resp_bytes": r.size(o) if self.proto == "tcp" else r.data_bytes,
+            "orig_ip_bytes": o.ip_bytes,
+            "resp_ip_bytes": r.ip_bytes,
+            "missed_bytes": o.gap_bytes + r.gap_bytes,
+            "conn_state": self.conn_state,
+            "history": self.history_str,
+            "orig_state": o.state_name if self.proto == "tcp" else None,
+            "resp_state": r.state_name if self.proto == "tcp" else None,
+            "orig_tcp_state": o.tcp_state,
+            "resp_tcp_state": r.tcp_state,
+            "rtt_syn_synack": rtt1,
+            "rtt_synack_ack": rtt2,
+            "orig_retrans_bytes": o.rxmit_bytes,
+            "resp_retrans_bytes": r.rxmit_bytes,
+            "orig_retrans_pkts": o.rxmit_pkts,
+            "resp_retrans_pkts": r.rxmit_pkts,
+            "closed_by": self.close_first,
+            "close_how": self.close_how,
+            "close_frame": self.close_frame,
+            "orig_isn": o.isn,
+            "resp_isn": r.isn,
+            "orig_mss": (o.syn_opts or {}).get("mss"),
+            "resp_mss": (r.syn_opts or {}).get("mss"),
+            "orig_wscale": (o.syn_opts or {}).get("wscale"),
+            "resp_wscale": (r.syn_opts or {}).get("wscale"),
+            "orig_ttl": o.first_ttl,
+            "resp_ttl": r.first_ttl,
+            "orig_l2_addr": o.first_mac,
+            "resp_l2_addr": r.first_mac,
+            "vlan": list(self.vlan) or None,
+            "transitions": [{"frame": f, "ts": iso_ts(t), "side": s, "state": st} for f, t, s, st in self.transitions],
+            "weirds": {k: v for k, v in sorted(self.weirds.items())},
+        }
+        if self.pred_info is not None:
+            d["predecessor_info"] = self.pred_info
+        return d
+
+
+def conn_state(os_: int, rs: int, history: str, orig_size: int = 0, resp_size: int = 0) -> str:
+    """Zeek's conn_state for TCP, a pure function of the endpoint states and the history.
+
+    Mirrors ``Conn::conn_state`` in Zeek's ``base/protocols/conn/main.zeek``.
+    """
+    o_inactive = os_ in (_INACTIVE, _PARTIAL)
+    r_inactive = rs in (_INACTIVE, _PARTIAL)
+    if rs == _RESET:
+        if os_ in (_SYN_SENT, _SYN_ACK_SENT) or (os_ == _RESET and orig_size == 0 and resp_size == 0):
+            return "REJ"
+        if o_inactive:
+            return "RSTRH"
+        return "RSTR"
+    if os_ == _RESET:
+        if r_inactive:
+            if _rstos0(history):
+                return "RSTOS0"
+            return "OTH"
+        return "RSTO"
+    if rs == _CLOSED and os_ == _CLOSED:
+        return "SF"
+    if os_ == _CLOSED:
+        return "SH" if r_inactive else "S2"
+    if rs == _CLOSED:
+        return "SHR" if o_inactive else "S3"
+    if os_ == _SYN_SENT and rs == _INACTIVE:
+        return "S0"
+    if os_ == _ESTABLISHED and rs == _ESTABLISHED:
+        return "S1"
+    return "OTH"
+
+
+def _rstos0(history: str) -> bool:
+    """Zeek's ``/\\^?S[^HAFGIQ]*R.*/`` on the history."""
+    h = history[1:] if history.startswith("^") else history
+    if not h.startswith("S"):
+        return False
+    for ch in h[1:]:
+        if ch == "R":
+            return True
+        if ch in "HAFGIQ":
+            return False
+    return False
+
+
+def _other_conn_state(c: Connection) -> str:
+    o_active = c.orig.pkts > 0
+    r_active = c.resp.pkts > 0
+    if o_active:
+        return "SF" if r_active else "S0"
+    return "SHR" if r_active else "OTH"
+
+
+def _is_clean(ep: Endpoint) -> bool:
+    return ep.state == _ESTABLISHED or (ep.state == _CLOSED and ep.prev_state == _ESTABLISHED)
+
+
+class Tracker:
+    """Feeds packets through per-connection state machines and yields finished connections.
+
+    >>> tr = Tracker()                       # doctest: +SKIP
+    >>> for pkt in capture: tr.packet(pkt)   # doctest: +SKIP
+    >>> conns = tr.finish()                  # doctest: +SKIP
+    """
+
+    def __init__(self, *, likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
+                 strict_checksums: bool = False, max_connections: int = 2_000_000) -> None:
+        self.likely_server_ports = likely_server_ports
+        #: True: a checksum that merely looks offloaded counts as bad (Zeek without -C).
+        self.strict_checksums = strict_checksums
+        self.max_connections = max_connections
+        self.active: dict[tuple[Any, ...], Connection] = {}
+        self.done: list[Connection] = []
+        self.count = 0
+        self.tcp_packets = 0
+        self.untracked = 0
+        self.evicted = 0
+        self.loopback_ifaces: set[int] = set()
+        self.loopback_linktypes = {0, 108}
+        self._last_sweep = 0
+
+    # -- entry --------------------------------------------------------------------------------
+    def packet(self, p: Packet) -> Connection | None:
+        """Account one decoded packet; returns its connection (or None if it has none)."""
+        proto = p.proto
+        if proto == 6:
+            if p.flags is None:
+                self.untracked += 1
+                return None
+            return self._tcp(p)
+        if proto in (17, 1, 58) and p.sport is not None:
+            return self._other(p)
+        self.untracked += 1
+        return None
+
+    def finish(self) -> list[Connection]:
+        """Close the books: every connection, in order of first frame."""
+        for conn in self.active.values():
+            conn.finished = True
+            self.done.append(conn)
+        self.active = {}
+        self.done.sort(key=lambda c: c.index)
+        return self.done
+
+    def sweep(self, now: int) -> list[Connection]:
+        """Finalize connections that are closed or idle at capture time ``now`` (memory bound)."""
+        out = []
+        for key, conn in list(self.active.items()):
+            idle = now - conn.last_ts
+            closed = conn.orig.did_close and conn.resp.did_close or conn.orig.state == _RESET \
+                or conn.resp.state == _RESET
+            if idle > INACTIVITY_NS or (closed and idle > 60_000_000_000):
+                conn.finished = True
+                del self.active[key]
+                out.append(conn)
+        self.done.extend(out)
+        return out
+
+    # -- connection lookup ----------------------------------------------------------------------
+    def _new_conn(self, p: Packet, key: tuple[Any, ...], proto: str, flip: bool) -> Connection:
+        self.count += 1
+        n = self.count
+        if flip:
+            orig = Endpoint(p.dst, p.dport, True)  # type: ignore[arg-type]
+            resp = Endpoint(p.src, p.sport, False)  # type: ignore[arg-type]
+        else:
+            orig = Endpoint(p.src, p.sport, True)  # type: ignore[arg-type]
+            resp = Endpoint(p.dst, p.dport, False)  # type: ignore[arg-type]
+        conn = Connection(f"C{n:06d}", n, key, proto, p.ip_version, orig, resp)
+        conn.first_ts = conn.last_ts = p.ts
+        conn.first_frame = conn.last_frame = p.no
+        conn.vlan = p.vlan
+        conn.iface = p.iface
+        if flip:
+            conn.history.append("^")
+            conn.flipped = True
+        if len(self.active) >= self.max_connections:
+            self._evict()
+        self.active[key] = conn
+        return conn
+
+    def _evict(self) -> None:
+        """Finalize the least recently active tenth of the table (bounded memory under scans)."""
+        victims = sorted(self.active.items(), key=lambda kv: kv[1].last_ts)[: max(1, len(self.active) // 10)]
+        for key, conn in victims:
+            conn.finished = True
+            del self.active[key]
+            self.done.append(conn)
+            self.evicted += 1
+
+    def _want_flip(self, flags: int, sport: int, dport: int) -> bool:
+        """Zeek's WantConnection: guess the responder from likely server ports for partial starts."""
+        if not (flags & TCP_SYN) or flags & TCP_ACK:
+            lsp = self.likely_server_ports
+            if sport in lsp:
+                if dport in lsp:
+                    return not (flags & TCP_SYN) and sport < dport
+                return True
+        return False
+
+    def _is_reuse(self, conn: Connection, p: Packet, is_orig: bool) -> bool:
+        """Does this packet start a new generation on the tuple? (Zeek's IsReuse, plus timeouts)."""
+        flags = p.flags
+        assert flags is not None
+        closed = conn.orig.did_close or conn.resp.did_close
+        fully_closed = (conn.orig.did_close and conn.resp.did_close) or conn.orig.state == _RESET \
+            or conn.resp.state == _RESET
+        if fully_closed and conn.closed_ts is not None and p.ts - conn.last_ts > CLOSE_LINGER_NS:
+            return True  # Zeek has deleted the connection by now (tcp_close_delay)
+        if p.ts - conn.last_ts > INACTIVITY_NS:
+            return True
+        if not flags & TCP_SYN:
+            return False
+        conn_orig = conn.orig
+        if flags & TCP_ACK:
+            if conn.orig.state != _INACTIVE:
+                return False
+            conn_orig = conn.resp
+        if not closed:
+            if p.seq == conn_orig.start_seq:
+                return False
+            if (not flags & TCP_ACK and conn_orig.state == _SYN_ACK_SENT and conn.resp.state == _INACTIVE
+                    and p.seq == conn.resp.start_seq):
+                return False
+            if conn_orig.state == _SYN_SENT:
+                conn.weird("SYN_seq_jump", p.no)
+            else:
+                conn.weird("active_connection_reuse", p.no)
+            return True
+        return True
+
+    def _tcp(self, p: Packet) -> Connection:
+        self.tcp_packets += 1
+        src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
+        if (src, sport) <= (dst, dport):  # type: ignore[operator]
+            key = (src, sport, dst, dport, 6)
+        else:
+            key = (dst, dport, src, sport, 6)
+        conn = self.active.get(key)
+        flags = p.flags
+        assert flags is not None
+        if conn is not None:
+            is_orig = src == conn.orig.addr and sport == conn.orig.port
+            if self._is_reuse(conn, p, is_orig):
+                old = conn
+                del self.active[key]
+                old.finished = True
+                self.done.append(old)
+                conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
+                conn.predecessor = old.uid
+                old.successor = conn.uid
+                conn.pred_info = _pred_info(old, p.ts)
+        else:
+            conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
+        is_orig = src == conn.orig.addr and sport == conn.orig.port
+        self._process(conn, p, is_orig, flags)
+        return conn
+
+    def _other(self, p: Packet) -> Connection:
+        src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
+        proto = p.proto
+        if (src, sport) <= (dst, dport):  # type: ignore[operator]
+            key = (src, sport, dst, dport, proto)
+        else:
+            key = (dst, dport, src, sport, proto)
+        conn = self.active.get(key)
+        if conn is None or p.ts - conn.last_ts > 60_000_000_000:
+            if conn is not None:
+                conn.finished = True
+                self.done.append(conn)
+            name = "udp" if proto == 17 else "icmp"
+            conn = self._new_conn(p, key, name, False)
+        is_orig = src == conn.orig.addr and sport == conn.orig.port
+        ep = conn.orig if is_orig else conn.resp
+        if ep.pkts == 0:
+            conn.add_history(ep, "D")
+        ep.pkts += 1
+        ep.data_bytes += p.payload_len or 0
+        ep.ip_bytes += _ip_len(p)
+        conn.last_ts = p.ts
+        conn.last_frame = p.no
+        return conn
+
+    # -- the per-packet pipeline ------------------------------------------------------------------
+    def _process(self, conn: Connection, p: Packet, is_orig: bool, flags: int) -> None:
+        ep = conn.orig if is_orig else conn.resp
+        peer = conn.resp if is_orig else conn.orig
+        ts = p.ts
+        cks = p.cksum
+        if cks == Cksum.BAD or (cks == Cksum.OFFLOADED and self.strict_checksums):
+            # Zeek drops the packet after creating the connection; the receiver's stack would too.
+            ep.bad_checksums += 1
+            _scaled(conn, "C", ep, "chk_cnt", "chk_thresh")
+            conn.weird("bad_TCP_checksum", p.no)
+            if conn.first_frame == p.no:
+                conn.first_ts = ts
+            return
+        if cks == Cksum.OFFLOADED:
+            ep.offloaded_checksums += 1
+
+        syn = flags & TCP_SYN
+        fin = flags & TCP_FIN
+        rst = flags & TCP_RST
+        ackf = flags & TCP_ACK
+        length = p.payload_len or 0
+        seq = p.seq
+        ack = p.ack
+        assert seq is not None and ack is not None
+
+        # PR #2191 in Zeek: a connection that began with a SYN-ACK is flipped as soon as an ACK or
+        # data follows in either direction (a stealth scan would elicit neither).
+        if conn.first_was_synack and not conn.flipped and not syn and not rst and (ackf or length):
+            conn.first_was_synack = False
+            conn.history = ["^"] + [c.swapcase() for c in conn.history]
+            conn.hist_seen = ((conn.hist_seen & 0xFFFF) << 16) | (conn.hist_seen >> 16)
+            conn.flip()
+            conn.history.pop()  # flip() appended '^'; it is already in front
+            is_orig = not is_orig  # the same endpoint objects, now in the other roles
+
+        # set_partial_status
+        if is_orig:
+            if not conn.first_seen & 1:
+                conn.is_partial = not syn or bool(ackf)
+        elif not conn.first_seen & 2 and not conn.is_partial:
+            conn.is_partial = not syn
+
+        seg_len = length + (1 if syn else 0) + (1 if fin else 0)
+        if rst:
+            seg_len -= length
+        seq_one_past = (seq + seg_len) & _MASK
+
+        # init_endpoint
+        st = ep.state
+        if st == _INACTIVE:
+            if syn:
+                ep.ack_seq = ep.start_seq = seq
+                last = seq_one_past
+            else:
+                ep.ack_seq = ep.start_seq = (seq - 1) & _MASK
+                last = seq
+            ep.last_seq = last
+        elif st in (_SYN_SENT, _SYN_ACK_SENT):
+            if syn and seq != ep.start_seq:
+                conn.weird("SYN_seq_jump", p.no)
+                ep.start_seq = ep.ack_seq = seq
+                ep.last_seq = seq_one_past
+        elif st in (_ESTABLISHED, _PARTIAL):
+            if syn:
+                if ep.size(peer) > 0:
+                    conn.weird("SYN_inside_connection", p.no)
+                if seq != ep.start_seq:
+                    conn.weird("SYN_seq_jump", p.no)
+                ep.start_seq = ep.ack_seq = seq
+                ep.last_seq = seq_one_past
+        elif st == _RESET:
+            if syn and ep.prev_state == _INACTIVE:
+                ep.start_seq = ep.ack_seq = seq
+                ep.last_seq = seq_one_past
+
+        rel_seq, underflow = _relative(ep, seq, ep.last_seq, ep.seq_wraps)
+
+        # update_history
+        bits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
+        if bits > 1:
+            if fin and rst:
+                conn.check_history(ep, _H_FIN_RST, "I")
+            else:
+                conn.check_history(ep, _H_MULTI, "Q")
+        elif bits == 1:
+            if syn:
+                code = "H" if ackf else "S"
+                if conn.check_history(ep, _H_SYN, code) and rel_seq != ep.hist_last_syn:
+                    conn.add_history(ep, code)
+                ep.hist_last_syn = rel_seq
+            if fin:
+                if conn.check_history(ep, _H_FIN, "F") and rel_seq + length != ep.hist_last_fin:
+                    conn.add_history(ep, "F")
+                ep.hist_last_fin = rel_seq + length
+            if rst:
+                if conn.check_history(ep, _H_RST, "R") and rel_seq != ep.hist_last_rst:
+                    conn.add_history(ep, "R")
+                ep.hist_last_rst = rel_seq
+        else:
+            if length:
+                conn.check_history(ep, _H_DATA, "D")
+            elif ackf:
+                conn.check_history(ep, _H_ACK, "A")
+
+        # update_window
+        win = (p.window or 0) << ep.window_scale
+        if win == 0 and not rst and peer.state != _CLOSED and ep.state != _RESET:
+            ep.zero_windows += 1
+            _scaled(conn, "W", ep, "win0_cnt", "win0_thresh")
+        if not syn and not fin and not rst and ep.state != _CLOSED and ep.state != _RESET:
+            if seq_delta(seq, ep.window_seq) >= 0 and seq_delta(ack, ep.window_ack_seq) >= 0:
+                ep.window = win
+                ep.window_ack_seq = ack
+                ep.window_seq = seq
+
+        if not (conn.orig.did_close and conn.resp.did_close):
+            conn.last_ts = ts
+        conn.last_frame = p.no
+
+        if syn:
+            opts = parse_options(p.options)
+            if flags & TCP_URG:
+                conn.weird("baroque_SYN", p.no)
+            if rst:
+                conn.weird("TCP_christmas", p.no)
+            if length:
+                conn.weird("SYN_with_data", p.no)
+            scale = opts.get("wscale", -1)
+            if scale < 0:
+                if ackf:
+                    ep.window_scale = peer.window_scale = 0
+                else:
+                    ep.window_scale = 0
+            else:
+                if scale > 14:
+                    conn.weird("TCP_scale_range", p.no)
+                    scale = 14
+                ep.window_scale = scale
+                ep.window_seq = seq
+                ep.window_ack_seq = ack
+                peer.window_seq = ack
+                peer.window_ack_seq = seq
+            if ep.syn_opts is None or not ackf or ep.isn is None:
+                ep.syn_opts = opts
+            if ep.isn is None or ep.isn != seq:
+                ep.isn = seq
+            ep.syn_cnt += 1
+            if len(ep.syns) < 32:
+                ep.syns.append(p.no)
+            if not ackf and is_orig:
+                if conn.syn_ts is None:
+                    conn.syn_ts = ts
+                    conn.syn_frame = p.no
+                if conn.synack_ts is None:
+                    conn.last_syn_ts = ts
+            elif ackf and not is_orig and conn.synack_ts is None:
+                conn.synack_ts = ts
+                conn.synack_frame = p.no
+        if fin:
+            ep.fin_cnt += 1
+            ep.fin_seq = rel_seq + seg_len
+            ep.fin_raw = (seq + length) & _MASK
+            if len(ep.fins) < 32:
+                ep.fins.append(p.no)
+        if rst:
+            ep.rst_cnt += 1
+            if len(ep.rsts) < 32:
+                ep.rsts.append(p.no)
+
+        rel_ack = 0
+        if ackf:
+            if peer.state == _INACTIVE:
+                rel_ack = 1
+                if not syn and not fin and not rst and ep.state in (_SYN_SENT, _SYN_ACK_SENT, _ESTABLISHED):
+                    conn.weird("possible_split_routing", p.no)
+                base = (ack - 1) & _MASK
+                peer.start_seq = peer.ack_seq = peer.last_seq = base
+            else:
+                rel_ack, ack_under = _relative(peer, ack, peer.ack_seq, peer.ack_wraps)
+                if ack_under:
+                    rel_ack = 0
+                    conn.weird("TCP_ack_underflow_or_misorder", p.no)
+                elif not rst:
+                    d = seq_delta(ack, peer.ack_seq)
+                    if not (ack == 0 and d > TOO_LARGE_SEQ_DELTA) and d > 0:
+                        peer.update_ack_seq(ack)
+            if (conn.ack_ts is None and is_orig and conn.synack_ts is not None and not syn
+                    and peer.isn is not None and ack == (peer.isn + 1) & _MASK):
+                conn.ack_ts = ts
+                conn.ack_frame = p.no
+
+        # update_last_seq
+        delta_last = seq_delta(seq_one_past, ep.last_seq)
+        if (syn or rst) and (delta_last > TOO_LARGE_SEQ_DELTA or delta_last < -TOO_LARGE_SEQ_DELTA):
+            pass
+        elif fin and ep.last_seq == (ep.start_seq + 1) & _MASK:
+            ep.update_last_seq(seq_one_past)
+        elif ep.state == _RESET:
+            pass
+        elif delta_last > 0:
+            ep.update_last_seq(seq_one_past)
+        elif length > 0:
+            ep.rxmit_pkts += 1
+            ep.rxmit_bytes += length
+            _scaled(conn, "T", ep, "rxmt_cnt", "rxmt_thresh")
+
+        self._state_machine(conn, p, ep, peer, is_orig, flags, length, delta_last)
+
+        if ackf:
+            self._ack_received(conn, peer, rel_ack)
+
+        # Data the reassembler would buffer: only fully captured payload (Zeek's DataSent).
+        if length > 0 and not rst and not underflow:
+            ep.data_pkts += 1
+            ep.data_bytes += length
+            if p.caplen >= p.wirelen:
+                _data_sent(ep, rel_seq + 1 if syn else rel_seq, length)
+
+        conn.first_seen |= 1 if is_orig else 2
+
+        # accounting (ConnSize)
+        ep.pkts += 1
+        ep.ip_bytes += _ip_len(p)
+        ep.last_ts = ts
+        if ep.first_ttl is None:
+            ep.first_ttl = p.ttl
+            ep.first_mac = p.src_mac
+
+        _rfc793(conn, p, ep, peer, is_orig, flags, length)
+
+        ev = conn.evidence
+        if len(ev) < EVIDENCE_FIRST:
+            ev.append(p)
+        elif flags & (TCP_SYN | TCP_FIN | TCP_RST) and conn.n_control_evidence < EVIDENCE_CONTROL:
+            conn.n_control_evidence += 1
+            ev.append(p)
+
+    def _state_machine(self, conn: Connection, p: Packet, ep: Endpoint, peer: Endpoint, is_orig: bool,
+                       flags: int, length: int, delta_last: int) -> None:
+        syn = flags & TCP_SYN
+        fin = flags & TCP_FIN
+        rst = flags & TCP_RST
+        ackf = flags & TCP_ACK
+        do_close = False
+        st = ep.state
+        if st == _INACTIVE:
+            if syn:
+                if is_orig:
+                    if ackf:
+                        conn.weird("connection_originator_SYN_ack", p.no)
+                        ep.set_state(_SYN_ACK_SENT)
+                        if peer.state == _INACTIVE and not conn.flipped and conn.first_frame == p.no:
+                            conn.first_was_synack = True
+                    else:
+                        ep.set_state(_SYN_SENT)
+                else:
+                    if ackf:
+                        if peer.state not in (_INACTIVE, _PARTIAL) and not (
+                                seq_delta(p.ack, peer.start_seq) >= 0  # type: ignore[arg-type]
+                                and seq_delta(peer.last_seq, p.ack) >= 0):  # type: ignore[arg-type]
+                            conn.weird("bad_SYN_ack", p.no)
+                    elif peer.state == _SYN_ACK_SENT and p.seq == ep.start_seq:
+                        # SYN/SYN-ACK reversal: flip the endpoints and establish.
+                        conn.first_was_synack = False
+                        conn.flip()
+                        peer.set_state(_ESTABLISHED)
+                        conn.first_seen |= 1
+                    else:
+                        conn.weird("simultaneous_open", p.no)
+                    if peer.state == _SYN_SENT:
+                        peer.set_state(_ESTABLISHED)
+                    elif peer.state == _INACTIVE:
+                        conn.weird("unsolicited_SYN_response", p.no)
+                    ep.set_state(_ESTABLISHED)
+            if fin:
+                ep.set_state(_CLOSED)
+                do_close = True
+                if peer.state != _PARTIAL and not syn:
+                    conn.weird("spontaneous_FIN", p.no)
+            if rst:
+                ep.set_state(_RESET)
+                do_close = True
+                if peer.state == _INACTIVE and not (is_orig and peer.state == _ESTABLISHED):
+                    conn.weird("spontaneous_RST", p.no)
+            if ep.state == _INACTIVE:
+                if not is_orig and length == 0 and conn.orig.state == _SYN_SENT:
+                    pass  # an eccentric stack ACKs the SYN before answering it
+                elif ackf and peer.state == _ESTABLISHED:
+                    ep.set_state(_ESTABLISHED)
+                    conn.is_partial = False
+                    conn.first_seen |= 1 if is_orig else 2
+                else:
+                    ep.set_state(_PARTIAL)
+        elif st in (_SYN_SENT, _SYN_ACK_SENT):
+            if fin:
+                if peer.state in (_INACTIVE, _SYN_SENT):
+                    conn.weird("inappropriate_FIN", p.no)
+                ep.set_state(_CLOSED)
+                do_close = True
+            if rst:
+                ep.set_state(_RESET)
+                do_close = True
+            elif length > 0:
+                conn.weird("data_before_established", p.no)
+        elif st in (_ESTABLISHED, _PARTIAL):
+            if syn and st == _PARTIAL and peer.state == _INACTIVE and not ackf:
+                conn.weird("SYN_after_partial", p.no)
+                ep.set_state(_SYN_SENT)
+            if fin and not rst:
+                ep.set_state(_CLOSED)
+                if peer.state == _RESET and peer.prev_state == _CLOSED:
+                    peer.set_state(_CLOSED)
+                do_close = True
+            if rst:
+                ep.set_state(_RESET)
+                do_close = True
+        elif st == _CLOSED:
+            if syn:
+                conn.weird("SYN_after_close", p.no)
+            if fin and delta_last > 0:
+                conn.weird("FIN_advanced_last_seq", p.no)
+            if rst and peer.state != _CLOSED:
+                ep.set_state(_RESET)
+                if not ep.did_close:
+                    do_close = True
+        elif st == _RESET:
+            if syn:
+                conn.weird("SYN_after_reset", p.no)
+            if fin:
+                conn.weird("FIN_after_reset", p.no)
+            if length > 0 and not rst:
+                conn.weird("data_after_reset", p.no)
+        if do_close and not ep.did_close:
+            ep.did_close = True
+            if conn.close_first is None:
+                conn.close_first = "orig" if is_orig else "resp"
+                conn.close_how = "RST" if rst else "FIN"
+                conn.close_frame = p.no
+            if (ep.did_close and peer.did_close) or ep.state == _RESET or peer.state == _INACTIVE:
+                conn.closed_ts = p.ts
+
+    def _ack_received(self, conn: Connection, ep: Endpoint, seq: int) -> None:
+        """The peer acknowledged ``seq`` (relative) of ``ep``'s data: Zeek's reassembler gap check."""
+        if ep.fin_cnt > 0 and seq >= ep.fin_seq:
+            seq = ep.fin_seq - 1
+        if seq <= ep.trim_seq:
+            return
+        if seq > ep.last_reassem:
+            peer = conn.resp if ep is conn.orig else conn.orig
+            if not (seq <= 2 and conn.is_partial):
+                blocks = ep.blocks
+                while blocks and blocks[0][0] < seq:
+                    b = blocks[0]
+                    if b[0] > ep.last_reassem:
+                        _gap(conn, ep, peer, ep.last_reassem, b[0] - ep.last_reassem)
+                        ep.last_reassem = b[0]
+                    if b[1] > ep.last_reassem:
+                        ep.last_reassem = b[1]
+                    blocks.pop(0)
+                if seq > ep.last_reassem:
+                    _gap(conn, ep, peer, ep.last_reassem, seq - ep.last_reassem)
+                if seq > ep.last_reassem:
+                    ep.last_reassem = seq
+        ep.trim_seq = seq
+        if ep.blocks:
+            ep.blocks = [b for b in ep.blocks if b[1] > seq]
+
+
+def _gap(conn: Connection, ep: Endpoint, peer: Endpoint, at: int, length: int) -> None:
+    if _is_clean(ep) and _is_clean(peer):
+        _scaled(conn, "G", ep, "gap_cnt", "gap_thresh")
+        ep.gap_bytes += length
+
+
+def _data_sent(ep: Endpoint, seq: int, length: int) -> None:
+    """Record payload [seq, seq+length) as seen (what Zeek's reassembler would buffer)."""
+    upper = seq + length
+    ack = ep.rel(ep.ack_seq, ep.ack_wraps)
+    if seq < ack:
+        if upper <= ack:
+            return
+        seq = ack
+    if upper <= ep.trim_seq:
+        return
+    if seq < ep.trim_seq:
+        seq = ep.trim_seq
+    if seq <= ep.last_reassem:
+        if upper > ep.last_reassem:
+            ep.last_reassem = upper
+            blocks = ep.blocks
+            while blocks and blocks[0][0] <= ep.last_reassem:
+                if blocks[0][1] > ep.last_reassem:
+                    ep.last_reassem = blocks[0][1]
+                blocks.pop(0)
+        return
+    blocks = ep.blocks
+    for b in blocks:
+        if seq <= b[1] and upper >= b[0]:
+            b[0] = min(b[0], seq)
+            b[1] = max(b[1], upper)
+            break
+    else:
+        if len(blocks) < MAX_BLOCKS:
+            blocks.append([seq, upper])
+            blocks.sort()
+
+
+def _relative(ep: Endpoint, cur: int, last: int, wraps: int) -> tuple[int, bool]:
+    """Zeek's get_relative_seq: (relative sequence number, underflow)."""
+    delta = seq_delta(cur, last)
+    if delta < 0:
+        if wraps and cur > last:
+            wraps -= 1
+    elif delta > 0:
+        if cur < last:
+            wraps += 1
+    if wraps == 0:
+        d = seq_delta(cur, ep.start_seq)
+        return d, d < 0
+    return ((wraps << 32) | cur) - ep.start_seq, False
+
+
+def _ip_len(p: Packet) -> int:
+    """IP bytes of the packet, as Zeek's conn_size counts them (header + payload)."""
+    if p.payload_len is None:
+        return 0
+    if p.proto == 6:
+        return p.payload_len + 20 + len(p.options or b"") + (20 if p.ip_version == 4 else 40)
+    return p.payload_len + 8 + (20 if p.ip_version == 4 else 40)
+
+
+def _pred_info(old: Connection, now: int) -> dict[str, Any]:
+    return {
+        "uid": old.uid,
+        "conn_state": old.conn_state,
+        "history": old.history_str,
+        "orig_tcp_state": old.orig.tcp_state,
+        "resp_tcp_state": old.resp.tcp_state,
+        "gap_seconds": round((now - old.last_ts) / 1e9, 6),
+    }
+
+
+def _set_tcp_state(conn: Connection, ep: Endpoint, p: Packet, state: str) -> None:
+    if ep.tcp_state == state:
+        return
+    ep.tcp_state = state
+    if len(conn.transitions) < MAX_TRANSITIONS:
+        conn.transitions.append((p.no, p.ts, "orig" if ep.is_orig else "resp", state))
+
+
+def _rfc793(conn: Connection, p: Packet, ep: Endpoint, peer: Endpoint, is_orig: bool, flags: int,
+            length: int) -> None:
+    """Infer the RFC 793 state of each side's socket from this packet (RFC 9293 section 3.3.2).
+
+    A packet changes the sender's state when it is sent and the receiver's when it arrives; a
+    capture cannot tell the two instants apart, so both change at the packet's frame.
+    """
+    syn = flags & TCP_SYN
+    fin = flags & TCP_FIN
+    rst = flags & TCP_RST
+    ackf = flags & TCP_ACK
+    s = ep.tcp_state
+    if rst:
+        _set_tcp_state(conn, ep, p, CLOSED_S)
+        if peer.tcp_state is not None or peer.pkts:
+            _set_tcp_state(conn, peer, p, CLOSED_S)
+        return
+    if syn:
+        if not ackf:
+            if s in (None, CLOSED_S, TIME_WAIT, SYN_SENT_S):
+                _set_tcp_state(conn, ep, p, SYN_SENT_S)
+        else:
+            if s in (None, CLOSED_S, SYN_SENT_S):
+                _set_tcp_state(conn, ep, p, SYN_RCVD_S)
+        return
+    # A FIN from us in our current state, then what our ACK says about the peer's FIN.
+    if ackf and peer.fin_raw is not None and p.ack == (peer.fin_raw + 1) & _MASK:
+        ps = peer.tcp_state
+        if ps == FIN_WAIT_1:
+            _set_tcp_state(conn, peer, p, FIN_WAIT_2)
+        elif ps == CLOSING:
+            _set_tcp_state(conn, peer, p, TIME_WAIT)
+        elif ps == LAST_ACK:
+            _set_tcp_state(conn, peer, p, CLOSED_S)
+    if ackf and s in (SYN_SENT_S, SYN_RCVD_S, None) and not fin:
+        _set_tcp_state(conn, ep, p, ESTAB_S)
+        if peer.tcp_state in (SYN_RCVD_S, SYN_SENT_S, None):
+            _set_tcp_state(conn, peer, p, ESTAB_S)
+        s = ep.tcp_state
+    if fin:
+        if s in (ESTAB_S, SYN_RCVD_S, None, SYN_SENT_S):
+            _set_tcp_state(conn, ep, p, FIN_WAIT_1)
+            if peer.tcp_state in (None, SYN_RCVD_S, SYN_SENT_S):
+                _set_tcp_state(conn, peer, p, ESTAB_S)
+        elif s == CLOSE_WAIT:
+            _set_tcp_state(conn, ep, p, LAST_ACK)
+        # The peer receives our FIN.
+        ps = peer.tcp_state
+        if ps == ESTAB_S:
+            _set_tcp_state(conn, peer, p, CLOSE_WAIT)
+        elif ps == FIN_WAIT_1:
+            acks_peer_fin = peer.fin_raw is not None and ackf and p.ack == (peer.fin_raw + 1) & _MASK
+            _set_tcp_state(conn, peer, p, TIME_WAIT if acks_peer_fin else CLOSING)
+        elif ps == FIN_WAIT_2:
+            _set_tcp_state(conn, peer, p, TIME_WAIT)
+
+
+def track(packets: Iterable[Packet], **kw: Any) -> list[Connection]:
+    """Track every packet of an iterable; the connections in order of first frame."""
+    tr = Tracker(**kw)
+    for p in packets:
+        tr.packet(p)
+    return tr.finish()
+
+
+def iter_connections(conns: Iterable[Connection]) -> Iterator[dict[str, Any]]:
+    for c in conns:
+        yield c.to_dict()
