@@ -1089,10 +1089,23 @@ def _rfc793(conn: Connection, p: Packet, ep: Endpoint, peer: Endpoint, is_orig: 
             _set_tcp_state(conn, peer, p, TIME_WAIT)
         elif ps == LAST_ACK:
             _set_tcp_state(conn, peer, p, CLOSED_S)
-    if ackf and s in (SYN_SENT_S, SYN_RCVD_S, None) and not fin:
-        _set_tcp_state(conn, ep, p, ESTAB_S)
-        if peer.tcp_state in (SYN_RCVD_S, SYN_SENT_S, None):
-            _set_tcp_state(conn, peer, p, ESTAB_S)
+    if ackf and not fin:
+        ps = peer.tcp_state
+        if s == SYN_SENT_S:
+            # Our ACK completes the handshake only if it acknowledges the peer's SYN.
+            if peer.isn is not None and p.ack == (peer.isn + 1) & _MASK:
+                _set_tcp_state(conn, ep, p, ESTAB_S)
+                if ps in (SYN_RCVD_S, None):
+                    _set_tcp_state(conn, peer, p, ESTAB_S)
+        elif s is None and ps != SYN_SENT_S:
+            # Picked up mid-stream: both sides are evidently established. (A bare ACK to a
+            # peer in SYN-SENT is no such evidence: it is a challenge ACK from a socket in
+            # another state, RFC 5961 section 4, and the peer answers it with a RST.)
+            _set_tcp_state(conn, ep, p, ESTAB_S)
+            if ps in (SYN_RCVD_S, None):
+                _set_tcp_state(conn, peer, p, ESTAB_S)
+        elif s == SYN_RCVD_S:
+            _set_tcp_state(conn, ep, p, ESTAB_S)
         s = ep.tcp_state
     if fin:
         if s in (ESTAB_S, SYN_RCVD_S, None, SYN_SENT_S):
