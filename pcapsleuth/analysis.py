@@ -7,6 +7,8 @@ import os
 from typing import Any
 
 from .capture import Capture, CaptureInfo
+from .detectors import detect
+from .findings import Finding
 from .reader import Source
 from .tracker import LIKELY_SERVER_PORTS, Connection, Tracker
 
@@ -19,17 +21,19 @@ class AnalysisResult:
 
     capture: CaptureInfo
     connections: list[Connection] = dataclasses.field(default_factory=list)
+    findings: list[Finding] = dataclasses.field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "capture": self.capture.to_dict(),
             "connections": [c.to_dict() for c in self.connections],
+            "findings": [f.to_dict() for f in self.findings],
         }
 
     def summary_text(self) -> str:
         from .summary import capture_summary
 
-        return capture_summary(self.capture)
+        return capture_summary(self.capture, self.connections, self.findings)
 
 
 def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", verify_checksums: bool = True,
@@ -51,4 +55,5 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
     with cap:
         for pkt in cap:
             feed(pkt)
-    return AnalysisResult(capture=cap.info, connections=tracker.finish())
+    conns = tracker.finish()
+    return AnalysisResult(capture=cap.info, connections=conns, findings=detect(conns, cap.info))

@@ -147,6 +147,9 @@ class Decoder:
             s = self._macs[b] = b.hex(":")
         return s
 
+    def _ip_len_exceeds(self, no: int, detail: str) -> None:
+        self.damage.add("ip_len_exceeds_frame", no, detail)
+
     # -- entry point --------------------------------------------------------------------------
     def decode(self, no: int, ts: int, caplen: int, wirelen: int, iface: int, data: bytes,
                direction: int, linktype: int) -> Packet:
@@ -420,6 +423,13 @@ class Decoder:
             total = wirelen - off if wirelen > off else len(data) - off
         start = off + ihl
         end = off + total
+        if end > wirelen >= start:
+            # The header claims more bytes than the wire carried (Zeek's truncated_IP_len; Wireshark's
+            # "IPv4 total length exceeds packet length", e.g. zeek tcp__reassembly frame 7). Like
+            # Wireshark, the datagram ends with the frame: only those bytes were ever sent.
+            self._ip_len_exceeds(no, f"IPv4 total length {total} exceeds the frame by {end - wirelen} bytes")
+            end = wirelen
+            total = end - off
         payload_len = total - ihl
         if payload_len < 0:
             note = f"IPv4 total length {total} below its header length {ihl}"
@@ -457,6 +467,9 @@ class Decoder:
         end = pos + plen
         if plen == 0:  # jumbogram or TSO: trust the wire
             end = wirelen if wirelen >= pos else len(data)
+        elif end > wirelen >= pos:  # payload length beyond the frame: see _ipv4
+            self._ip_len_exceeds(no, f"IPv6 payload length {plen} exceeds the frame by {end - wirelen} bytes")
+            end = wirelen
         frag_id: int | None = None
         frag = 0
         more = False
@@ -531,7 +544,9 @@ class Decoder:
                         "TCP header cut by the snapshot length", None)
             sport, dport, seq, ack, offb, flagb, win, csum, _urp = _tcp_hdr(data, start)
             hlen = (offb >> 4) * 4
-            flags = (offb & 0x01) << 8 | flagb
+            # All 12 bits after the data offset, reserved ones included, as Wireshark's tcp.flags:
+            # a frame setting reserved bits (zeek tcp__rst-inject-rae frame 2) is shown as it is.
+            flags = (offb & 0x0F) << 8 | flagb
             if hlen < 20:
                 note = f"TCP data offset {hlen // 4} below 5"
                 self.damage.add("undecodable", no, note)

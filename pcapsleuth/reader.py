@@ -18,7 +18,7 @@ Formats
 
 Damage kinds (``DamageLog.kind``): ``truncated_record``, ``snaplen_cut``, ``caplen_over_snaplen``,
 ``caplen_insane``, ``bad_block``, ``unknown_interface``, ``time_backwards``, ``truncated_file``,
-plus the decoder's ``undecodable`` and ``truncated_header`` kinds.
+plus the decoder's ``undecodable``, ``truncated_header`` and ``ip_len_exceeds_frame`` kinds.
 """
 
 from __future__ import annotations

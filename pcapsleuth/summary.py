@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import TYPE_CHECKING
+
 from .capture import CaptureInfo
 from .util import iso_ts
+
+if TYPE_CHECKING:
+    from .findings import Finding
+    from .tracker import Connection
 
 __all__ = ["capture_summary"]
 
 
-def capture_summary(info: CaptureInfo) -> str:
+def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
+                    findings: list[Finding] | None = None) -> str:
     """A few lines about the capture: size, frames, time span, link types, interfaces, damage."""
     size = f"{info.size:,} bytes" if info.size is not None else "size unknown"
     comp = f", {info.compression}" if info.compression else ""
@@ -32,4 +40,18 @@ def capture_summary(info: CaptureInfo) -> str:
             lines.append(f"  damage     {d['kind']}: {d['count']} (frames {shown}){detail}")
     else:
         lines.append("  damage     none")
+    if conns is not None:
+        states = Counter(c.conn_state for c in conns if c.proto == "tcp")
+        tcp = sum(states.values())
+        top = ", ".join(f"{k} {v}" for k, v in states.most_common(6))
+        lines.append(f"  connections {len(conns):,} ({tcp:,} TCP: {top or '-'})")
+    if findings is not None:
+        if not findings:
+            lines.append("findings: none")
+        else:
+            by = Counter(f.severity for f in findings)
+            order = ("error", "warning", "notice", "info")
+            lines.append("findings: " + ", ".join(f"{by[s]} {s}" for s in order if by[s]))
+            for f in findings:
+                lines.append(f"  {f.severity.upper():7} {f.id:32} {f.summary}")
     return "\n".join(lines) + "\n"
