@@ -165,9 +165,15 @@ def _conflicting_replies_each(ctx: DetectorContext) -> list[Finding]:
             want_ack = (syn.seq + 1) & _MASK  # type: ignore[operator]
             rst = synack = None
             for p in c.evidence:
-                if p.no <= syn.no or not _from(c, p, "resp") or p.flags is None:
+                if p.no <= syn.no or p.flags is None:
                     continue
-                if rst is None and p.flags & TCP_RST and (not p.flags & TCP_ACK or p.ack == want_ack):
+                if _from(c, p, "orig"):
+                    if p.flags & TCP_ACK and not p.flags & TCP_RST and p.ack != 0:
+                        break  # the client moved on: replies after this answer something else
+                    continue
+                # Both replies must answer *this* SYN: they acknowledge exactly its sequence number.
+                # (RST injectors are sloppy: some acknowledge the SYN's own number, or nothing.)
+                if rst is None and p.flags & TCP_RST and (not p.flags & TCP_ACK or p.ack in (want_ack, syn.seq)):
                     rst = p
                 if synack is None and p.flags & TCP_SYN and p.flags & TCP_ACK and p.ack == want_ack:
                     synack = p
@@ -316,8 +322,16 @@ def detect_unanswered_syn(ctx: DetectorContext) -> list[Finding]:
         groups = _syn_groups(c)
         if not groups:
             continue
+        if any(_from(c, p, "orig") and p.flags is not None and p.flags & TCP_ACK and not p.flags & TCP_RST
+               for p in c.evidence):
+            continue  # the client ACKed an answer the capture did not see (one-sided capture)
         syns = max(groups, key=len)
         ts = [p.ts for p in syns]
+        orig_rst = next((p.ts for p in c.evidence if _from(c, p, "orig") and p.flags is not None
+                         and p.flags & TCP_RST), None)
+        window_end = orig_rst if orig_rst is not None else ctx.capture_end
+        if window_end - ts[0] < 1_000_000_000:
+            continue  # the capture (or the client) stopped before an answer was due: no evidence
         intervals = [round((b - a) / 1e9, 3) for a, b in zip(ts, ts[1:])]
         last_gap = intervals[-1] if intervals else 1.0
         end = ctx.capture_end

@@ -226,6 +226,8 @@ class TsharkCapture:
                     cap.close()
                 except Exception:  # noqa: BLE001,S110 - closing a dead tshark must not mask the real error
                     pass
+                # pyshark's __del__ closes again through the loop: let it run while the loop is open.
+                cap = None
             loop.close()
 
     # -- one frame ----------------------------------------------------------------------------
@@ -283,6 +285,11 @@ class TsharkCapture:
             if ip_at is None:
                 if name == "eth":
                     mac = occ("eth", k).get("eth_eth_src")
+                elif name == "fddi":
+                    fsrc = occ("fddi", k).get("fddi_fddi_src")
+                    mac = fsrc[0] if isinstance(fsrc, list) else fsrc
+                elif name == "ieee8021ah":  # 802.1ah: the customer's source address
+                    mac = occ("ieee8021ah", k).get("ieee8021ah_ieee8021ah_csrc", mac)
                 elif name == "vlan":
                     vlan.append(int(occ("vlan", k).get("vlan_vlan_id", 0)))
                 elif name == "sll":
@@ -352,6 +359,11 @@ class TsharkCapture:
                 pre = kind
                 sport, dport = _int(t.get(f"{pre}_{pre}_type")), _int(t.get(f"{pre}_{pre}_code"))
                 proto = 1 if kind == "icmp" else 58
+                ip_payload = _ip_payload(version, occ(*ip_at) if ip_at is not None else {})
+                payload_len = None if ip_payload is None else ip_payload - 8
+        elif ip_at is not None and frag != Frag.FRAGMENT:
+            # Another protocol (OSPF, ESP, no next header ...): the IP payload, as the fast engine.
+            payload_len = _ip_payload(version, occ(*ip_at))
         return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, tuple(vlan),
                              "/".join(encap) or None, version, src, dst, ttl, ip_id, df, frag, proto, sport, dport,
                              seq, ack, flags, window, options, payload_len, cksum, pkttype, ifindex, None))
@@ -382,6 +394,21 @@ def _addr_bytes(text: str, version: int) -> bytes:
         return socket.inet_pton(socket.AF_INET if version == 4 else socket.AF_INET6, text)
     except OSError:
         return b""
+
+
+def _ip_payload(version: int, f: dict[str, Any]) -> int | None:
+    if version == 4:
+        iplen, hlen = _int(f.get("ip_ip_len")), _int(f.get("ip_ip_hdr_len"))
+        return None if iplen is None or hlen is None else iplen - hlen
+    plen = _int(f.get("ipv6_ipv6_plen"))
+    if plen is None:
+        return None
+    for key, value in f.items():  # extension headers: hop-by-hop, routing, destination options ...
+        if key.endswith("_len_oct"):
+            plen -= _int(value) or 0
+        elif key == "ipv6_ipv6_fragment_id":
+            plen -= 8
+    return plen
 
 
 def _is_fragment(kind: str, f: dict[str, Any]) -> bool:
