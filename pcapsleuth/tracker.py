@@ -45,6 +45,8 @@ MAX_BLOCKS = 64  # out-of-order ranges remembered per endpoint for gap detection
 CLOSE_LINGER_NS = 5_000_000_000
 #: An idle connection is final after this long (Zeek's tcp_inactivity_timeout).
 INACTIVITY_NS = 300_000_000_000
+#: An unanswered attempt is over after this long (Zeek's tcp_attempt_delay).
+ATTEMPT_NS = 5_000_000_000
 
 
 class EndpointState(enum.IntEnum):
@@ -530,9 +532,15 @@ class Tracker:
             or conn.resp.state == _RESET
         if fully_closed and conn.closed_ts is not None and p.ts - conn.last_ts > CLOSE_LINGER_NS:
             return True  # Zeek has deleted the connection by now (tcp_close_delay)
-        if p.ts - conn.last_ts > INACTIVITY_NS:
-            return True
+        if p.ts - conn.last_ts >= INACTIVITY_NS:
+            return True  # Zeek's inactivity timer has expired the connection
         if not flags & TCP_SYN:
+            # Zeek's attempt timer: tcp_attempt_delay after a SYN that the responder never answered,
+            # the attempt is over; later non-SYN packets belong to a new (partial) connection. (SYN
+            # retransmissions with the same ISN stay with their attempt: see _is_reuse's SYN rule.)
+            if (conn.orig.state in (_SYN_SENT, _SYN_ACK_SENT) and conn.resp.state == _INACTIVE
+                    and conn.syn_ts is not None and p.ts - conn.syn_ts > ATTEMPT_NS):
+                return True
             return False
         conn_orig = conn.orig
         if flags & TCP_ACK:
