@@ -52,6 +52,7 @@ _UDP_GENEVE = 6081
 _UDP_GTPU = 2152
 _UDP_TEREDO = 3544
 
+_BITREV = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 _SLL_DIRECTION = {0: Direction.INBOUND, 1: Direction.INBOUND, 2: Direction.INBOUND,
                   3: Direction.INBOUND, 4: Direction.OUTBOUND}
 
@@ -209,7 +210,9 @@ class Decoder:
             elif linktype == 10:  # FDDI: frame control, DA, SA, then 802.2 LLC
                 if caplen < 13:
                     raise _Short("FDDI header")
-                mac = self._m(data[7:13])
+                # FDDI sends addresses most-significant bit first; shown in canonical (Ethernet)
+                # bit order like Wireshark does, so the same NIC has the same MAC on both media.
+                mac = self._m(data[7:13].translate(_BITREV))
                 ip, mac2, encap = self._llc(data, 13, vlan, no, 0, wirelen)
             elif linktype == 239:  # NFLOG
                 ip = self._nflog(data, no, wirelen)

@@ -73,6 +73,36 @@ def _find_tshark(tshark_path: str | None) -> str:
     return found
 
 
+_mapping_lock = threading.Lock()
+
+
+def _preload_ek_mapping(tshark: str) -> None:
+    """Load pyshark's EK field-type mapping ourselves, once per process.
+
+    pyshark 0.6 reads and writes its cache file with a bare ``open()`` it never closes; under
+    ``-W error`` that ResourceWarning surfaces at garbage collection. Loading it here, with the file
+    closed properly, makes pyshark skip its own loader (it returns early when already loaded).
+    """
+    import json
+
+    from pyshark import cache, ek_field_mapping
+    from pyshark.tshark import tshark as pyshark_tshark
+
+    with _mapping_lock:
+        mapping = ek_field_mapping.MAPPING
+        if mapping._protocol_to_mapping:
+            return
+        version = str(pyshark_tshark.get_tshark_version(tshark))
+        cached = cache.get_cache_dir(version).joinpath("ek_field_mapping.json")
+        if cached.exists():
+            with cached.open() as fh:
+                mapping._protocol_to_mapping = json.load(fh)
+            return
+        mapping._protocol_to_mapping = pyshark_tshark.get_ek_field_mapping(tshark_path=tshark)
+        with cached.open("w") as fh:
+            json.dump(mapping._protocol_to_mapping, fh)
+
+
 class TsharkCapture:
     """An open capture decoded by tshark; yields :class:`Packet` tuples once, streaming.
 
@@ -190,6 +220,7 @@ class TsharkCapture:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         cap: Any = None
+        packets: Any = None
 
         def put(item: object) -> bool:
             while not self._stop.is_set():
@@ -203,6 +234,7 @@ class TsharkCapture:
         try:
             import pyshark
 
+            _preload_ek_mapping(self.tshark)
             prefs = {"tcp.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
                      "udp.check_checksum": "TRUE" if self.verify_checksums else "FALSE"}
             cap = pyshark.FileCapture(
@@ -212,7 +244,8 @@ class TsharkCapture:
                 decode_as={"udp.port==8472": "vxlan"},
                 custom_parameters=["-n"],
             )
-            for pkt in cap:
+            packets = iter(cap)
+            for pkt in packets:
                 if self._stop.is_set():
                     break
                 if not put(self._convert(pkt)):
@@ -221,13 +254,16 @@ class TsharkCapture:
         except Exception as exc:  # noqa: BLE001 - handed to the consumer thread, which raises EngineError
             put(_Failure(exc))
         finally:
+            if packets is not None:
+                packets.close()  # pyshark's generator: stops reading tshark's output
             if cap is not None:
                 try:
                     cap.close()
                 except Exception:  # noqa: BLE001,S110 - closing a dead tshark must not mask the real error
                     pass
-                # pyshark's __del__ closes again through the loop: let it run while the loop is open.
-                cap = None
+                # pyshark's __del__ would close again through this loop after we closed it, leaving an
+                # un-awaited coroutine warning; it is closed already.
+                cap.close = lambda: None
             loop.close()
 
     # -- one frame ----------------------------------------------------------------------------

@@ -47,6 +47,10 @@ CLOSE_LINGER_NS = 5_000_000_000
 INACTIVITY_NS = 300_000_000_000
 #: An unanswered attempt is over after this long (Zeek's tcp_attempt_delay).
 ATTEMPT_NS = 5_000_000_000
+#: Zeek's tcp_partial_close_delay, tcp_SYN_timeout and tcp_session_timer.
+PARTIAL_CLOSE_NS = 3_000_000_000
+EXPIRE_FIRST_NS = 5_000_000_000
+EXPIRE_EVERY_NS = 6_000_000_000
 
 
 class EndpointState(enum.IntEnum):
@@ -205,7 +209,7 @@ class Connection:
         "flipped", "first_was_synack", "syn_ts", "synack_ts", "ack_ts", "syn_frame", "synack_frame",
         "ack_frame", "evidence", "n_control_evidence", "transitions", "close_first", "close_how",
         "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "loopback_link", "successor",
-        "last_syn_ts",
+        "last_syn_ts", "delete_at", "partial_close_at",
     )
 
     def __init__(self, uid: str, index: int, key: tuple[Any, ...], proto: str, ip_version: int,
@@ -249,6 +253,8 @@ class Connection:
         self.weirds: dict[str, list[int]] = {}
         self.iface = 0
         self.loopback_link = False
+        self.delete_at: int | None = None  # Zeek's ConnDeleteTimer after a complete close
+        self.partial_close_at: int | None = None  # Zeek's PartialCloseTimer
 
     # history ----------------------------------------------------------------------------------
     def check_history(self, ep: Endpoint, mask: int, code: str) -> bool:
@@ -528,10 +534,8 @@ class Tracker:
         flags = p.flags
         assert flags is not None
         closed = conn.orig.did_close or conn.resp.did_close
-        fully_closed = (conn.orig.did_close and conn.resp.did_close) or conn.orig.state == _RESET \
-            or conn.resp.state == _RESET
-        if fully_closed and conn.closed_ts is not None and p.ts - conn.last_ts > CLOSE_LINGER_NS:
-            return True  # Zeek has deleted the connection by now (tcp_close_delay)
+        if closed and self._expired(conn, p.ts):
+            return True
         if p.ts - conn.last_ts >= INACTIVITY_NS:
             return True  # Zeek's inactivity timer has expired the connection
         if not flags & TCP_SYN:
@@ -559,6 +563,31 @@ class Tracker:
                 conn.weird("active_connection_reuse", p.no)
             return True
         return True
+
+    @staticmethod
+    def _expired(conn: Connection, now: int) -> bool:
+        """Has one of Zeek's close timers removed this (partly) closed connection by ``now``?
+
+        Timers due at or before a packet's time fire before the packet is processed.
+        """
+        o, r = conn.orig, conn.resp
+        if conn.delete_at is not None and now >= conn.delete_at:
+            return True  # tcp_close_delay after the close completed
+        reset = o.state == _RESET or r.state == _RESET
+        if (conn.partial_close_at is not None and now >= conn.partial_close_at and o.state != _INACTIVE
+                and r.state != _INACTIVE and not (o.did_close and r.did_close) and not reset):
+            return True  # tcp_partial_close_delay after a FIN that was the side's first packet
+        # ExpireTimer: first at creation + tcp_SYN_timeout, then every tcp_session_timer; it removes
+        # a connection idle for tcp_connection_linger once a side has closed and the other side has
+        # closed too, reset, or never said anything.
+        if (o.did_close and r.did_close) or reset or o.state == _INACTIVE or r.state == _INACTIVE:
+            first = conn.first_ts + EXPIRE_FIRST_NS
+            if now >= first:
+                k = (now - first) // EXPIRE_EVERY_NS
+                fired = first + k * EXPIRE_EVERY_NS
+                if fired > conn.last_ts + CLOSE_LINGER_NS:
+                    return True
+        return False
 
     def _tcp(self, p: Packet) -> Connection:
         self.tcp_packets += 1
@@ -951,8 +980,14 @@ class Tracker:
                 conn.close_first = "orig" if is_orig else "resp"
                 conn.close_how = "RST" if rst else "FIN"
                 conn.close_frame = p.no
-            if (ep.did_close and peer.did_close) or ep.state == _RESET or peer.state == _INACTIVE:
+            # Zeek's ConnectionClosed: a complete close schedules deletion; a FIN that was the
+            # first thing a side ever sent schedules the partial-close check.
+            if ep.state == _RESET or peer.did_close or peer.state == _INACTIVE:
                 conn.closed_ts = p.ts
+                if conn.delete_at is None:
+                    conn.delete_at = conn.last_ts + CLOSE_LINGER_NS
+            elif ep.prev_state == _INACTIVE and conn.partial_close_at is None:
+                conn.partial_close_at = conn.last_ts + PARTIAL_CLOSE_NS
 
     def _ack_received(self, conn: Connection, ep: Endpoint, seq: int) -> None:
         """The peer acknowledged ``seq`` (relative) of ``ep``'s data: Zeek's reassembler gap check."""

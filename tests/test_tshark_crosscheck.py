@@ -73,7 +73,8 @@ _FCS_APPENDED = {
     "cisco-fabric-path": (
         "Wireshark's cfp dissector always takes the last 4 bytes of a FabricPath frame as its FCS "
         "(packet-cfp.c, no preference turns it off). These frames have none: each is exactly "
-        "16 (FabricPath) + 14 (inner Ethernet) + the IP total length bytes long (asserted below), and "
+        "16 (FabricPath) + 14 (inner Ethernet) + the IP length bytes long, or padded to 60 - the Ethernet "
+        "minimum *without* FCS, 64 with one (asserted below) - and "
         "the TCP/UDP checksums computed over the full lengths verify - tshark itself reports them "
         "good once it is given a fake FCS to strip. Without it, tshark loses the last 4 bytes of every "
         "frame: it shows no tcp.len for frame 34 and no ipv6.dst for frame 114."
@@ -194,9 +195,9 @@ def _append_fake_fcs(src: Path, dst: Path) -> None:
         if frame[12:14] == b"\x89\x03" and caplen == wirelen:
             etype = frame[28:30]
             if etype == b"\x08\x00":
-                assert caplen == 30 + struct.unpack_from("!H", frame, 32)[0], "FabricPath frame with a trailer"
+                assert caplen == max(60, 30 + struct.unpack_from("!H", frame, 32)[0]), "FabricPath frame with an FCS"
             elif etype == b"\x86\xdd":
-                assert caplen == 30 + 40 + struct.unpack_from("!H", frame, 34)[0], "FabricPath frame with a trailer"
+                assert caplen == max(60, 70 + struct.unpack_from("!H", frame, 34)[0]), "FabricPath frame with an FCS"
         out += struct.pack(order + "IIII", sec, usec, caplen + 4, wirelen + 4) + frame + b"\0\0\0\0"
         pos += 16 + caplen
     dst.write_bytes(bytes(out))

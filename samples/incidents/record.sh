@@ -30,7 +30,10 @@ MAC_LB=02:00:0a:ca:00:02
 MAC_BE=02:00:0a:ca:00:03
 log "lb: building client / balancer / backend on a bridge"
 for n in sw cli lb be; do ns_add $n; ns_quiet $n; done
-ns_bridge sw br0
+# the bridge, like ns_bridge but with multicast off (no IGMP reports from br0 in the captures)
+ns_exec sw ip link add br0 type bridge mcast_snooping 0
+ns_exec sw ip link set br0 multicast off
+ns_exec sw ip link set br0 up
 ns_port cli eth0 sw p-cli br0 $MAC_CLI 10.202.0.1/24
 ns_port lb  eth0 sw p-lb  br0 $MAC_LB  10.202.0.2/24
 ns_port be  eth0 sw p-be  br0 $MAC_BE  10.202.0.3/24
@@ -44,6 +47,10 @@ bg_start be "$WORK/be.ready" "$PY" "$HERE/tcp_server.py" --bind $VIP --port 80 -
 bg_start lb "$WORK/lb.ready" "$PY" "$HERE/lb_forward.py" --if eth0 --vip $VIP --port 80 \
     --backend-mac $MAC_BE --ready-file "$WORK/lb.ready"
 
+# let the bridge learn the backend's MAC before recording (else the first forwarded SYN is flooded to
+# every port, the client's included): one broadcast UDP datagram from the backend (no reply, no ARP)
+ns_exec be "$PY" -c 'import socket; s = socket.socket(2, 2); s.setsockopt(1, 6, 1); s.sendto(b"hi", ("10.202.0.255", 9))'
+sleep 0.5
 log "lb: broken balancer (its own stack sees the VIP packets)"
 cap cli eth0 "$WORK/lb-client.pcap"
 cap lb  eth0 "$WORK/lb-balancer.pcap"
@@ -121,6 +128,13 @@ ns_exec mf ss -tan state close-wait "( sport = :$MF_PORT )" | tail -n +2 | wc -l
     | sed 's/^/server sockets in CLOSE-WAIT at the end: /' | tee -a "$OUT/closewait-minefield.txt"
 ns_capture_stop
 save closewait-minefield.pcap
+{
+    mfp="$OUT/closewait-minefield.pcap"
+    echo "capture: $(tshark -r "$mfp" 2>/dev/null | wc -l) frames;" \
+        "SYNs $(tshark -r "$mfp" -Y 'tcp.flags.syn==1 && tcp.flags.ack==0' 2>/dev/null | wc -l);" \
+        "client RSTs (one per collision: answer to a challenge ACK) $(tshark -r "$mfp" -Y "tcp.dstport==$MF_PORT && tcp.flags.reset==1" 2>/dev/null | wc -l);" \
+        "first such RST: frame $(tshark -r "$mfp" -Y "tcp.dstport==$MF_PORT && tcp.flags.reset==1" -T fields -e frame.number 2>/dev/null | head -1)"
+} | tee -a "$OUT/closewait-minefield.txt"
 bg_stop_all
 
 # ---------------------------------------------------------------------------------------------
@@ -149,9 +163,9 @@ for i in 1 2 3 4; do
 done
 sleep 1
 ns_exec aq ss -ltn "( sport = :$AQ_PORT )" | sed 's/^/ss -ltn: /' >>"$AQF"
-ns_exec aq nstat -az TcpExtListenOverflows TcpExtListenDrops | grep -v '^#' | sed 's/^/nstat: /' >>"$AQF" || true
+ns_exec aq nstat -asz TcpExtListenOverflows TcpExtListenDrops | grep -v '^#' | sed 's/^/nstat: /' >>"$AQF" || true
 for p in "${AQ_PIDS[@]}"; do wait "$p"; done
-ns_exec aq nstat -az TcpExtListenOverflows TcpExtListenDrops | grep -v '^#' | sed 's/^/nstat at end: /' >>"$AQF" || true
+ns_exec aq nstat -asz TcpExtListenOverflows TcpExtListenDrops | grep -v '^#' | sed 's/^/nstat at end: /' >>"$AQF" || true
 cat "$WORK"/aq[1-4].txt | tee -a "$AQF"
 ns_capture_stop
 save accept-queue-full.pcap
