@@ -17,6 +17,7 @@ Exit codes (documented in the README and ``pcapsleuth --help``):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -60,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--max-decompressed", type=int, default=64 * 1024**3, metavar="BYTES",
                    help="refuse compressed input that expands beyond this (default 64 GiB)")
     a.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+
+    c = sub.add_parser("conn", help="write a Zeek-compatible conn.log (TSV) of the capture to stdout")
+    c.add_argument("capture", metavar="CAPTURE")
+    c.add_argument("--no-checksums", action="store_true", help="do not verify checksums (like zeek -C)")
+    c.add_argument("--engine", choices=("fast", "tshark"), default="fast")
     return p
 
 
@@ -69,7 +75,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     err = stderr or sys.stderr
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse writes --version, --help and usage errors to sys.stdout/sys.stderr directly.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.command is None:
@@ -78,6 +86,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     try:
         if args.command == "analyze":
             return _analyze(args, out, err)
+        if args.command == "conn":
+            return _conn(args, out)
     except PcapsleuthError as exc:
         print(f"pcapsleuth: {exc.one_line()}", file=err)
         return exc.exit_code
@@ -87,7 +97,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
-        where = getattr(args, "captures", None) or ["?"]
+        where = getattr(args, "captures", None) or [getattr(args, "capture", "?")]
         print(f"pcapsleuth: {where[0]}: internal error: {type(exc).__name__}: {exc} "
               "(please report it with the capture)", file=err)
         if os.environ.get("PCAPSLEUTH_DEBUG"):
@@ -107,6 +117,16 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _write_json(doc, args.json, out)
         if not args.quiet and args.json != "-":
             out.write(result.summary_text())
+    return EXIT_OK
+
+
+def _conn(args: argparse.Namespace, out: TextIO) -> int:
+    from .analysis import analyze_capture
+    from .connlog import write_conn_log
+
+    result = analyze_capture(args.capture, engine=args.engine, verify_checksums=not args.no_checksums)
+    write_conn_log([c.to_dict() for c in result.connections], out,
+                   open_ts=result.capture.first_ts, close_ts=result.capture.last_ts)
     return EXIT_OK
 
 

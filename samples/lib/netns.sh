@@ -51,7 +51,8 @@ ns_bridge() {
 
 ns_capture() {
     local ns file ifc; ns=$(ns_name "$1"); ifc="$2"; file="$3"; shift 3
-    ip netns exec "$ns" tcpdump -U -n -i "$ifc" -w "$file" "$@" 2>"$file.log" &
+    # --immediate-mode: without it tcpdump may hold the last second of packets when stopped.
+    ip netns exec "$ns" tcpdump --immediate-mode -U -n -i "$ifc" -w "$file" "$@" 2>"$file.log" &
     NS_CAPTURE_PIDS+=("$!")
     # tcpdump prints "listening on" once the socket is open; wait for it so no packet is missed.
     for _ in $(seq 100); do
