@@ -368,12 +368,11 @@ class Decoder:
         """Rare link types: let dpkt peel the link layers, then decode IP ourselves at its offset."""
         import dpkt
 
-        decoders: dict[int, Any] = {
-            105: dpkt.ieee80211.IEEE80211,
-            127: dpkt.radiotap.Radiotap,
-            117: dpkt.pflog.Pflog,
-        }
-        cls = decoders.get(linktype)
+        if linktype < 0:
+            return _NO_IP, "the frame names an interface the capture never described"
+        # Looked up by name: not every dpkt release ships every module (1.9.8 has no dpkt.pflog).
+        where = {105: ("ieee80211", "IEEE80211"), 127: ("radiotap", "Radiotap"), 117: ("pflog", "Pflog")}.get(linktype)
+        cls = getattr(getattr(dpkt, where[0], None), where[1], None) if where else None
         if cls is None:
             return _NO_IP, f"link type {linktype} is not decoded by the fast engine (try --engine tshark)"
         try:

@@ -202,8 +202,25 @@ def _open_path(source: Source) -> tuple[BinaryIO, str, int | None]:
         return io.BytesIO(data), "<bytes>", len(data)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
+        if path in ("-", "/dev/stdin"):
+            import sys
+
+            return sys.stdin.buffer, "<stdin>", None
         if os.path.isdir(path):
             raise CaptureOpenError(path, "is a directory, not a capture file")
+        import stat
+
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise CaptureNotFoundError(path, "no such file") from None
+        except OSError as exc:
+            raise CaptureOpenError(path, exc.strerror or str(exc)) from None
+        if not stat.S_ISREG(mode):
+            # Opening a FIFO blocks until a writer appears, and a device or socket is no capture
+            # file: refuse by name instead of hanging. Piped input is read from stdin ("-").
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+            raise CaptureOpenError(path, f"is {kind}, not a regular file; pipe it to stdin as '-' instead")
         try:
             f = open(path, "rb")  # noqa: SIM115 - owned by the CaptureSource
         except FileNotFoundError:
@@ -214,8 +231,6 @@ def _open_path(source: Source) -> tuple[BinaryIO, str, int | None]:
             raise CaptureOpenError(path, exc.strerror or str(exc)) from None
         try:
             st = os.fstat(f.fileno())
-            import stat
-
             size = st.st_size if stat.S_ISREG(st.st_mode) else None
         except OSError:
             size = None
@@ -231,7 +246,7 @@ class CaptureSource:
 
     def __init__(self, source: Source, *, max_decompressed: int = 64 * 1024**3) -> None:
         raw, self.path, self.size = _open_path(source)
-        self._owned = not hasattr(source, "read")
+        self._owned = not hasattr(source, "read") and self.path != "<stdin>"
         self._raw = raw
         self.compression: str | None = None
         self._bounded: _BoundedStream | None = None
@@ -263,6 +278,9 @@ class CaptureSource:
         except _TruncatedCompressed as exc:
             self.close()
             raise DecompressionError(self.path, f"corrupt {self.compression} data ({exc})") from None
+        except DecompressionError:  # the bound was hit while reading the magic (a bomb)
+            self.close()
+            raise
         if magic == _PCAPNG_SHB:
             self.format = "pcapng"
         elif magic in _PCAP_MAGICS:

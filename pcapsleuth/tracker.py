@@ -649,6 +649,9 @@ class Tracker:
         cks = p.cksum
         if cks == Cksum.BAD or (cks == Cksum.OFFLOADED and self.strict_checksums):
             # Zeek drops the packet after creating the connection; the receiver's stack would too.
+            # It still was "the packet after the SYN-ACK": no flip can follow (see below).
+            if not (p.flags or 0) & TCP_SYN:
+                conn.first_was_synack = conn.first_was_synack and conn.first_frame == p.no
             ep.bad_checksums += 1
             _scaled(conn, "C", ep, "chk_cnt", "chk_thresh")
             conn.weird("bad_TCP_checksum", p.no)
@@ -667,10 +670,15 @@ class Tracker:
         ack = p.ack
         assert seq is not None and ack is not None
 
-        # PR #2191 in Zeek: a connection that began with a SYN-ACK is flipped as soon as an ACK or
-        # data follows in either direction (a stealth scan would elicit neither).
-        if conn.first_was_synack and not conn.flipped and not syn and not rst and (ackf or length):
+        # Zeek PR #2191: a connection that began with a SYN-ACK is flipped when the very next packet,
+        # in either direction, is an ACK or carries data (a stealth scan would elicit neither).
+        # (Retransmitted SYN-ACKs keep the question open; the first other packet settles it, even one
+        # dropped for a bad checksum: tcp__ctu-64702-888 and chksums__localhost-bad-chksum.)
+        flip_now = False
+        if conn.first_was_synack and conn.first_frame != p.no and not flags & TCP_SYN:
+            flip_now = not conn.flipped and not rst and bool(ackf or length)
             conn.first_was_synack = False
+        if flip_now:
             conn.history = ["^"] + [c.swapcase() for c in conn.history]
             conn.hist_seen = ((conn.hist_seen & 0xFFFF) << 16) | (conn.hist_seen >> 16)
             conn.flip()

@@ -46,7 +46,24 @@ HISTORY_MIN = 0.90
 RST_STORM_TRACE = "llc"
 
 # (trace, "orig -> resp" as zeek_oracle.ExpectedConn.tuple_text() prints it, or "*") -> why.
-KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {}
+KNOWN_DISAGREEMENTS: dict[tuple[str, str], str] = {
+    # Zeek quirks we deliberately do not copy: they come from Zeek's application-layer scripts,
+    # not from what the packets say about TCP.
+    ("globus-url-copy", "*"):
+        "ZEEK QUIRK (not copied): the gridftp script (size_threshold=2) decides this is a GridFTP data "
+        "channel and tells Zeek to stop processing it (skip_further_processing), so Zeek never sees the "
+        "FINs (S1 ShADad). The capture has both FINs (frames with tcp.flags.fin): SF ShADadfF is what TCP did.",
+    ("http__deeply-nested-mime", "*"):
+        "ZEEK QUIRK (not copied): 'X' is not a TCP event; Zeek adds it when an application analyzer "
+        "hits a protocol violation or limit (here exceeded_mime_max_depth in weird.log). We do not run "
+        "application analyzers; every TCP letter agrees.",
+    ("ssh__kex-quadratic-1000", "*"):
+        "ZEEK QUIRK (not copied): 'X' comes from the SSH analyzer's limits (SSH_max_kexinit_* weirds in "
+        "weird.log), not from TCP; every TCP letter agrees.",
+    ("tunnels__gtp__gtp2_different_udp_port", "*"):
+        "ZEEK QUIRK (not copied): 'X' marks an application-analyzer event inside the GTP tunnel (HTTP "
+        "over a checksum-mangled, fragmented path); every TCP letter agrees.",
+}
 
 REQUIRED_KEYS = ("uid", "orig_h", "orig_p", "resp_h", "resp_p", "proto", "conn_state", "history",
                  "orig_pkts", "resp_pkts", "community_id")
@@ -266,7 +283,10 @@ def compare_all(analyze: Any = None) -> Comparison:
     cmp = Comparison([], [], [])
     for s in zo.expectations():
         try:
+            # Zeek cannot know about checksum offload: in a verifying run it counts a checksum that
+            # holds only the pseudo-header sum as bad, so we do too (strict_checksums).
             res = analyze(s.trace_path, verify_checksums=s.verify_checksums,
+                          strict_checksums=s.verify_checksums,
                           likely_server_ports=likely_server_ports(s.trace))
         except TypeError:  # a stub analyze() without the keyword
             res = analyze(s.trace_path, verify_checksums=s.verify_checksums)
