@@ -28,7 +28,11 @@ log() { echo "[record] $*" >&2; }
 # Helpers local to this recorder.
 
 # teardown: remove every namespace of the current scenario (and kill what runs inside).
+SWITCH_PIDS=()
 teardown() {
+    local pid
+    for pid in "${SWITCH_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    SWITCH_PIDS=()
     ns_cleanup
     NS_LIST=()
     NS_CAPTURE_PIDS=()
@@ -123,10 +127,22 @@ dumpcap_start() {
 }
 dumpcap_stop() {
     local pid
-    sleep 0.3
-    for pid in "${DUMPCAP_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    # dumpcap has no immediate mode: packets wait in libpcap's ring until a block times out, and
+    # whatever is still there at SIGTERM is lost. 1.5 s is well above that timeout.
+    sleep 1.5
+    # SIGTERM, not SIGINT: background jobs of a non-interactive shell ignore SIGINT, and dumpcap
+    # keeps it ignored.
+    for pid in "${DUMPCAP_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${DUMPCAP_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     DUMPCAP_PIDS=()
+}
+
+# cap NS IF FILE [ARGS...]: ns_capture with --immediate-mode. Without it libpcap's TPACKET_V3 ring
+# hands packets over only when a block fills or its 1 s timeout expires, and the SIGINT from
+# ns_capture_stop (0.3 s after the traffic) loses everything still in the ring.
+cap() {
+    local ns=$1 ifc=$2 file=$3; shift 3
+    ns_capture "$ns" "$ifc" "$file" --immediate-mode "$@"
 }
 
 # publish FILE...: copy finished captures from the work dir into samples/basic/.
@@ -145,7 +161,7 @@ publish() {
 rec_clean_ethernet() {
     pair 1
     server b 10.201.1.2 8080 --req-size 300 --resp-size 500
-    ns_capture b b0 "$WORK/clean-ethernet.pcap"
+    cap b b0 "$WORK/clean-ethernet.pcap"
     client a 10.201.1.2 8080 --src-port 40001 --req-size 300 --resp-size 500
     wait_servers
     ns_capture_stop
@@ -157,8 +173,8 @@ rec_clean_ethernet() {
 rec_any() {
     pair 2
     server b 10.201.2.2 8080 --req-size 300 --resp-size 500
-    ns_capture b any "$WORK/any-sll.pcap"
-    ns_capture b any "$WORK/any-sll2.pcap" -y LINUX_SLL2
+    cap b any "$WORK/any-sll.pcap" -y LINUX_SLL
+    cap b any "$WORK/any-sll2.pcap" -y LINUX_SLL2
     client a 10.201.2.2 8080 --src-port 40001 --req-size 300 --resp-size 500
     wait_servers
     ns_capture_stop
@@ -167,17 +183,22 @@ rec_any() {
 }
 
 # 3. two-interfaces.pcapng: one dumpcap on lo and b0 in namespace b; 2 connections over the veth
-#    (a -> b:8080) and 2 over loopback (b -> 127.0.0.1:8081) running at the same time.
+#    (a -> b:8080) and 2 over loopback (b -> 127.0.0.1:8081) running in lock-step, the loopback
+#    client 50 ms ahead, so the packets of the two interfaces alternate in the file.
 rec_two_interfaces() {
     pair 3
+    # (lo's tx checksum offload is [fixed] on: its TCP checksums stay unfilled in the capture.)
     server b 10.201.3.2 8080 --count 2 --req-size 300 --resp-size 500
     server b 127.0.0.1 8081 --count 2 --req-size 200 --resp-size 400
     dumpcap_start b "$WORK/two-interfaces.pcapng" lo b0
+    local t0 c1
+    t0=$(date +%s)   # clients start at t0 / t0+50 ms, 1-2 s from now
+    t0=$((t0 + 2))
     client a 10.201.3.2 8080 --count 2 --src-port 40001 --req-size 300 --resp-size 500 \
-        --think 0.05 --hold 0.05 --gap 0.1 &
-    local c1=$!
+        --start-at "$t0.05" --think 0.1 --hold 0.1 --gap 0.1 &
+    c1=$!
     client b 127.0.0.1 8081 --count 2 --src-port 41001 --req-size 200 --resp-size 400 \
-        --think 0.05 --hold 0.05 --gap 0.1
+        --start-at "$t0.00" --think 0.1 --hold 0.1 --gap 0.1
     wait "$c1"
     wait_servers
     dumpcap_stop
@@ -189,7 +210,7 @@ rec_two_interfaces() {
 rec_ipv6() {
     pair 4 v6
     server b fd00:201:4::2 8080 --req-size 300 --resp-size 500
-    ns_capture b b0 "$WORK/ipv6.pcap"
+    cap b b0 "$WORK/ipv6.pcap"
     client a fd00:201:4::2 8080 --src-port 40001 --req-size 300 --resp-size 500
     wait_servers
     ns_capture_stop
@@ -211,14 +232,17 @@ rec_tagged() {
     for ns in a b; do
         ns_veth "$ns" "h$ns" "$ns" "s$ns"
         no_offload "$ns" "h$ns"; no_offload "$ns" "s$ns"; no_offload "$ns" "t$ns"
+    done
+    for ns in a b; do
         ns_exec "$ns" "$PY" "$SWITCH" --access "s$ns" --trunk "t$ns" "${tagargs[@]}" \
             --ready-file "$WORK/ready.switch.$ns" &
+        SWITCH_PIDS+=("$!")
         wait_file "$WORK/ready.switch.$ns"
     done
     ns_exec a ip addr add "10.201.$n.1/24" dev ha
     ns_exec b ip addr add "10.201.$n.2/24" dev hb
     server b "10.201.$n.2" 8080 --req-size 300 --resp-size 500
-    ns_capture a ta "$WORK/$file"
+    cap a ta "$WORK/$file"
     client a "10.201.$n.2" 8080 --src-port 40001 --req-size 300 --resp-size 500
     wait_servers
     ns_capture_stop
@@ -230,7 +254,7 @@ rec_tagged() {
 rec_nanosecond() {
     pair 6
     server b 10.201.6.2 8080 --req-size 300 --resp-size 500
-    ns_capture b b0 "$WORK/nanosecond.pcap" --time-stamp-precision=nano
+    cap b b0 "$WORK/nanosecond.pcap" --time-stamp-precision=nano
     client a 10.201.6.2 8080 --src-port 40001 --req-size 300 --resp-size 500
     wait_servers
     ns_capture_stop
@@ -242,7 +266,7 @@ rec_nanosecond() {
 rec_snaplen() {
     pair 8
     server b 10.201.8.2 8080 --req-size 4000 --resp-size 6000
-    ns_capture b b0 "$WORK/snaplen-cut.pcap" -s 96
+    cap b b0 "$WORK/snaplen-cut.pcap" -s 96
     client a 10.201.8.2 8080 --src-port 40001 --req-size 4000 --resp-size 6000
     wait_servers
     ns_capture_stop
@@ -255,7 +279,7 @@ rec_snaplen() {
 rec_ipv6_ext() {
     pair 9 v6
     server b fd00:201:9::2 8080 --req-size 300 --resp-size 500 --dstopts
-    ns_capture b b0 "$WORK/ipv6-ext.pcap"
+    cap b b0 "$WORK/ipv6-ext.pcap"
     client a fd00:201:9::2 8080 --src-port 40001 --req-size 300 --resp-size 500 --hopopts --dstopts
     wait_servers
     ns_capture_stop

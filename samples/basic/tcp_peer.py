@@ -5,7 +5,7 @@
                      [--ready-file F] [--dstopts]
   tcp_peer.py client --connect ADDR --port P [--count N] [--req-size B] [--resp-size B]
                      [--bind ADDR] [--src-port P] [--think S] [--hold S] [--gap S]
-                     [--hopopts] [--dstopts]
+                     [--start-at EPOCH] [--hopopts] [--dstopts]
 
 Each connection: the client sends exactly REQ_SIZE bytes (an HTTP-like GET padded to size), the
 server answers exactly RESP_SIZE bytes (HTTP-like 200 padded to size), then the client half-closes
@@ -100,6 +100,8 @@ def server(a):
 
 def client(a):
     fam = family_of(a.connect)
+    if a.start_at:  # lets several clients start in lock-step (interleaved traffic)
+        time.sleep(max(0.0, a.start_at - time.time()))
     for i in range(a.count):
         if i and a.gap:
             time.sleep(a.gap)
@@ -140,6 +142,7 @@ def main(argv=None):
             sp.add_argument("--think", type=float, default=0.0, help="sleep after connect")
             sp.add_argument("--hold", type=float, default=0.0, help="sleep before closing")
             sp.add_argument("--gap", type=float, default=0.0, help="sleep between connections")
+            sp.add_argument("--start-at", type=float, default=0.0, help="wait until this Unix time")
             sp.add_argument("--hopopts", action="store_true")
     a = p.parse_args(argv)
     (server if a.mode == "server" else client)(a)

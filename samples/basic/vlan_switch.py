@@ -54,7 +54,11 @@ def main():
         os.rename(a.ready_file + ".tmp", a.ready_file)
     while True:
         for s in select.select([acc, trk], [], [])[0]:
-            frame, addr = s.recvfrom(65535)
+            try:
+                frame, addr = s.recvfrom(65535)
+            except OSError as e:  # e.g. ENETDOWN after a link/feature change: keep going
+                print(f"vlan_switch: {e}", file=sys.stderr)
+                continue
             if addr[2] == PACKET_OUTGOING:
                 continue
             if s is acc:
