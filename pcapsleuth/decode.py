@@ -406,6 +406,16 @@ class Decoder:
         return _NO_IP[:17] + (f"IP version {nib}", None)
 
     def _ipv4(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+        ip = self._ipv4_inner(data, off, no, depth, wirelen)
+        if self.verify_checksums and ip[0] == 4:
+            ihl = (data[off] & 0x0F) * 4
+            # A valid header sums to 0xFFFF, i.e. 0 modulo 0xFFFF (see _check). Receivers drop the
+            # datagram otherwise, before any transport processing; Zeek does too (bad_IP_checksum).
+            if ihl >= 20 and len(data) >= off + ihl and int.from_bytes(data[off:off + ihl], "big") % 0xFFFF:
+                return ip[:16] + (Cksum.BAD_IP,) + ip[17:]
+        return ip
+
+    def _ipv4_inner(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
         if len(data) < off + 20:
             raise _Short("IPv4 header")
         ver_ihl, _tos, total, ip_id, frag_field, ttl, proto, _sum = _ipv4_hdr(data, off)
@@ -615,6 +625,10 @@ class Decoder:
             elif len(sub) >= off + 8 and sub[off] & 0xF0 == 0x30 and sub[off + 1] == 0xFF:
                 # GTPv1-U on a non-standard port (Zeek's DPD finds it too): version 1, PT 1, G-PDU.
                 return self._gtpu(sub, off, no, depth)
+            elif _looks_like_teredo(sub, off, end):
+                # Teredo between a client and a relay uses arbitrary ports; like Zeek's analyzer and
+                # Wireshark's "teredo" heuristic, accept a payload that is exactly one IPv6 packet.
+                return self._teredo(sub, off, no, depth)
         except _Short:
             return None
         return None
@@ -713,6 +727,16 @@ def _join(a: str | None, b: str | None) -> str | None:
     if b is None:
         return a
     return f"{a}/{b}"
+
+
+def _looks_like_teredo(data: bytes, off: int, end: int) -> bool:
+    pos = off
+    if end - pos >= 8 and data[pos] == 0 and data[pos + 1] == 0:  # origin indication
+        pos += 8
+    if end - pos < 40 or data[pos] >> 4 != 6:
+        return False
+    plen = data[pos + 4] << 8 | data[pos + 5]
+    return pos + 40 + plen == end
 
 
 def _reassembled_inner(ip: _IpResult) -> _IpResult:

@@ -236,13 +236,15 @@ class TsharkCapture:
 
             _preload_ek_mapping(self.tshark)
             prefs = {"tcp.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
-                     "udp.check_checksum": "TRUE" if self.verify_checksums else "FALSE"}
+                     "udp.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
+                     "ip.check_checksum": "TRUE" if self.verify_checksums else "FALSE"}
             cap = pyshark.FileCapture(
                 self._path, keep_packets=False, use_ek=True, eventloop=loop, tshark_path=self.tshark,
                 override_prefs=prefs,
                 # Mirror the fast decoder: VXLAN also on 8472 (Linux's pre-IANA default).
                 decode_as={"udp.port==8472": "vxlan"},
-                custom_parameters=["-n"],
+                # Teredo between client and relay runs on arbitrary ports (the fast decoder's heuristic).
+                custom_parameters=["-n", "--enable-heuristic", "teredo_udp"],
             )
             packets = iter(cap)
             for pkt in packets:
@@ -300,9 +302,12 @@ class TsharkCapture:
         pkttype: int | None = None
         ifindex: int | None = None
         outer_frag = False
+        bad_ip_header = False
         for name in stack:
             k = seen.get(name, 0)
             seen[name] = k + 1
+            if name == "ip" and self.verify_checksums and str(occ("ip", k).get("ip_ip_checksum_status")) in ("0", "Bad"):
+                bad_ip_header = True
             if name in ("icmp", "icmpv6"):
                 if ip_at is not None and tr_at is None:
                     tr_at = (name, k)
@@ -400,6 +405,8 @@ class TsharkCapture:
         elif ip_at is not None and frag != Frag.FRAGMENT:
             # Another protocol (OSPF, ESP, no next header ...): the IP payload, as the fast engine.
             payload_len = _ip_payload(version, occ(*ip_at))
+        if bad_ip_header:
+            cksum = Cksum.BAD_IP  # the fast engine's verdict: the receiver drops it at the IP layer
         return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, tuple(vlan),
                              "/".join(encap) or None, version, src, dst, ttl, ip_id, df, frag, proto, sport, dport,
                              seq, ack, flags, window, options, payload_len, cksum, pkttype, ifindex, None))

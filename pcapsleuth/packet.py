@@ -69,6 +69,7 @@ class Cksum(enum.IntEnum):
     GOOD = 1
     BAD = 2  # wrong, and not explained by offloading: the receiver's stack drops this packet
     OFFLOADED = 3  # holds only the pseudo-header sum: the NIC/loopback fills it in later
+    BAD_IP = 4  # the IPv4 header checksum is wrong: the receiver drops the datagram unseen
 
 
 class Packet(NamedTuple):

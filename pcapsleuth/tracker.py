@@ -445,6 +445,7 @@ class Tracker:
         self.count = 0
         self.tcp_packets = 0
         self.untracked = 0
+        self.bad_ip_checksums = 0
         self.evicted = 0
         self.loopback_ifaces: set[int] = set()
         self.loopback_linktypes = {0, 108}
@@ -454,6 +455,9 @@ class Tracker:
     def packet(self, p: Packet) -> Connection | None:
         """Account one decoded packet; returns its connection (or None if it has none)."""
         proto = p.proto
+        if p.cksum == Cksum.BAD_IP:
+            self.bad_ip_checksums += 1  # dropped by the receiver's IP layer (and by Zeek)
+            return None
         if proto == 6:
             if p.flags is None:
                 self.untracked += 1

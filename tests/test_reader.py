@@ -135,6 +135,7 @@ def _fragments(payload: bytes, size: int) -> list[bytes]:
         more = off + size < len(payload)
         hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(piece), 77, (off // 8) | (0x2000 if more else 0),
                           64, 6, 0, b.SRC4, b.DST4)
+        hdr = hdr[:10] + struct.pack("!H", dpkt.in_cksum(hdr)) + hdr[12:]  # a valid header checksum
         out.append(b.eth(hdr + piece))
     return out
 

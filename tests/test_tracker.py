@@ -196,3 +196,16 @@ def test_uids_follow_first_frame_order() -> None:
     assert [c["orig_p"] for c in conns] == [50001, 50002, 50003]
     assert [c["uid"] for c in conns] == sorted(c["uid"] for c in conns)
     assert [c["first_frame"] for c in conns] == [1, 2, 4]
+
+
+def test_bad_ipv4_header_checksum_is_dropped_before_tcp() -> None:
+    """A receiver (and Zeek) drops a datagram whose IPv4 header checksum is wrong: no connection."""
+    good = _frame(CLIENT, SERVER, 40005, 80, S, 1)
+    bad = bytearray(good)
+    bad[14 + 10] ^= 0xFF  # corrupt the IP header checksum field
+    pkts, _ = read_packets(_pcap([(1.0, bytes(bad)), (1.1, good)]))
+    from pcapsleuth.packet import Cksum
+
+    assert [p.cksum for p in pkts] == [Cksum.BAD_IP, Cksum.GOOD]
+    conns = track(pkts)
+    assert len(conns) == 1 and conns[0].first_frame == 2
