@@ -18,6 +18,7 @@ linked to its predecessor (see :meth:`Tracker._is_reuse`).
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -103,7 +104,8 @@ class Endpoint:
         "rxmt_thresh", "win0_cnt", "win0_thresh", "gap_cnt", "gap_thresh", "did_close", "pkts", "ip_bytes",
         "last_reassem", "trim_seq", "blocks", "gap_bytes", "tcp_state", "data_bytes", "rxmit_pkts",
         "rxmit_bytes", "isn", "syn_opts", "first_ttl", "first_mac", "last_ts", "fin_raw", "zero_windows",
-        "bad_checksums", "offloaded_checksums", "rsts", "fins", "syns", "data_pkts",
+        "bad_checksums", "offloaded_checksums", "rsts", "fins", "syns", "data_pkts", "ts_first", "ts_last",
+        "ts_pkts", "sack_pkts", "sack_blocks", "sack_max_edge",
     )
 
     def __init__(self, addr: str, port: int, is_orig: bool) -> None:
@@ -145,6 +147,12 @@ class Endpoint:
         self.fins: list[int] = []
         self.syns: list[int] = []
         self.data_pkts = 0
+        self.ts_first: int | None = None  # TCP timestamp option: first and last TSval sent
+        self.ts_last: int | None = None
+        self.ts_pkts = 0
+        self.sack_pkts = 0  # packets carrying SACK blocks (selective acks for the peer's data)
+        self.sack_blocks = 0
+        self.sack_max_edge: int | None = None  # highest right edge SACKed, relative to the peer's ISN
 
     # Zeek's sequence bookkeeping --------------------------------------------------------------
     def update_last_seq(self, seq: int) -> None:
@@ -356,6 +364,16 @@ class Connection:
             "resp_mss": (r.syn_opts or {}).get("mss"),
             "orig_wscale": (o.syn_opts or {}).get("wscale"),
             "resp_wscale": (r.syn_opts or {}).get("wscale"),
+            "orig_sack_ok": bool((o.syn_opts or {}).get("sack_ok")),
+            "resp_sack_ok": bool((r.syn_opts or {}).get("sack_ok")),
+            "orig_sack_blocks": o.sack_blocks,
+            "resp_sack_blocks": r.sack_blocks,
+            "orig_ts_ok": "ts_val" in (o.syn_opts or {}),
+            "resp_ts_ok": "ts_val" in (r.syn_opts or {}),
+            "orig_tsval_first": o.ts_first,
+            "orig_tsval_last": o.ts_last,
+            "resp_tsval_first": r.ts_first,
+            "resp_tsval_last": r.ts_last,
             "orig_ttl": o.first_ttl,
             "resp_ttl": r.first_ttl,
             "orig_l2_addr": o.first_mac,
@@ -874,6 +892,10 @@ class Tracker:
 
         conn.first_seen |= 1 if is_orig else 2
 
+        opts = p.options
+        if opts and not syn:
+            _track_options(ep, peer, opts)
+
         # accounting (ConnSize)
         ep.pkts += 1
         ep.ip_bytes += _ip_len(p)
@@ -1026,6 +1048,36 @@ class Tracker:
         ep.trim_seq = seq
         if ep.blocks:
             ep.blocks = [b for b in ep.blocks if b[1] > seq]
+
+
+_TS_PREFIX = b"\x01\x01\x08\x0a"  # NOP NOP TS: how Linux and BSD lay out the timestamp option
+_u32x2 = struct.Struct("!II").unpack_from
+
+
+def _track_options(ep: Endpoint, peer: Endpoint, opts: bytes) -> None:
+    """Timestamps (RFC 7323) and SACK blocks (RFC 2018) of a non-SYN segment, cheaply."""
+    if opts[:4] == _TS_PREFIX and len(opts) >= 12:
+        tsval = _u32x2(opts, 4)[0]
+        if ep.ts_first is None:
+            ep.ts_first = tsval
+        ep.ts_last = tsval
+        ep.ts_pkts += 1
+        if len(opts) == 12:
+            return
+    if 5 not in opts:  # no byte can be a SACK option kind: nothing more to find
+        return
+    parsed = parse_options(opts)
+    if "ts_val" in parsed and ep.ts_pkts == 0:
+        ep.ts_first = ep.ts_last = parsed["ts_val"]
+        ep.ts_pkts = 1
+    blocks = parsed.get("sack")
+    if blocks:
+        ep.sack_pkts += 1
+        ep.sack_blocks += len(blocks)
+        if peer.isn is not None:
+            edge = max(seq_delta(right, peer.isn) for _, right in blocks)
+            if ep.sack_max_edge is None or edge > ep.sack_max_edge:
+                ep.sack_max_edge = edge
 
 
 def _gap(conn: Connection, ep: Endpoint, peer: Endpoint, at: int, length: int) -> None:

@@ -236,3 +236,13 @@ def test_every_finding_reads_like_an_explanation() -> None:
         for f in _analyze(name)["findings"]:
             assert re.search(r"\d", f["summary"]), f["summary"]
             assert "`" in f["explanation"] or "net." in f["explanation"], f["id"]
+
+
+def test_retry_schedules_are_named() -> None:
+    from pcapsleuth.detectors import _schedule
+
+    assert _schedule([1.0, 2.0, 4.0, 8.0]) == "exponential"  # classic: 1, 2, 4 ... s (RFC 6298 backoff)
+    assert _schedule([3.0, 6.0, 12.0]) == "exponential"  # pre-2.6.39 Linux / RFC 1122 initial 3 s
+    assert _schedule([1.0, 1.0, 1.0, 1.0, 2.0, 4.0]) == "linear_then_exponential"  # Linux >= 6.5
+    assert _schedule([1.0, 1.0, 1.0]) == "linear"
+    assert _schedule([0.2, 5.0, 0.1]) == "irregular"
