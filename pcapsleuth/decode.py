@@ -464,7 +464,8 @@ class Decoder:
             return (4, src, dst, ttl, ip_id, df, Frag.REASSEMBLED, proto) + t
         t = self._transport(data, start, end, payload_len, proto, srcb, dstb, 4, no, depth, False)
         if t[10] is not None:  # an inner packet (tunnel) replaces the outer addressing
-            return t[10]
+            inner: _IpResult = t[10]
+            return inner
         return (4, src, dst, ttl, ip_id, df, 0, proto) + t[:10] + (None,)
 
     def _ipv6(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
@@ -539,7 +540,8 @@ class Decoder:
             return (6, src, dst, hlim, frag_id, None, Frag.REASSEMBLED, nxt) + t
         t = self._transport(data, pos, end, payload_len, nxt, srcb, dstb, 6, no, depth, False)
         if t[10] is not None:
-            return t[10]
+            inner6: _IpResult = t[10]
+            return inner6
         return (6, src, dst, hlim, frag_id, None, 0, nxt) + t[:10] + (None,)
 
     # -- transport -----------------------------------------------------------------------------

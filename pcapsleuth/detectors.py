@@ -143,7 +143,8 @@ def detect_conflicting_replies(ctx: DetectorContext) -> list[Finding]:
             first.summary = (f"{n} connection attempts met the same conflict; first: " + first.summary)
             first.evidence["attempts_affected"] = n
             first.evidence["per_attempt"] = [
-                {"uid": f.connections[0], "frames": f.frames, "differing_attributes": f.evidence["differing_attributes"]}
+                {"uid": f.connections[0], "frames": f.frames,
+                 "differing_attributes": f.evidence["differing_attributes"]}
                 for f in items[:GROUP_LIST]]
             first.evidence["left_out"] = max(0, n - GROUP_LIST)
             first.connections = [f.connections[0] for f in items]
@@ -299,7 +300,7 @@ def _schedule(intervals: list[float]) -> str:
         return "single"
     if len(intervals) == 1:
         return "single_retry"
-    ratios = [b / a for a, b in zip(intervals, intervals[1:]) if a > 0]
+    ratios = [b / a for a, b in zip(intervals, intervals[1:], strict=False) if a > 0]
     if not ratios:
         return "irregular"
     doubling = [1.6 <= r <= 2.5 for r in ratios]
@@ -332,7 +333,7 @@ def detect_unanswered_syn(ctx: DetectorContext) -> list[Finding]:
         window_end = orig_rst if orig_rst is not None else ctx.capture_end
         if window_end - ts[0] < 1_000_000_000:
             continue  # the capture (or the client) stopped before an answer was due: no evidence
-        intervals = [round((b - a) / 1e9, 3) for a, b in zip(ts, ts[1:])]
+        intervals = [round((b - a) / 1e9, 3) for a, b in zip(ts, ts[1:], strict=False)]
         last_gap = intervals[-1] if intervals else 1.0
         end = ctx.capture_end
         expected_next = ts[-1] + int(max(last_gap * 2, 1.0) * 1e9)
@@ -379,7 +380,7 @@ def _unanswered_finding(ctx: DetectorContext, addr: str, port: int, cause: str,
     dest = _ep_str(addr, port)
     n = len(items)
     attempts = sum(len(it["syns"]) for it in items)
-    frames = []
+    frames: list[int] = []
     for it in items[:GROUP_LIST]:
         frames.extend(p.no for p in it["syns"][:16])
     per_conn = [{"uid": it["conn"].uid, "client": _ep_str(it["conn"].orig.addr, it["conn"].orig.port),
@@ -499,7 +500,8 @@ def detect_close_wait_reuse(ctx: DetectorContext) -> list[Finding]:
     return [_collision_finding(ctx, server, items) for server, items in per_server.items()]
 
 
-def _collision(ctx: DetectorContext, c: Connection, pred: Connection, hc: dict[str, Any], syn: Packet) -> dict[str, Any]:
+def _collision(ctx: DetectorContext, c: Connection, pred: Connection, hc: dict[str, Any],
+               syn: Packet) -> dict[str, Any]:
     closer, stuck = hc["closer"], hc["stuck"]
     old_client_next = (closer.fin_raw + 1) & _MASK
     old_server_next = stuck.last_seq
@@ -564,7 +566,7 @@ def _collision_finding(ctx: DetectorContext, server: tuple[str, int], items: lis
     if it["outcome"] == "recovered":
         how = (f"; the server answered with a challenge ACK (frame {it['challenge'].no}) carrying the old "
                f"connection's numbers (ack {it['challenge'].ack}"
-               + (f" = the old client FIN + 1" if it["matches_old"] else "") + ")"
+               + (" = the old client FIN + 1" if it["matches_old"] else "") + ")"
                + (f", the client reset it (frame {it['rst'].no})" if it["rst"] is not None else "")
                + f" and the retry connected {it['cost_s']:.2f} s after the first SYN")
     elif it["outcome"] == "unanswered":
@@ -634,14 +636,14 @@ def detect_close_wait_leak(ctx: DetectorContext) -> list[Finding]:
         n = len(items)
         srv = _ep_str(addr, port)
         longest = max(x[2] for x in items)
-        reused = sum(1 for x in items if x[3])
+        n_reused = sum(1 for x in items if x[3])
         frames: list[int] = []
-        for c, hc, _, _ in items[:GROUP_LIST]:
+        for _c, hc, _, _ in items[:GROUP_LIST]:
             frames += [f for f in (hc["fin_frame"], hc["fin_ack"].no) if f]
         role = items[0][1]["stuck_role"]
         summary = (f"{n} socket{'s' if n != 1 else ''} left in CLOSE_WAIT by {srv}: the peer's FIN was acknowledged "
                    f"and {srv} never sent its own (longest {longest:.1f} s"
-                   + (f"; {reused} of them were hit by a new connection on the same 4-tuple" if reused else "")
+                   + (f"; {n_reused} of them were hit by a new connection on the same 4-tuple" if n_reused else "")
                    + ").")
         explanation = (
             f"CLOSE_WAIT means the kernel delivered the peer's FIN to the application at {srv} (read() returned 0) "
@@ -655,7 +657,7 @@ def detect_close_wait_leak(ctx: DetectorContext) -> list[Finding]:
                 "fin_frame": hc["fin_frame"], "fin_ack_frame": hc["fin_ack"].no, "half_closed_seconds": held,
                 "tuple_reused": r} for c, hc, held, r in items[:GROUP_LIST]]
         evidence = {"endpoint": srv, "endpoint_role": role, "sockets": n, "longest_half_closed_seconds": longest,
-                    "tuples_reused": reused, "per_connection": per, "left_out": max(0, n - GROUP_LIST)}
+                    "tuples_reused": n_reused, "per_connection": per, "left_out": max(0, n - GROUP_LIST)}
         out.append(Finding("close.close_wait_leak", summary, explanation, frames, [x[0].uid for x in items],
                            min(x[1]["fin_ts"] for x in items), max(x[1]["fin_ack"].ts for x in items), evidence))
     return out

@@ -24,6 +24,7 @@ unreadable input raises the same errors as the fast engine (the reader opens it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import shutil
@@ -44,11 +45,39 @@ _new = tuple.__new__
 
 #: tshark protocol names of the tunnels and shims the fast decoder names in ``Packet.encap``.
 _ENCAP_NAMES = {
-    "mpls": "mpls", "pppoes": "pppoe", "ieee8021ah": "pbb", "cfp": "fabricpath", "gre": "gre",
-    "vxlan": "vxlan", "geneve": "geneve", "gtp": "gtp", "teredo": "teredo",
+    "mpls": "mpls",
+    "pppoes": "pppoe",
+    "ieee8021ah": "pbb",
+    "cfp": "fabricpath",
+    "gre": "gre",
+    "vxlan": "vxlan",
+    "geneve": "geneve",
+    "gtp": "gtp",
+    "teredo": "teredo",
 }
-_LINK_LAYERS = frozenset(("eth", "sll", "null", "loop", "fddi", "ppp", "chdlc", "nflog", "vlan", "mpls", "pppoes",
-                          "ieee8021ah", "vntag", "cfp", "llc", "ethertype", "pwethheuristic", "pwethcw", "pweth"))
+_LINK_LAYERS = frozenset(
+    (
+        "eth",
+        "sll",
+        "null",
+        "loop",
+        "fddi",
+        "ppp",
+        "chdlc",
+        "nflog",
+        "vlan",
+        "mpls",
+        "pppoes",
+        "ieee8021ah",
+        "vntag",
+        "cfp",
+        "llc",
+        "ethertype",
+        "pwethheuristic",
+        "pwethcw",
+        "pweth",
+    )
+)
 _QUEUE_DEPTH = 2048
 _DONE = object()
 
@@ -61,8 +90,9 @@ class _Failure:
 def _find_tshark(tshark_path: str | None) -> str:
     found = shutil.which(tshark_path or "tshark")
     if found is None:
-        raise EngineError(None, f"tshark not found ({tshark_path or 'not on PATH'}); install Wireshark's tshark "
-                                "or use --engine fast")
+        raise EngineError(
+            None, f"tshark not found ({tshark_path or 'not on PATH'}); install Wireshark's tshark or use --engine fast"
+        )
     try:
         run = subprocess.run([found, "-v"], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -111,14 +141,26 @@ class TsharkCapture:
     ...         print(pkt.no, pkt.src, pkt.flags)
     """
 
-    def __init__(self, source: Source, *, verify_checksums: bool = True, max_decompressed: int = 64 * 1024**3,
-                 tshark_path: str | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        verify_checksums: bool = True,
+        max_decompressed: int = 64 * 1024**3,
+        tshark_path: str | None = None,
+    ) -> None:
         self.tshark = _find_tshark(tshark_path)
         self.verify_checksums = verify_checksums
         self.src: CaptureSource = open_capture(source, max_decompressed=max_decompressed)
         self.damage = DamageLog()
-        self.info = CaptureInfo(path=self.src.path, size=self.src.size, format=self.src.format,
-                                compression=self.src.compression, damage=self.damage, engine="tshark")
+        self.info = CaptureInfo(
+            path=self.src.path,
+            size=self.src.size,
+            format=self.src.format,
+            compression=self.src.compression,
+            damage=self.damage,
+            engine="tshark",
+        )
         self._tmp: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -166,10 +208,8 @@ class TsharkCapture:
             self._thread.join(timeout=30)
             self._thread = None
         if self._tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self._tmp)
-            except OSError:
-                pass
             self._tmp = None
 
     # -- iteration ----------------------------------------------------------------------------
@@ -188,8 +228,12 @@ class TsharkCapture:
                 if isinstance(item, _Failure):
                     # tshark stops with an error on a cut-short file; the reader has already
                     # recorded that damage with its frame number. Anything else is an engine failure.
-                    if self.damage.count("truncated_record") or self.damage.count("bad_block") or \
-                            self.damage.count("caplen_insane") or self.damage.count("truncated_file"):
+                    if (
+                        self.damage.count("truncated_record")
+                        or self.damage.count("bad_block")
+                        or self.damage.count("caplen_insane")
+                        or self.damage.count("truncated_file")
+                    ):
                         break
                     raise EngineError(self.info.path, f"tshark failed: {_one_line(item.exc)}")
                 assert isinstance(item, Packet)
@@ -235,11 +279,17 @@ class TsharkCapture:
             import pyshark
 
             _preload_ek_mapping(self.tshark)
-            prefs = {"tcp.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
-                     "udp.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
-                     "ip.check_checksum": "TRUE" if self.verify_checksums else "FALSE"}
+            prefs = {
+                "tcp.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
+                "udp.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
+                "ip.check_checksum": "TRUE" if self.verify_checksums else "FALSE",
+            }
             cap = pyshark.FileCapture(
-                self._path, keep_packets=False, use_ek=True, eventloop=loop, tshark_path=self.tshark,
+                self._path,
+                keep_packets=False,
+                use_ek=True,
+                eventloop=loop,
+                tshark_path=self.tshark,
                 override_prefs=prefs,
                 # Mirror the fast decoder: VXLAN also on 8472 (Linux's pre-IANA default).
                 decode_as={"udp.port==8472": "vxlan"},
@@ -287,8 +337,18 @@ class TsharkCapture:
         stack = str(frame.get("frame_frame_protocols", "")).split(":")
         return self._fields(no, ts, caplen, wirelen, iface, direction, linktype, stack, layers)
 
-    def _fields(self, no: int, ts: int, caplen: int, wirelen: int, iface: int, direction: int, linktype: int,
-                stack: list[str], layers: dict[str, list[dict[str, Any]]]) -> Packet:
+    def _fields(
+        self,
+        no: int,
+        ts: int,
+        caplen: int,
+        wirelen: int,
+        iface: int,
+        direction: int,
+        linktype: int,
+        stack: list[str],
+        layers: dict[str, list[dict[str, Any]]],
+    ) -> Packet:
         def occ(name: str, k: int) -> dict[str, Any]:
             got = layers.get(name)
             return got[k] if got is not None and k < len(got) else {}
@@ -306,7 +366,11 @@ class TsharkCapture:
         for name in stack:
             k = seen.get(name, 0)
             seen[name] = k + 1
-            if name == "ip" and self.verify_checksums and str(occ("ip", k).get("ip_ip_checksum_status")) in ("0", "Bad"):
+            if (
+                name == "ip"
+                and self.verify_checksums
+                and str(occ("ip", k).get("ip_ip_checksum_status")) in ("0", "Bad")
+            ):
                 bad_ip_header = True
             if name in ("icmp", "icmpv6"):
                 if ip_at is not None and tr_at is None:
@@ -372,7 +436,7 @@ class TsharkCapture:
                 srcb, dstb = _addr_bytes(src, version), _addr_bytes(dst, version)
         sport = dport = seq = ack = flags = window = payload_len = None
         options: bytes | None = None
-        cksum = Cksum.UNCHECKED
+        cksum: int = Cksum.UNCHECKED
         if tr_at is not None:
             t = occ(*tr_at)
             kind = tr_at[0]
@@ -386,16 +450,23 @@ class TsharkCapture:
                 hdr = _int(t.get("tcp_tcp_hdr_len"))
                 if payload_len is not None:
                     options = _hexbytes(t.get("tcp_tcp_options")) if hdr and hdr > 20 else b""
-                cksum = self._cksum(t.get("tcp_tcp_checksum_status"), t.get("tcp_tcp_checksum"), srcb, dstb, 6,
-                                    payload_len + (hdr or 0) if payload_len is not None else None)
+                cksum = self._cksum(
+                    t.get("tcp_tcp_checksum_status"),
+                    t.get("tcp_tcp_checksum"),
+                    srcb,
+                    dstb,
+                    6,
+                    payload_len + (hdr or 0) if payload_len is not None else None,
+                )
             elif kind == "udp":
                 proto = 17
                 sport, dport = _int(t.get("udp_udp_srcport")), _int(t.get("udp_udp_dstport"))
                 ulen = _int(t.get("udp_udp_length"))
                 payload_len = ulen - 8 if ulen is not None and ulen >= 8 else None
                 if "vxlan" not in encap[-1:] and encap[-1:] not in (["gtp"], ["teredo"], ["geneve"]):
-                    cksum = self._cksum(t.get("udp_udp_checksum_status"), t.get("udp_udp_checksum"), srcb, dstb,
-                                        17, ulen)
+                    cksum = self._cksum(
+                        t.get("udp_udp_checksum_status"), t.get("udp_udp_checksum"), srcb, dstb, 17, ulen
+                    )
             else:  # ICMP: type and code stand in for ports, as in the fast engine (and Zeek)
                 pre = kind
                 sport, dport = _int(t.get(f"{pre}_{pre}_type")), _int(t.get(f"{pre}_{pre}_code"))
@@ -407,9 +478,41 @@ class TsharkCapture:
             payload_len = _ip_payload(version, occ(*ip_at))
         if bad_ip_header:
             cksum = Cksum.BAD_IP  # the fast engine's verdict: the receiver drops it at the IP layer
-        return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, tuple(vlan),
-                             "/".join(encap) or None, version, src, dst, ttl, ip_id, df, frag, proto, sport, dport,
-                             seq, ack, flags, window, options, payload_len, cksum, pkttype, ifindex, None))
+        return _new(
+            Packet,
+            (
+                no,
+                ts,
+                caplen,
+                wirelen,
+                iface,
+                direction,
+                linktype,
+                mac,
+                tuple(vlan),
+                "/".join(encap) or None,
+                version,
+                src,
+                dst,
+                ttl,
+                ip_id,
+                df,
+                frag,
+                proto,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                options,
+                payload_len,
+                cksum,
+                pkttype,
+                ifindex,
+                None,
+            ),
+        )
 
     def _cksum(self, status: Any, field: Any, srcb: bytes, dstb: bytes, proto: int, length: int | None) -> int:
         """tshark's checksum status, with the fast engine's OFFLOADED told apart from BAD."""
@@ -420,8 +523,12 @@ class TsharkCapture:
         if str(status) != "0":
             return Cksum.UNCHECKED
         value = _int(field)
-        if value == 0 or (value is not None and length is not None and srcb and
-                          value % 0xFFFF == _pseudo(srcb, dstb, proto, length) % 0xFFFF):
+        if value == 0 or (
+            value is not None
+            and length is not None
+            and srcb
+            and value % 0xFFFF == _pseudo(srcb, dstb, proto, length) % 0xFFFF
+        ):
             return Cksum.OFFLOADED
         return Cksum.BAD
 

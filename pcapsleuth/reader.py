@@ -24,6 +24,7 @@ plus the decoder's ``undecodable``, ``truncated_header`` and ``ip_len_exceeds_fr
 from __future__ import annotations
 
 import bz2
+import contextlib
 import dataclasses
 import gzip
 import io
@@ -32,7 +33,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import IO, BinaryIO, Union
+from typing import IO, Any, BinaryIO, Union
 
 from .errors import (
     CaptureNotFoundError,
@@ -64,9 +65,24 @@ _CHUNK = 1 << 20
 DAMAGE_FRAMES_KEPT = 200
 
 LINKTYPE_NAMES = {
-    0: "NULL", 1: "EN10MB", 9: "PPP", 10: "FDDI", 12: "RAW", 14: "RAW", 50: "PPP_HDLC",
-    51: "PPP_ETHER", 101: "RAW", 104: "C_HDLC", 105: "IEEE802_11", 108: "LOOP", 113: "LINUX_SLL",
-    117: "PFLOG", 127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6", 239: "NFLOG",
+    0: "NULL",
+    1: "EN10MB",
+    9: "PPP",
+    10: "FDDI",
+    12: "RAW",
+    14: "RAW",
+    50: "PPP_HDLC",
+    51: "PPP_ETHER",
+    101: "RAW",
+    104: "C_HDLC",
+    105: "IEEE802_11",
+    108: "LOOP",
+    113: "LINUX_SLL",
+    117: "PFLOG",
+    127: "IEEE802_11_RADIOTAP",
+    228: "IPV4",
+    229: "IPV6",
+    239: "NFLOG",
     276: "LINUX_SLL2",
 }
 
@@ -259,19 +275,19 @@ class CaptureSource:
             self.close()
             raise EmptyCaptureError(self.path, "empty file (0 bytes), not a capture")
         stream: BinaryIO = raw
-        inner: IO[bytes] | None = None
+        inner: Any = None  # GzipFile, BZ2File or LZMAFile
         if head[:2] == b"\x1f\x8b":
             self.compression, inner = "gzip", gzip.GzipFile(fileobj=raw, mode="rb")
         elif head[:3] == b"BZh":
             self.compression, inner = "bzip2", bz2.BZ2File(raw, mode="rb")
         elif head[:6] == b"\xfd7zXZ\x00":
-            self.compression, inner = "xz", lzma.LZMAFile(raw, mode="rb")
+            self.compression, inner = "xz", lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115 - kept open
         elif head[:4] == b"\x28\xb5\x2f\xfd":
             self.close()
             raise NotACaptureError(self.path, "zstd-compressed; decompress it first (zstd -d)")
         if inner is not None:
             self._bounded = _BoundedStream(inner, self.path, max_decompressed, self.size)
-            stream = io.BufferedReader(self._bounded, buffer_size=_CHUNK)  # type: ignore[arg-type]
+            stream = io.BufferedReader(self._bounded, buffer_size=_CHUNK)
         self._stream = stream
         try:
             magic = self._read_exact_or_less(4)
@@ -305,7 +321,7 @@ class CaptureSource:
             raw.seek(pos)
             return data
         # A pipe without peek: wrap it so the bytes we read are not lost.
-        buffered = io.BufferedReader(raw, buffer_size=_CHUNK)  # type: ignore[arg-type]
+        buffered = io.BufferedReader(raw, buffer_size=_CHUNK)  # type: ignore[type-var]
         data = bytes(buffered.peek(n)[:n])
         raise _Rewrap(buffered, data)
 
@@ -314,10 +330,8 @@ class CaptureSource:
 
     def close(self) -> None:
         if self._owned:
-            try:
+            with contextlib.suppress(OSError):
                 self._raw.close()
-            except OSError:
-                pass
 
     def __enter__(self) -> CaptureSource:
         return self
@@ -327,7 +341,7 @@ class CaptureSource:
 
 
 class _Rewrap(Exception):
-    def __init__(self, stream: io.BufferedReader, head: bytes) -> None:
+    def __init__(self, stream: Any, head: bytes) -> None:
         self.stream = stream
         self.head = head
 
@@ -337,7 +351,7 @@ def open_capture(source: Source, *, max_decompressed: int = 64 * 1024**3) -> Cap
     try:
         return CaptureSource(source, max_decompressed=max_decompressed)
     except _Rewrap as rw:
-        return CaptureSource(rw.stream, max_decompressed=max_decompressed)  # type: ignore[arg-type]
+        return CaptureSource(rw.stream, max_decompressed=max_decompressed)
 
 
 class RecordReader:
@@ -367,7 +381,7 @@ class RecordReader:
             return True
         if self._eof:
             return False
-        parts = [self._buf[self._pos:]]
+        parts = [self._buf[self._pos :]]
         want = max(need - avail, _CHUNK)
         got = avail
         while got < need or not parts[1:]:
@@ -419,24 +433,31 @@ class RecordReader:
         while True:
             if len(self._buf) - self._pos < rec_size and not self._fill(rec_size):
                 if self._remaining():
-                    damage.add("truncated_record", no + 1,
-                               f"record header cut short: {self._remaining()} of {rec_size} bytes")
+                    damage.add(
+                        "truncated_record", no + 1, f"record header cut short: {self._remaining()} of {rec_size} bytes"
+                    )
                     self.bytes_unread = self._remaining()
                 break
             sec, frac, caplen, wirelen = rec(self._buf, self._pos)
             if caplen > MAX_CAPLEN:
-                damage.add("caplen_insane", no + 1,
-                           f"record claims {caplen:,} captured bytes (more than {MAX_CAPLEN:,}); rest of file unreadable")
+                damage.add(
+                    "caplen_insane",
+                    no + 1,
+                    f"record claims {caplen:,} captured bytes (more than {MAX_CAPLEN:,}); rest of file unreadable",
+                )
                 self.bytes_unread = self._remaining() + self._rest_size()
                 break
             need = rec_size + caplen
             if len(self._buf) - self._pos < need and not self._fill(need):
-                damage.add("truncated_record", no + 1,
-                           f"record body cut short: {self._remaining() - rec_size} of {caplen} bytes")
+                damage.add(
+                    "truncated_record",
+                    no + 1,
+                    f"record body cut short: {self._remaining() - rec_size} of {caplen} bytes",
+                )
                 self.bytes_unread = self._remaining()
                 break
             start = self._pos + rec_size
-            data = self._buf[start:start + caplen]
+            data = self._buf[start : start + caplen]
             self._pos = start + caplen
             no += 1
             ts = sec * 1_000_000_000 + frac * tick_ns
@@ -476,14 +497,15 @@ class RecordReader:
         while True:
             if not self._fill(12):
                 if self._remaining():
-                    damage.add("truncated_record", no + 1,
-                               f"block header cut short ({self._remaining()} bytes at end of file)")
+                    damage.add(
+                        "truncated_record", no + 1, f"block header cut short ({self._remaining()} bytes at end of file)"
+                    )
                     self.bytes_unread = self._remaining()
                 break
             pos = self._pos
-            btype_raw = self._buf[pos:pos + 4]
+            btype_raw = self._buf[pos : pos + 4]
             if btype_raw == _PCAPNG_SHB:
-                bom = self._buf[pos + 8:pos + 12]
+                bom = self._buf[pos + 8 : pos + 12]
                 if bom == b"\x4d\x3c\x2b\x1a":
                     order = "<"
                 elif bom == b"\x1a\x2b\x3c\x4d":
@@ -494,20 +516,30 @@ class RecordReader:
                     break
             btype, blen = struct.unpack_from(order + "II", self._buf, pos)
             if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                damage.add("bad_block", no + 1,
-                           f"block type 0x{btype:08x} has impossible length {blen} at byte {self._consumed()}; rest of file unreadable")
+                damage.add(
+                    "bad_block",
+                    no + 1,
+                    f"block type 0x{btype:08x} has impossible length {blen} at byte {self._consumed()}; "
+                    "rest of file unreadable",
+                )
                 self.bytes_unread = self._remaining() + self._rest_size()
                 break
             if not self._fill(blen):
-                damage.add("truncated_record", no + 1,
-                           f"block type 0x{btype:08x} cut short: {self._remaining()} of {blen} bytes")
+                damage.add(
+                    "truncated_record",
+                    no + 1,
+                    f"block type 0x{btype:08x} cut short: {self._remaining()} of {blen} bytes",
+                )
                 self.bytes_unread = self._remaining()
                 break
             pos = self._pos
             (trailer,) = struct.unpack_from(order + "I", self._buf, pos + blen - 4)
             if trailer != blen:
-                damage.add("bad_block", no + 1,
-                           f"block type 0x{btype:08x}: trailing length {trailer} differs from {blen}; rest of file unreadable")
+                damage.add(
+                    "bad_block",
+                    no + 1,
+                    f"block type 0x{btype:08x}: trailing length {trailer} differs from {blen}; rest of file unreadable",
+                )
                 self.bytes_unread = self._remaining()
                 break
             body = pos + 8
@@ -525,12 +557,14 @@ class RecordReader:
                     damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
                     caplen = max(0, end - data_start)
                     opt_start = end
-                data = self._buf[data_start:data_start + caplen]
+                data = self._buf[data_start : data_start + caplen]
                 direction = 0
                 if opt_start < end:
                     direction = self._epb_options(order, opt_start, end, no)
                 if ifid >= len(local_ifaces):
-                    damage.add("unknown_interface", no, f"packet names interface {ifid}, which the section never described")
+                    damage.add(
+                        "unknown_interface", no, f"packet names interface {ifid}, which the section never described"
+                    )
                     yield no, (ts_hi << 32 | ts_lo) * 1000, caplen, wirelen, -1, data, direction
                     continue
                 iface = local_ifaces[ifid]
@@ -542,7 +576,7 @@ class RecordReader:
                     no += 1
                     damage.add("unknown_interface", no, "simple packet block before any interface description")
                     (wirelen,) = struct.unpack_from(order + "I", self._buf, body)
-                    data = self._buf[body + 4:end]
+                    data = self._buf[body + 4 : end]
                     yield no, max(last_ts, 0), len(data), wirelen, -1, data, 0
                     continue
                 iface = local_ifaces[0]
@@ -550,7 +584,7 @@ class RecordReader:
                 caplen = min(wirelen, end - body - 4)
                 if iface.snaplen:
                     caplen = min(caplen, iface.snaplen)
-                data = self._buf[body + 4:body + 4 + caplen]
+                data = self._buf[body + 4 : body + 4 + caplen]
                 no += 1
                 direction = 0
                 # A simple packet block carries no timestamp; keep time monotonic for analysis.
@@ -564,10 +598,12 @@ class RecordReader:
                     damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
                     caplen = max(0, end - data_start)
                     opt_start = end
-                data = self._buf[data_start:data_start + caplen]
+                data = self._buf[data_start : data_start + caplen]
                 direction = self._epb_options(order, opt_start, end, no) if opt_start < end else 0
                 if ifid >= len(local_ifaces):
-                    damage.add("unknown_interface", no, f"packet names interface {ifid}, which the section never described")
+                    damage.add(
+                        "unknown_interface", no, f"packet names interface {ifid}, which the section never described"
+                    )
                     yield no, (ts_hi << 32 | ts_lo) * 1000, caplen, wirelen, -1, data, direction
                     continue
                 iface = local_ifaces[ifid]
@@ -579,7 +615,11 @@ class RecordReader:
                 self.sections += 1
                 major, minor = struct.unpack_from(order + "HH", self._buf, body + 4)
                 if major != 1:
-                    damage.add("bad_block", no + 1, f"section header version {major}.{minor} is not 1.x; rest of file unreadable")
+                    damage.add(
+                        "bad_block",
+                        no + 1,
+                        f"section header version {major}.{minor} is not 1.x; rest of file unreadable",
+                    )
                     self.bytes_unread = self._remaining()
                     break
                 local_ifaces = []
@@ -630,7 +670,7 @@ class RecordReader:
             value_end = pos + 4 + length
             if value_end > end:
                 return
-            yield code, buf[pos + 4:value_end]
+            yield code, buf[pos + 4 : value_end]
             pos = pos + 4 + ((length + 3) & ~3)
 
     def _epb_options(self, order: str, start: int, end: int, no: int) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
@@ -564,10 +564,8 @@ class Tracker:
             # Zeek's attempt timer: tcp_attempt_delay after a SYN that the responder never answered,
             # the attempt is over; later non-SYN packets belong to a new (partial) connection. (SYN
             # retransmissions with the same ISN stay with their attempt: see _is_reuse's SYN rule.)
-            if (conn.orig.state in (_SYN_SENT, _SYN_ACK_SENT) and conn.resp.state == _INACTIVE
-                    and conn.syn_ts is not None and p.ts - conn.syn_ts > ATTEMPT_NS):
-                return True
-            return False
+            return (conn.orig.state in (_SYN_SENT, _SYN_ACK_SENT) and conn.resp.state == _INACTIVE
+                    and conn.syn_ts is not None and p.ts - conn.syn_ts > ATTEMPT_NS)
         conn_orig = conn.orig
         if flags & TCP_ACK:
             if conn.orig.state != _INACTIVE:
@@ -614,7 +612,7 @@ class Tracker:
     def _tcp(self, p: Packet) -> Connection:
         self.tcp_packets += 1
         src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
-        if (src, sport) <= (dst, dport):  # type: ignore[operator]
+        if (src, sport) <= (dst, dport):
             key = (src, sport, dst, dport, 6)
         else:
             key = (dst, dport, src, sport, 6)
@@ -641,7 +639,7 @@ class Tracker:
     def _other(self, p: Packet) -> Connection:
         src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
         proto = p.proto
-        if (src, sport) <= (dst, dport):  # type: ignore[operator]
+        if (src, sport) <= (dst, dport):
             key = (src, sport, dst, dport, proto)
         else:
             key = (dst, dport, src, sport, proto)
@@ -742,10 +740,9 @@ class Tracker:
                     conn.weird("SYN_seq_jump", p.no)
                 ep.start_seq = ep.ack_seq = seq
                 ep.last_seq = seq_one_past
-        elif st == _RESET:
-            if syn and ep.prev_state == _INACTIVE:
-                ep.start_seq = ep.ack_seq = seq
-                ep.last_seq = seq_one_past
+        elif st == _RESET and syn and ep.prev_state == _INACTIVE:
+            ep.start_seq = ep.ack_seq = seq
+            ep.last_seq = seq_one_past
 
         rel_seq, underflow = _relative(ep, seq, ep.last_seq, ep.seq_wraps)
 
@@ -781,11 +778,11 @@ class Tracker:
         if win == 0 and not rst and peer.state != _CLOSED and ep.state != _RESET:
             ep.zero_windows += 1
             _scaled(conn, "W", ep, "win0_cnt", "win0_thresh")
-        if not syn and not fin and not rst and ep.state != _CLOSED and ep.state != _RESET:
-            if seq_delta(seq, ep.window_seq) >= 0 and seq_delta(ack, ep.window_ack_seq) >= 0:
-                ep.window = win
-                ep.window_ack_seq = ack
-                ep.window_seq = seq
+        if (not syn and not fin and not rst and ep.state != _CLOSED and ep.state != _RESET
+                and seq_delta(seq, ep.window_seq) >= 0 and seq_delta(ack, ep.window_ack_seq) >= 0):
+            ep.window = win
+            ep.window_ack_seq = ack
+            ep.window_seq = seq
 
         if not (conn.orig.did_close and conn.resp.did_close):
             conn.last_ts = ts
@@ -892,9 +889,9 @@ class Tracker:
 
         conn.first_seen |= 1 if is_orig else 2
 
-        opts = p.options
-        if opts and not syn:
-            _track_options(ep, peer, opts)
+        raw_opts = p.options
+        if raw_opts and not syn:
+            _track_options(ep, peer, raw_opts)
 
         # accounting (ConnSize)
         ep.pkts += 1
@@ -1125,9 +1122,8 @@ def _relative(ep: Endpoint, cur: int, last: int, wraps: int) -> tuple[int, bool]
     if delta < 0:
         if wraps and cur > last:
             wraps -= 1
-    elif delta > 0:
-        if cur < last:
-            wraps += 1
+    elif delta > 0 and cur < last:
+        wraps += 1
     if wraps == 0:
         d = seq_delta(cur, ep.start_seq)
         return d, d < 0
@@ -1240,6 +1236,3 @@ def track(packets: Iterable[Packet], **kw: Any) -> list[Connection]:
     return tr.finish()
 
 
-def iter_connections(conns: Iterable[Connection]) -> Iterator[dict[str, Any]]:
-    for c in conns:
-        yield c.to_dict()
