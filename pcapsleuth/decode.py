@@ -387,9 +387,7 @@ class Decoder:
                 return self._ipv6(data, off, no, 0, wirelen), None
             child = getattr(layer, "data", None)
             if child is None or isinstance(child, bytes):
-                if isinstance(layer, dpkt.llc.LLC) or (child and isinstance(child, bytes)):
-                    break
-                break
+                break  # dpkt found no IP layer
             off += len(layer) - len(child)
             layer = child
         return _NO_IP, None
@@ -638,7 +636,7 @@ class Decoder:
     def _gtpu(self, data: bytes, off: int, no: int, depth: int) -> _IpResult | None:
         if len(data) < off + 8:
             return None
-        flags, mtype, length = data[off], data[off + 1], _u16(data, off + 2)[0]
+        flags, mtype = data[off], data[off + 1]
         if flags >> 5 != 1 or mtype != 0xFF:  # GTPv1, G-PDU only
             return None
         pos = off + 8
@@ -651,7 +649,6 @@ class Decoder:
                     return None
                 ext = data[pos + elen - 1]
                 pos += elen
-        del length
         if len(data) <= pos:
             return None
         inner = self._ip_by_version(data, pos, no, depth + 1, len(data))

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .capture import CaptureInfo
-from .findings import Finding, catalog, severity_rank
+from .findings import Finding, catalog
 from .packet import TCP_ACK, TCP_RST, TCP_SYN, Packet, flags_str
 from .tracker import CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, Connection
 
@@ -237,7 +237,7 @@ def _conflict_finding(ctx: DetectorContext, c: Connection, syn: Packet, rst: Pac
         "differing_attributes": sorted(k for k in diffs if k != "delay_after_syn_s" or t_rst != t_sa),
         "differences": diffs,
         "two_machines": two_machines,
-        "retries": len([g for g in _syn_groups(c)]),
+        "retries": len(_syn_groups(c)),
     }
     frames = [syn.no, rst.no, synack.no]
     for p in c.evidence:
@@ -712,9 +712,4 @@ DETECTORS: list[Callable[[DetectorContext], list[Finding]]] = [
     detect_refused,
 ]
 
-
-def worst_severity(findings: list[Finding]) -> str | None:
-    if not findings:
-        return None
-    return max((f.severity for f in findings), key=severity_rank)
 

@@ -216,7 +216,7 @@ class Connection:
         "last_ts", "first_frame", "last_frame", "predecessor", "pred_info", "is_partial", "first_seen",
         "flipped", "first_was_synack", "syn_ts", "synack_ts", "ack_ts", "syn_frame", "synack_frame",
         "ack_frame", "evidence", "n_control_evidence", "transitions", "close_first", "close_how",
-        "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "loopback_link", "successor",
+        "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "successor",
         "last_syn_ts", "delete_at", "partial_close_at",
     )
 
@@ -260,7 +260,6 @@ class Connection:
         self.finished = False
         self.weirds: dict[str, list[int]] = {}
         self.iface = 0
-        self.loopback_link = False
         self.delete_at: int | None = None  # Zeek's ConnDeleteTimer after a complete close
         self.partial_close_at: int | None = None  # Zeek's PartialCloseTimer
 
@@ -465,9 +464,6 @@ class Tracker:
         self.untracked = 0
         self.bad_ip_checksums = 0
         self.evicted = 0
-        self.loopback_ifaces: set[int] = set()
-        self.loopback_linktypes = {0, 108}
-        self._last_sweep = 0
 
     # -- entry --------------------------------------------------------------------------------
     def packet(self, p: Packet) -> Connection | None:
@@ -495,19 +491,11 @@ class Tracker:
         self.done.sort(key=lambda c: c.index)
         return self.done
 
-    def sweep(self, now: int) -> list[Connection]:
-        """Finalize connections that are closed or idle at capture time ``now`` (memory bound)."""
-        out = []
-        for key, conn in list(self.active.items()):
-            idle = now - conn.last_ts
-            closed = conn.orig.did_close and conn.resp.did_close or conn.orig.state == _RESET \
-                or conn.resp.state == _RESET
-            if idle > INACTIVITY_NS or (closed and idle > 60_000_000_000):
-                conn.finished = True
-                del self.active[key]
-                out.append(conn)
-        self.done.extend(out)
-        return out
+    def _retire(self, key: tuple[Any, ...], conn: Connection) -> None:
+        """The connection on ``key`` is final: out of the active table, into the results."""
+        conn.finished = True
+        del self.active[key]
+        self.done.append(conn)
 
     # -- connection lookup ----------------------------------------------------------------------
     def _new_conn(self, p: Packet, key: tuple[Any, ...], proto: str, flip: bool) -> Connection:
@@ -536,9 +524,7 @@ class Tracker:
         """Finalize the least recently active tenth of the table (bounded memory under scans)."""
         victims = sorted(self.active.items(), key=lambda kv: kv[1].last_ts)[: max(1, len(self.active) // 10)]
         for key, conn in victims:
-            conn.finished = True
-            del self.active[key]
-            self.done.append(conn)
+            self._retire(key, conn)
             self.evicted += 1
 
     def _want_flip(self, flags: int, sport: int, dport: int) -> bool:
@@ -623,9 +609,7 @@ class Tracker:
             is_orig = src == conn.orig.addr and sport == conn.orig.port
             if self._is_reuse(conn, p, is_orig):
                 old = conn
-                del self.active[key]
-                old.finished = True
-                self.done.append(old)
+                self._retire(key, old)
                 conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
                 conn.predecessor = old.uid
                 old.successor = conn.uid
@@ -646,8 +630,7 @@ class Tracker:
         conn = self.active.get(key)
         if conn is None or p.ts - conn.last_ts > 60_000_000_000:
             if conn is not None:
-                conn.finished = True
-                self.done.append(conn)
+                self._retire(key, conn)
             name = "udp" if proto == 17 else "icmp"
             conn = self._new_conn(p, key, name, False)
         is_orig = src == conn.orig.addr and sport == conn.orig.port
