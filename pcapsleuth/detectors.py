@@ -16,6 +16,7 @@ The incidents these detectors exist for (see DEVELOPERS.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable
@@ -42,6 +43,15 @@ class DetectorContext:
     @property
     def capture_end(self) -> int:
         return self.info.last_ts or 0
+
+    @functools.cached_property
+    def handshakes_by_listener(self) -> dict[tuple[str, int], list[Connection]]:
+        """TCP connections whose handshake completed, per responder address and port (built once)."""
+        index: dict[tuple[str, int], list[Connection]] = defaultdict(list)
+        for o in self.conns:
+            if o.proto == "tcp" and o.ack_frame is not None and o.ack_ts is not None:
+                index[(o.resp.addr, o.resp.port)].append(o)
+        return index
 
 
 def detect(conns: list[Connection], info: CaptureInfo) -> list[Finding]:
@@ -357,9 +367,8 @@ def _unanswered_cause(ctx: DetectorContext, c: Connection, syn: Packet) -> tuple
         return "close_wait_collision", {"predecessor": pred.uid}
     # Handshakes to the same listener that completed while the application never served them.
     waiting = []
-    for o in ctx.conns:
-        if (o is c or o.proto != "tcp" or o.resp.addr != c.resp.addr or o.resp.port != c.resp.port
-                or o.ack_frame is None or o.ack_ts is None or o.ack_ts > syn.ts):
+    for o in ctx.handshakes_by_listener.get((c.resp.addr, c.resp.port), ()):
+        if o is c or o.ack_ts is None or o.ack_ts > syn.ts:
             continue
         served = o.resp.data_bytes > 0 or (o.resp.fins and o.resp.fins[0] < syn.no)
         closed_before = o.close_frame is not None and o.close_frame < syn.no
