@@ -24,6 +24,7 @@ from typing import Any
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
 from .seq import seq_delta
+from .tcpanalysis import REUSED_PORTS, Conversation
 from .tcpopts import parse_options
 
 __all__ = [
@@ -41,7 +42,9 @@ TOO_LARGE_SEQ_DELTA = 1048576  # Zeek's bound on believable SYN/RST sequence jum
 EVIDENCE_FIRST = 48
 EVIDENCE_CONTROL = 64
 MAX_TRANSITIONS = 48
-MAX_BLOCKS = 64  # out-of-order ranges remembered per endpoint for gap detection
+MAX_BLOCKS = 64
+#: Analysis state of retired connections kept for a later session on the same tuple.
+RECENT_CONVERSATIONS = 16384  # out-of-order ranges remembered per endpoint for gap detection
 #: A closed connection whose tuple stays silent this long is final (Zeek's tcp_close_delay is 5 s).
 CLOSE_LINGER_NS = 5_000_000_000
 #: An idle connection is final after this long (Zeek's tcp_inactivity_timeout).
@@ -217,7 +220,7 @@ class Connection:
         "flipped", "first_was_synack", "syn_ts", "synack_ts", "ack_ts", "syn_frame", "synack_frame",
         "ack_frame", "evidence", "n_control_evidence", "transitions", "close_first", "close_how",
         "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "successor",
-        "last_syn_ts", "delete_at", "partial_close_at",
+        "last_syn_ts", "delete_at", "partial_close_at", "ws", "events", "event_counts", "events_dropped",
     )
 
     def __init__(self, uid: str, index: int, key: tuple[Any, ...], proto: str, ip_version: int,
@@ -262,6 +265,14 @@ class Connection:
         self.iface = 0
         self.delete_at: int | None = None  # Zeek's ConnDeleteTimer after a complete close
         self.partial_close_at: int | None = None  # Zeek's PartialCloseTimer
+        #: Wireshark-style per-segment analysis (see tcpanalysis); shared with later generations of
+        #: the tuple unless a SYN starts a new session, as Wireshark's conversations are.
+        self.ws: Conversation | None = None
+        #: Analysed segments with any flag: (frame, ts, sender is orig, flags, extra, peer_frame).
+        self.events: list[tuple[int, int, bool, int, int, int]] = []  # (..., sender is orig, ...)
+        #: Complete counts per (flag bit, sender is orig): exact even when ``events`` is capped.
+        self.event_counts: dict[tuple[int, bool], int] = {}
+        self.events_dropped = 0
 
     # history ----------------------------------------------------------------------------------
     def check_history(self, ep: Endpoint, mask: int, code: str) -> bool:
@@ -296,6 +307,9 @@ class Connection:
         self.transitions = [(f, t, "resp" if s == "orig" else "orig", st) for f, t, s, st in self.transitions]
         if self.close_first:
             self.close_first = "resp" if self.close_first == "orig" else "orig"
+        if self.events:
+            self.events = [(f, t, not o, fl, x, pf) for f, t, o, fl, x, pf in self.events]
+            self.event_counts = {(b, not o): n for (b, o), n in self.event_counts.items()}
 
     # summary ----------------------------------------------------------------------------------
     @property
@@ -452,11 +466,14 @@ class Tracker:
     """
 
     def __init__(self, *, likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
-                 strict_checksums: bool = False, max_connections: int = 2_000_000) -> None:
+                 strict_checksums: bool = False, max_connections: int = 2_000_000,
+                 max_events: int | None = 4096) -> None:
         self.likely_server_ports = likely_server_ports
         #: True: a checksum that merely looks offloaded counts as bad (Zeek without -C).
         self.strict_checksums = strict_checksums
         self.max_connections = max_connections
+        #: Analysed segments kept per connection (None: all); counts stay exact beyond it.
+        self.max_events = max_events
         self.active: dict[tuple[Any, ...], Connection] = {}
         self.done: list[Connection] = []
         self.count = 0
@@ -464,6 +481,7 @@ class Tracker:
         self.untracked = 0
         self.bad_ip_checksums = 0
         self.evicted = 0
+        self.recent_ws: dict[tuple[Any, ...], Conversation] = {}
 
     # -- entry --------------------------------------------------------------------------------
     def packet(self, p: Packet) -> Connection | None:
@@ -471,6 +489,8 @@ class Tracker:
         proto = p.proto
         if p.cksum == Cksum.BAD_IP:
             self.bad_ip_checksums += 1  # dropped by the receiver's IP layer (and by Zeek)
+            if proto == 6 and p.flags is not None:
+                self._tcp(p, analyze_only=True)  # the sniffer saw it: Wireshark analyses it
             return None
         if proto == 6:
             if p.flags is None:
@@ -492,10 +512,20 @@ class Tracker:
         return self.done
 
     def _retire(self, key: tuple[Any, ...], conn: Connection) -> None:
-        """The connection on ``key`` is final: out of the active table, into the results."""
+        """The connection on ``key`` is final: out of the active table, into the results.
+
+        Its per-segment analysis state is remembered a while (bounded), so that a later session on
+        the same tuple is recognised as reusing it, as Wireshark's conversations are.
+        """
         conn.finished = True
         del self.active[key]
         self.done.append(conn)
+        ws = conn.ws
+        if ws is not None:
+            recent = self.recent_ws
+            recent[key] = ws
+            if len(recent) > RECENT_CONVERSATIONS:
+                del recent[next(iter(recent))]
 
     # -- connection lookup ----------------------------------------------------------------------
     def _new_conn(self, p: Packet, key: tuple[Any, ...], proto: str, flip: bool) -> Connection:
@@ -595,8 +625,10 @@ class Tracker:
                     return True
         return False
 
-    def _tcp(self, p: Packet) -> Connection:
-        self.tcp_packets += 1
+    def _tcp(self, p: Packet, analyze_only: bool = False) -> Connection | None:
+        """Track a TCP segment; ``analyze_only``: run only the per-segment analysis, if tracked."""
+        if not analyze_only:
+            self.tcp_packets += 1
         src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
         if (src, sport) <= (dst, dport):
             key = (src, sport, dst, dport, 6)
@@ -605,7 +637,20 @@ class Tracker:
         conn = self.active.get(key)
         flags = p.flags
         assert flags is not None
+        ws: Conversation | None = None
+        if conn is None:
+            ws = self.recent_ws.pop(key, None)
+        if analyze_only:
+            if conn is None or conn.ws is None:
+                return None
+            fl, extra, peer_frame = conn.ws.analyze(src, sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
+                                                    p.payload_len or 0, p.window, p.ts, p.no,  # type: ignore[arg-type]
+                                                    None)
+            if fl:
+                self._event(conn, p, src == conn.orig.addr and sport == conn.orig.port, fl, extra, peer_frame)
+            return conn
         if conn is not None:
+            ws = conn.ws
             is_orig = src == conn.orig.addr and sport == conn.orig.port
             if self._is_reuse(conn, p, is_orig):
                 old = conn
@@ -616,9 +661,35 @@ class Tracker:
                 conn.pred_info = _pred_info(old, p.ts)
         else:
             conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
+        # Wireshark's conversation: one per tuple until a SYN arrives with another ISN.
+        reused = ws.is_new_session(src, sport, flags, p.seq) if ws is not None else 0  # type: ignore[arg-type]
+        if reused == 1:
+            ws = None
+        if ws is None:
+            ws = Conversation(src, sport)  # type: ignore[arg-type]
+        conn.ws = ws
         is_orig = src == conn.orig.addr and sport == conn.orig.port
+        fl, extra, peer_frame = ws.analyze(src, sport, flags, p.seq, p.ack, p.payload_len or 0,  # type: ignore[arg-type]
+                                           p.window, p.ts, p.no, p.options if flags & TCP_SYN else None)  # type: ignore[arg-type]
+        if reused:
+            fl |= REUSED_PORTS
+        if fl:
+            self._event(conn, p, is_orig, fl, extra, peer_frame)
         self._process(conn, p, is_orig, flags)
         return conn
+
+    def _event(self, conn: Connection, p: Packet, is_orig: bool, fl: int, extra: int, peer_frame: int) -> None:
+        counts = conn.event_counts
+        bits = fl
+        while bits:
+            bit = bits & -bits
+            k = (bit, is_orig)
+            counts[k] = counts.get(k, 0) + 1
+            bits ^= bit
+        if self.max_events is None or len(conn.events) < self.max_events:
+            conn.events.append((p.no, p.ts, is_orig, fl, extra, peer_frame))
+        else:
+            conn.events_dropped += 1
 
     def _other(self, p: Packet) -> Connection:
         src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
