@@ -58,7 +58,7 @@ def detect(conns: list[Connection], info: CaptureInfo) -> list[Finding]:
     """Run every detector; findings sorted by severity, then first evidence frame."""
     ctx = DetectorContext(conns=conns, info=info, by_uid={c.uid: c for c in conns})
     findings: list[Finding] = []
-    for det in DETECTORS:
+    for det in _all_detectors():
         findings.extend(det(ctx))
     findings = _suppress(findings)
     findings.sort(key=Finding.sort_key)
@@ -720,5 +720,11 @@ DETECTORS: list[Callable[[DetectorContext], list[Finding]]] = [
     detect_close_wait_leak,
     detect_refused,
 ]
+
+
+def _all_detectors() -> list[Callable[[DetectorContext], list[Finding]]]:
+    from .anomalies import ANOMALY_DETECTORS
+
+    return DETECTORS + ANOMALY_DETECTORS
 
 

@@ -56,9 +56,10 @@ REUSED_PORTS = 0x4000
 # pcapsleuth's own
 ZWP_LINUX = 0x8000  # keep-alive-shaped probe of a zero window (Wireshark: keep-alive)
 ZWP_LINUX_ACK = 0x10000  # the answer to such a probe (Wireshark: keep-alive ACK)
-RTO = 0x20000  # a retransmission after a timeout (neither fast, spurious nor reordering)
+RTO = 0x20000  # a retransmission after a timeout: the peer was silent for the minimum RTO
 LOST_UPSTREAM = 0x40000  # this segment fills a hole: its first transmission never reached the capture
 WINDOW_SHRINK = 0x80000
+SYN_RETRANSMISSION = 0x100000  # counted apart: a retried SYN or SYN-ACK is no data loss
 
 FLAG_NAMES: dict[int, str] = {
     RETRANSMISSION: "retransmission",
@@ -81,6 +82,7 @@ FLAG_NAMES: dict[int, str] = {
     RTO: "rto",
     LOST_UPSTREAM: "lost_upstream",
     WINDOW_SHRINK: "window_shrink",
+    SYN_RETRANSMISSION: "syn_retransmission",
 }
 
 #: The tshark field behind each Wireshark flag (``tcp.analysis.retransmission`` is also present on
@@ -107,6 +109,9 @@ WS_FIELDS: dict[str, int] = {
 MAX_UNACKED = 10000
 #: Wireshark's out-of-order threshold when no handshake RTT is known (3 ms).
 OOO_DEFAULT_NS = 3_000_000
+#: A plain retransmission after this much silence from the peer is a timeout (Linux tcp_rto_min
+#: is 200 ms; other stacks are not quicker).
+RTO_SILENCE_NS = 150_000_000
 #: A fast retransmission follows the duplicate ACKs within this time (Wireshark: 20 ms).
 FAST_RETRANS_NS = 20_000_000
 MAX_EPISODES = 64
@@ -310,15 +315,18 @@ class Conversation:
                 fl |= kind
                 first = fwd.firstsent.get(seq)
                 if kind != OUT_OF_ORDER:
+                    # A timeout: the peer said nothing for at least the minimum RTO. Quicker plain
+                    # retransmissions are SACK/RACK-driven recovery (Linux does not wait for 3 dup ACKs).
+                    timeout = kind == RETRANSMISSION and ts - rev.lastacktime >= RTO_SILENCE_NS
                     if first is not None:
                         peer_frame = first[0]
-                        if kind == RETRANSMISSION:
-                            fl |= RTO
-                            extra = ts - first[1]
-                    elif kind == RETRANSMISSION:
-                        fl |= RTO | LOST_UPSTREAM
+                        extra = ts - first[1]
+                    else:
+                        fl |= LOST_UPSTREAM if kind == RETRANSMISSION else 0
                         peer_frame = fwd.nextseqframe
                         extra = ts - fwd.nextseqtime
+                    if timeout:
+                        fl |= RTO
                 elif first is None:
                     fl |= LOST_UPSTREAM  # the capture missed the first copy of this out-of-order data
 
@@ -334,14 +342,12 @@ class Conversation:
                         seg[4] += 1
                         break
 
-        if not fwd.nextseq or _gt(nextseq, fwd.nextseq):
-            if not fl & ZERO_WINDOW_PROBE:
-                fwd.nextseq = nextseq
-                fwd.nextseqframe = frame
-                fwd.nextseqtime = ts
-        if not fwd.maxseqtobeacked or seq == fwd.maxseqtobeacked:
-            if not fl & ZERO_WINDOW_PROBE:
-                fwd.maxseqtobeacked = fwd.nextseq
+        if (not fwd.nextseq or _gt(nextseq, fwd.nextseq)) and not fl & ZERO_WINDOW_PROBE:
+            fwd.nextseq = nextseq
+            fwd.nextseqframe = frame
+            fwd.nextseqtime = ts
+        if (not fwd.maxseqtobeacked or seq == fwd.maxseqtobeacked) and not fl & ZERO_WINDOW_PROBE:
+            fwd.maxseqtobeacked = fwd.nextseq
 
         # WINDOW SHRINK: the right edge of what we allow the peer to send moved left.
         if ackf and not sfr:

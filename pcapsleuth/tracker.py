@@ -24,7 +24,15 @@ from typing import Any
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
 from .seq import seq_delta
-from .tcpanalysis import REUSED_PORTS, Conversation
+from .tcpanalysis import (
+    FAST_RETRANSMISSION,
+    RETRANSMISSION,
+    REUSED_PORTS,
+    RTO,
+    SPURIOUS_RETRANSMISSION,
+    SYN_RETRANSMISSION,
+    Conversation,
+)
 from .tcpopts import parse_options
 
 __all__ = [
@@ -43,6 +51,7 @@ EVIDENCE_FIRST = 48
 EVIDENCE_CONTROL = 64
 MAX_TRANSITIONS = 48
 MAX_BLOCKS = 64
+_RETRANS_FAMILY = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION | RTO
 #: Analysis state of retired connections kept for a later session on the same tuple.
 RECENT_CONVERSATIONS = 16384  # out-of-order ranges remembered per endpoint for gap detection
 #: A closed connection whose tuple stays silent this long is final (Zeek's tcp_close_delay is 5 s).
@@ -108,7 +117,7 @@ class Endpoint:
         "last_reassem", "trim_seq", "blocks", "gap_bytes", "tcp_state", "data_bytes", "rxmit_pkts",
         "rxmit_bytes", "isn", "syn_opts", "first_ttl", "first_mac", "last_ts", "fin_raw", "zero_windows",
         "bad_checksums", "offloaded_checksums", "rsts", "fins", "syns", "data_pkts", "ts_first", "ts_last",
-        "ts_pkts", "sack_pkts", "sack_blocks", "sack_max_edge",
+        "ts_pkts", "sack_pkts", "sack_blocks", "sack_max_edge", "max_window",
     )
 
     def __init__(self, addr: str, port: int, is_orig: bool) -> None:
@@ -156,6 +165,7 @@ class Endpoint:
         self.sack_pkts = 0  # packets carrying SACK blocks (selective acks for the peer's data)
         self.sack_blocks = 0
         self.sack_max_edge: int | None = None  # highest right edge SACKed, relative to the peer's ISN
+        self.max_window = 0  # the largest scaled window advertised (outside SYN/FIN/RST)
 
     # Zeek's sequence bookkeeping --------------------------------------------------------------
     def update_last_seq(self, seq: int) -> None:
@@ -268,8 +278,9 @@ class Connection:
         #: Wireshark-style per-segment analysis (see tcpanalysis); shared with later generations of
         #: the tuple unless a SYN starts a new session, as Wireshark's conversations are.
         self.ws: Conversation | None = None
-        #: Analysed segments with any flag: (frame, ts, sender is orig, flags, extra, peer_frame).
-        self.events: list[tuple[int, int, bool, int, int, int]] = []  # (..., sender is orig, ...)
+        #: Analysed segments with any flag:
+        #: (frame, ts, sender is orig, analysis flags, extra, peer_frame, TCP flags, payload length).
+        self.events: list[tuple[int, int, bool, int, int, int, int, int]] = []
         #: Complete counts per (flag bit, sender is orig): exact even when ``events`` is capped.
         self.event_counts: dict[tuple[int, bool], int] = {}
         self.events_dropped = 0
@@ -308,7 +319,7 @@ class Connection:
         if self.close_first:
             self.close_first = "resp" if self.close_first == "orig" else "orig"
         if self.events:
-            self.events = [(f, t, not o, fl, x, pf) for f, t, o, fl, x, pf in self.events]
+            self.events = [(e[0], e[1], not e[2]) + e[3:] for e in self.events]
             self.event_counts = {(b, not o): n for (b, o), n in self.event_counts.items()}
 
     # summary ----------------------------------------------------------------------------------
@@ -394,10 +405,34 @@ class Connection:
             "vlan": list(self.vlan) or None,
             "transitions": [{"frame": f, "ts": iso_ts(t), "side": s, "state": st} for f, t, s, st in self.transitions],
             "weirds": {k: v for k, v in sorted(self.weirds.items())},
+            "orig_rtt": self._rtt(True),
+            "resp_rtt": self._rtt(False),
+            "analysis": self.analysis_counts(),
         }
         if self.pred_info is not None:
             d["predecessor_info"] = self.pred_info
         return d
+
+
+    def _rtt(self, orig: bool) -> dict[str, Any] | None:
+        """RTT of one side's data at the capture point (segment to its ACK, segments sent once)."""
+        if self.ws is None:
+            return None
+        ep = self.orig if orig else self.resp
+        d = self.ws.dirs(ep.addr, ep.port)[0]
+        r = d.rtt()
+        if r is None:
+            return None
+        return {k: (round(v / 1e9, 9) if k != "samples" else v) for k, v in r.items()}
+
+    def analysis_counts(self) -> dict[str, dict[str, int]]:
+        """Per-segment analysis counts by flag name and sending side (exact, never capped)."""
+        from .tcpanalysis import FLAG_NAMES
+
+        out: dict[str, dict[str, int]] = {}
+        for (bit, orig), n in sorted(self.event_counts.items()):
+            out.setdefault(FLAG_NAMES[bit], {"orig": 0, "resp": 0})["orig" if orig else "resp"] += n
+        return out
 
 
 def conn_state(os_: int, rs: int, history: str, orig_size: int = 0, resp_size: int = 0) -> str:
@@ -659,6 +694,9 @@ class Tracker:
                 conn.predecessor = old.uid
                 old.successor = conn.uid
                 conn.pred_info = _pred_info(old, p.ts)
+                if (flags & (TCP_SYN | TCP_ACK) == TCP_SYN and not is_orig and old.orig.state == _SYN_SENT
+                        and old.resp.state == _INACTIVE):
+                    conn.weird("simultaneous_open", p.no)  # both ends sent a SYN (Zeek splits the tuple)
         else:
             conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
         # Wireshark's conversation: one per tuple until a SYN arrives with another ISN.
@@ -680,14 +718,17 @@ class Tracker:
 
     def _event(self, conn: Connection, p: Packet, is_orig: bool, fl: int, extra: int, peer_frame: int) -> None:
         counts = conn.event_counts
+        tcpflags = p.flags or 0
         bits = fl
+        if tcpflags & TCP_SYN and bits & _RETRANS_FAMILY:
+            bits = (bits & ~_RETRANS_FAMILY) | SYN_RETRANSMISSION  # handshake retries are not data loss
         while bits:
             bit = bits & -bits
             k = (bit, is_orig)
             counts[k] = counts.get(k, 0) + 1
             bits ^= bit
         if self.max_events is None or len(conn.events) < self.max_events:
-            conn.events.append((p.no, p.ts, is_orig, fl, extra, peer_frame))
+            conn.events.append((p.no, p.ts, is_orig, fl, extra, peer_frame, tcpflags, p.payload_len or 0))
         else:
             conn.events_dropped += 1
 
@@ -837,6 +878,8 @@ class Tracker:
             ep.window = win
             ep.window_ack_seq = ack
             ep.window_seq = seq
+            if win > ep.max_window:
+                ep.max_window = win
 
         if not (conn.orig.did_close and conn.resp.did_close):
             conn.last_ts = ts
@@ -933,6 +976,9 @@ class Tracker:
 
         if ackf:
             self._ack_received(conn, peer, rel_ack)
+
+        if length > 0 and ep.fin_cnt and not rst and rel_seq + length > ep.fin_seq:
+            conn.weird("data_after_FIN", p.no)
 
         # Data the reassembler would buffer: only fully captured payload (Zeek's DataSent).
         if length > 0 and not rst and not underflow:

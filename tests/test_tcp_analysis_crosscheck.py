@@ -85,7 +85,7 @@ def _tshark(path: Path) -> tuple[dict[int, set[str]], set[int]]:
         frame = int(parts[0])
         if parts[1] or any(m in parts[2] for m in _DAMAGE_MARKS):
             damaged.add(frame)
-        got = {f for f, v in zip(fields, parts[3:]) if v}
+        got = {f for f, v in zip(fields, parts[3:], strict=False) if v}
         if got:
             flags[frame] = got
     return flags, damaged
@@ -106,7 +106,7 @@ def _ours(path: Path) -> tuple[dict[int, int], dict[int, Any], set[Any]]:
                     bad_ip.add(key)
     flags: dict[int, int] = collections.defaultdict(int)
     for conn in tracker.finish():
-        for frame, _ts, _orig, fl, _x, _pf in conn.events:
+        for frame, _ts, _orig, fl, *_rest in conn.events:
             flags[frame] |= fl
     return flags, tuples, bad_ip
 
@@ -151,8 +151,8 @@ def crosscheck(tshark: str) -> dict[str, Any]:
         for f, (a, b) in r["per_flag"].items():
             totals[f][0] += a
             totals[f][1] += b
-        for field, fr, side, cls in r["diffs"]:
-            classes[cls] += 1
+        for diff in r["diffs"]:
+            classes[diff[3]] += 1
         if r["diffs"]:
             name = r["path"].parent.name if r["path"].name.startswith("trace.") else r["path"].name
             lines.append(f"{name}:")

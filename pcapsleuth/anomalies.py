@@ -1,0 +1,818 @@
+"""The TCP anomaly catalogue: what Wireshark, Zeek and Suricata flag, judged per connection.
+
+The per-segment facts come from :mod:`pcapsleuth.tcpanalysis` (``conn.events``, exact counts in
+``conn.event_counts``) and from the tracker's Zeek-style weirds (``conn.weirds``). Here they become
+findings, aggregated the way an expert reads them: **one finding per connection and pattern**, with
+counts, the first and the worst frame, and what it means for *this* connection. Patterns that only
+make sense across connections (scans, SYN floods, reset storms) are judged over the capture.
+
+Titles, severities, descriptions and suppression rules live in ``catalog.json``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import tcpanalysis as ta
+from .findings import Finding
+from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from .tracker import ESTAB_S, TIME_WAIT, Connection
+
+if TYPE_CHECKING:
+    from .detectors import DetectorContext
+
+__all__ = ["ANOMALY_DETECTORS"]
+
+#: Frames listed per finding (the rest are counted).
+FRAMES_LISTED = 20
+_RETRANS = ta.RETRANSMISSION | ta.FAST_RETRANSMISSION | ta.SPURIOUS_RETRANSMISSION
+
+Event = tuple[int, int, bool, int, int, int, int, int]
+
+
+def _ep(c: Connection, orig: bool) -> str:
+    e = c.orig if orig else c.resp
+    return f"[{e.addr}]:{e.port}" if ":" in e.addr else f"{e.addr}:{e.port}"
+
+
+def _s(ns: int) -> float:
+    return round(ns / 1e9, 6)
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _count(c: Connection, bits: int, orig: bool | None = None) -> int:
+    return sum(n for (b, o), n in c.event_counts.items() if b & bits and (orig is None or o == orig))
+
+
+def _events(c: Connection, bits: int, orig: bool | None = None) -> list[Event]:
+    return [e for e in c.events if e[3] & bits and (orig is None or e[2] == orig) and not e[6] & TCP_SYN]
+
+
+def _midstream_skip(c: Connection) -> int:
+    """Frames up to this one may show capture-start artefacts (connections picked up mid-stream)."""
+    if c.syn_frame is not None or c.synack_frame is not None or not c.evidence:
+        return 0
+    return c.evidence[min(3, len(c.evidence)) - 1].no
+
+
+def _frames(evs: Iterable[Event], extra: Iterable[int] = ()) -> list[int]:
+    out = list(extra)
+    for e in evs:
+        if len(out) >= FRAMES_LISTED:
+            break
+        out.append(e[0])
+    return out
+
+
+def _finding(fid: str, c: Connection, summary: str, explanation: str, frames: list[int], evidence: dict[str, Any],
+             first_ts: int | None = None, last_ts: int | None = None, severity: str = "") -> Finding:
+    evidence.setdefault("connection", {"uid": c.uid, "orig": _ep(c, True), "resp": _ep(c, False)})
+    return Finding(fid, summary, explanation, frames, [c.uid], first_ts if first_ts is not None else c.first_ts,
+                   last_ts if last_ts is not None else c.last_ts, evidence, severity=severity)
+
+
+# -- data transfer ------------------------------------------------------------------------------
+
+def detect_retransmissions(ctx: DetectorContext) -> list[Finding]:
+    out: list[Finding] = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not c.event_counts:
+            continue
+        for orig in (True, False):
+            n = _count(c, _RETRANS, orig)
+            if not n:
+                continue
+            out.extend(_retrans_findings(c, orig, n))
+    return out
+
+
+def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
+    ep = c.orig if orig else c.resp
+    who, peer = _ep(c, orig), _ep(c, not orig)
+    evs = _events(c, _RETRANS, orig)
+    fast = _count(c, ta.FAST_RETRANSMISSION, orig)
+    spurious = _count(c, ta.SPURIOUS_RETRANSMISSION, orig)
+    rto = _count(c, ta.RTO, orig)
+    early = max(0, _count(c, ta.RETRANSMISSION, orig) - rto)
+    upstream = _count(c, ta.LOST_UPSTREAM, orig)
+    rto_evs = [e for e in evs if e[3] & ta.RTO]
+    timeouts = [_s(e[4]) for e in rto_evs]
+    worst = max(rto_evs, key=lambda e: e[4]) if rto_evs else evs[0] if evs else None
+    segments = ep.data_pkts + ep.fin_cnt
+    rate = n / max(segments, 1)
+    rbytes = sum(e[7] for e in evs)
+    downstream = max(0, n - spurious - upstream)
+    out: list[Finding] = []
+    if n - spurious > 0:
+        parts = []
+        if rto:
+            parts.append(f"{rto} after a retransmission timeout (longest {_fmt(max(timeouts))})" if timeouts
+                         else f"{rto} after a retransmission timeout")
+        if fast:
+            parts.append(f"{fast} fast (after duplicate ACKs)")
+        if early:
+            parts.append(f"{early} early (SACK/RACK loss recovery, no timeout)")
+        if spurious:
+            parts.append(f"{spurious} spurious (already acknowledged)")
+        summary = (f"{who} retransmitted {n} of its {segments} data and FIN segments to {peer} ({rate:.1%}): "
+                   + ", ".join(parts) + f". {downstream} originals were captured here, so they were lost after "
+                   f"this capture point (or their ACKs were); {upstream} never reached the capture (lost before it).")
+        explanation = (
+            f"Retransmissions mean the sender {who} did not get an acknowledgment in time. Where the loss happened "
+            f"is told by the capture point: a retransmission whose original was captured was lost downstream of "
+            f"the capture (towards {peer}) or its ACK was lost on the way back; one that fills a hole the capture "
+            f"never saw was lost upstream (between {who} and the capture point). Fast retransmissions cost about "
+            f"one round trip; timeouts cost at least 200 ms each on Linux and double with every repeat. "
+            f"Check the path: interface drops (`ip -s link`, `ethtool -S`), `nstat -az TcpRetransSegs "
+            f"TcpExtTCPLostRetransmit` on {who}, and capture on both sides to locate the drop "
+            f"(`pcapsleuth analyze a.pcap b.pcap`).")
+        sev = "warning" if rate >= 0.01 or (timeouts and max(timeouts) >= 1.0) else "notice"
+        ev = {"sender": who, "receiver": peer, "retransmissions": n, "segments": segments,
+              "rate": round(rate, 6), "retransmitted_bytes": rbytes, "timeouts": rto, "fast": fast, "early": early,
+              "spurious": spurious, "lost_after_capture_point": downstream, "lost_before_capture_point": upstream,
+              "longest_timeout_s": max(timeouts) if timeouts else None,
+              "worst_frame": worst[0] if worst else None, "first_frame": evs[0][0] if evs else None,
+              "events_listed": len(evs)}
+        frames = _frames(evs, [worst[0]] if worst else [])
+        out.append(_finding("data.retransmission", c, summary, explanation, frames, ev,
+                            evs[0][1] if evs else None, evs[-1][1] if evs else None, sev))
+        if fast:
+            fevs = [e for e in evs if e[3] & ta.FAST_RETRANSMISSION]
+            out.append(_finding(
+                "data.fast_retransmission", c,
+                f"{who} repaired {fast} loss(es) by fast retransmission after duplicate ACKs from {peer}.",
+                "Fast retransmission (RFC 5681) resends a segment after the receiver repeats the same ACK "
+                "(three duplicate ACKs, or SACK blocks): the loss is repaired within about one round trip "
+                "without a timeout. A few are normal on busy paths; many point at congestion or a lossy link.",
+                _frames(fevs), {"sender": who, "fast_retransmissions": fast},
+                fevs[0][1] if fevs else None, severity="info"))
+        if timeouts and (max(timeouts) >= 1.0 or len(timeouts) >= 2):
+            series = timeouts[:FRAMES_LISTED]
+            out.append(_finding(
+                "data.rto", c,
+                f"{who} hit {rto} retransmission timeout(s) sending to {peer}: "
+                + ", ".join(_fmt(t) for t in series[:8]) + (" ..." if len(series) > 8 else "")
+                + f" (longest {_fmt(max(timeouts))}, {_fmt(sum(timeouts))} spent waiting).",
+                "A retransmission timeout (RTO) fires when no ACK arrives at all: nothing came back from the peer "
+                "for the whole timer. Each repeat doubles the timer (exponential back-off: 0.2, 0.4, 0.8 s ...), "
+                "so the application sees stalls that grow. Timeouts without duplicate ACKs mean the whole window "
+                "or the path was lost, not a single segment. Check `ss -ti` on the sender (rto, retrans, "
+                "backoff) and the path for blackholes (MTU: a full-size segment that never arrives, while small "
+                "ones do, points at PMTU discovery being blocked).",
+                _frames(rto_evs, [worst[0]] if worst else []),
+                {"sender": who, "timeouts": rto, "timeouts_s": series, "longest_s": max(timeouts),
+                 "total_wait_s": round(sum(timeouts), 6), "worst_frame": worst[0] if worst else None},
+                rto_evs[0][1], rto_evs[-1][1], "warning" if max(timeouts) >= 1.0 else "notice"))
+    if spurious:
+        sevs = [e for e in evs if e[3] & ta.SPURIOUS_RETRANSMISSION]
+        out.append(_finding(
+            "data.spurious_retransmission", c,
+            f"{who} resent {spurious} segment(s) that {peer} had already acknowledged.",
+            f"A spurious retransmission carries data already covered by an ACK the capture saw. Either {who}'s "
+            f"timer fired too early (RTT spike, delayed ACKs), or the ACKs were lost or delayed on their way "
+            f"from the capture point to {who}. Frequent spurious retransmissions waste bandwidth and shrink the "
+            f"congestion window for nothing; Linux detects them with F-RTO/DSACK (`nstat -az "
+            f"TcpExtTCPSpuriousRTOs TcpExtTCPDSACKRecv`).",
+            _frames(sevs), {"sender": who, "spurious": spurious}, sevs[0][1] if sevs else None))
+    return out
+
+
+def detect_out_of_order(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        for orig in (True, False):
+            n = _count(c, ta.OUT_OF_ORDER, orig) if c.event_counts else 0
+            if not n:
+                continue
+            evs = _events(c, ta.OUT_OF_ORDER, orig)
+            who = _ep(c, orig)
+            out.append(_finding(
+                "data.out_of_order", c,
+                f"{n} segment(s) from {who} arrived out of order at the capture point.",
+                "A segment below the highest sequence number seen, arriving within one round trip of it, was "
+                "reordered on the way to the capture point (parallel links, ECMP, bonding, a busy middlebox) or "
+                "was a quick repair of a segment lost before the capture. Reordering beyond three segments "
+                "triggers needless fast retransmissions; Linux adapts its reordering threshold "
+                "(`nstat -az TcpExtTCPSACKReorder`).",
+                _frames(evs), {"sender": who, "out_of_order": n,
+                               "filled_unseen_holes": sum(1 for e in evs if e[3] & ta.LOST_UPSTREAM)},
+                evs[0][1] if evs else None))
+    return out
+
+
+def detect_capture_gaps(ctx: DetectorContext) -> list[Finding]:
+    """"Previous segment not captured" and "ACKed segment never seen", told apart by what followed."""
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not c.event_counts:
+            continue
+        skip = _midstream_skip(c)
+        for orig in (True, False):
+            who, peer = _ep(c, orig), _ep(c, not orig)
+            lost = [e for e in _events(c, ta.LOST_PACKET, orig) if e[0] > skip]
+            if lost:
+                repaired = _count(c, ta.LOST_UPSTREAM, orig)
+                out.append(_finding(
+                    "data.lost_segment", c,
+                    f"{len(lost)} time(s) data from {who} jumped ahead of what the capture had seen (previous "
+                    f"segment not captured); {repaired} hole(s) were later filled by retransmissions.",
+                    f"A hole in {who}'s sequence numbers means segments were sent that this capture point never "
+                    f"saw. If {who} retransmitted them later, they were lost on the path before the capture point "
+                    f"(upstream loss). If it never did and {peer} acknowledged them anyway, the capture itself "
+                    f"dropped them (sniffer overload: check the capture tool's 'dropped by kernel' count) or the "
+                    f"packets took another path (asymmetric routing, bonding).",
+                    _frames(lost), {"sender": who, "holes": len(lost), "filled_by_retransmission": repaired},
+                    lost[0][1], lost[-1][1]))
+            unseen = [e for e in _events(c, ta.ACK_LOST_PACKET, orig) if e[0] > skip]
+            if unseen:
+                out.append(_finding(
+                    "data.ack_unseen_segment", c,
+                    f"{peer} acknowledged data from {who} that this capture never saw ({len(unseen)} time(s)).",
+                    f"An ACK covering sequence numbers the capture never saw proves {who} sent them and {peer} "
+                    f"received them: the capture point missed them. Either the capture dropped packets "
+                    f"(overload, snaplen and buffer settings: tcpdump -B) or those packets took a path that "
+                    f"bypasses the capture point (asymmetric routing, multiple uplinks). It is not network loss.",
+                    _frames(unseen), {"receiver": peer, "sender": who, "acks_of_unseen_data": len(unseen)},
+                    unseen[0][1], unseen[-1][1]))
+    return out
+
+
+def detect_duplicate_acks(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        for orig in (True, False):
+            n = _count(c, ta.DUPLICATE_ACK, orig) if c.event_counts else 0
+            if n < 3:
+                continue
+            evs = _events(c, ta.DUPLICATE_ACK, orig)
+            runs = [e[4] for i, e in enumerate(evs) if i + 1 == len(evs) or evs[i + 1][4] <= e[4]]
+            who = _ep(c, orig)
+            longest = max(runs) if runs else n
+            out.append(_finding(
+                "data.duplicate_ack", c,
+                f"{who} sent {n} duplicate ACKs in {len(runs)} run(s) (longest run {longest}).",
+                f"A duplicate ACK repeats the last acknowledgment: {who} received data beyond a hole and keeps "
+                f"asking for the missing segment. Three in a row trigger a fast retransmission. Long runs mean "
+                f"the sender kept sending while one segment was missing (a large window over a lossy path).",
+                _frames(evs), {"receiver": who, "duplicate_acks": n, "runs": len(runs), "longest_run": longest},
+                evs[0][1] if evs else None, severity="info"))
+    return out
+
+
+# -- windows ----------------------------------------------------------------------------------
+
+def detect_zero_window(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        ws = c.ws
+        if c.proto != "tcp" or ws is None:
+            continue
+        for orig in (True, False):
+            ep = c.orig if orig else c.resp
+            d = ws.dirs(ep.addr, ep.port)[0]
+            zw = _events(c, ta.ZERO_WINDOW, orig)
+            probes = _events(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
+            if not zw:
+                if probes:
+                    out.append(_finding(
+                        "data.zero_window_probe", c,
+                        f"{_ep(c, not orig)} probed a zero window of {_ep(c, orig)} {len(probes)} time(s).",
+                        "Zero-window probes are sent while the receiver advertises no room; the capture does not "
+                        "show the zero window itself (it began before the capture).",
+                        _frames(probes), {"prober": _ep(c, not orig), "probes": len(probes)}, probes[0][1]))
+                continue
+            episodes = list(d.zw_episodes)
+            open_ep = d.zw_since
+            durations = [_s(e[3] - e[1]) for e in episodes]
+            still = open_ep is not None
+            if still:
+                assert open_ep is not None
+                durations.append(_s(max(ctx.capture_end, c.last_ts) - open_ep[1]))
+            longest = max(durations) if durations else 0.0
+            total = round(sum(durations), 6)
+            reader, writer = _ep(c, orig), _ep(c, not orig)
+            n_probes = _count(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
+            linux = _count(c, ta.ZWP_LINUX, not orig)
+            summary = (f"{reader} advertised a zero window {len(durations)} time(s): its application stopped "
+                       f"reading, and {writer} had to stop sending for {_fmt(total)} in all (longest "
+                       f"{_fmt(longest)}" + (", still closed when the capture ended" if still else "")
+                       + f"); {n_probes} zero-window probe(s) from {writer}.")
+            explanation = (
+                f"A zero window means {reader}'s receive buffer is full: the kernel has data the application has "
+                f"not read. The sender {writer} stops and probes the window with growing intervals until the "
+                f"reader makes room (a window update). The cause is on {reader}'s side: a slow or blocked "
+                f"consumer (a stuck thread, a full downstream queue, GC pauses) or a receive buffer too small "
+                f"for the rate. On {reader}: `ss -tmi` shows Recv-Q (unread bytes) and rcv_space; check what the "
+                f"reading process is doing. Linux probes with an empty segment one byte below the next sequence "
+                f"number, which Wireshark labels a keep-alive: here they are counted as probes"
+                + (f" ({linux} of them)." if linux else "."))
+            sev = "error" if still or longest >= 10 else "warning"
+            reopen = [e[2] for e in episodes]
+            frames = [zw[0][0]] + [p[0] for p in probes[:8]] + reopen[:8]
+            ev = {"reader": reader, "sender": writer, "zero_window_segments": _count(c, ta.ZERO_WINDOW, orig),
+                  "episodes": len(durations), "stalled_s": total, "longest_s": longest, "still_closed_at_end": still,
+                  "probes": n_probes, "linux_style_probes": linux,
+                  "episode_list": [{"start_frame": e[0], "reopen_frame": e[2], "seconds": _s(e[3] - e[1]),
+                                    "probes": e[4]} for e in episodes[:FRAMES_LISTED]]}
+            out.append(_finding("data.zero_window", c, summary, explanation, frames, ev, zw[0][1], None, sev))
+    return out
+
+
+def detect_window_patterns(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not c.event_counts:
+            continue
+        for orig in (True, False):
+            who, peer = _ep(c, orig), _ep(c, not orig)
+            full = _events(c, ta.WINDOW_FULL, orig)
+            if full:
+                out.append(_finding(
+                    "data.window_full", c,
+                    f"{who} filled {peer}'s advertised receive window {_count(c, ta.WINDOW_FULL, orig)} time(s).",
+                    f"The sender {who} had more to send but reached the edge of the window {peer} offered: the "
+                    f"transfer is limited by the receiver (its buffer or its application), not by the network. "
+                    f"If throughput matters, check {peer}'s receive buffer (net.ipv4.tcp_rmem, SO_RCVBUF) and "
+                    f"window scaling.",
+                    _frames(full), {"sender": who, "receiver": peer, "window_full": _count(c, ta.WINDOW_FULL, orig)},
+                    full[0][1]))
+            shrink = _events(c, ta.WINDOW_SHRINK, orig)
+            if shrink:
+                out.append(_finding(
+                    "data.window_shrink", c,
+                    f"{who} shrank its advertised window {len(shrink)} time(s): the right edge moved left.",
+                    f"RFC 9293 discourages shrinking a window already offered: the sender may have data in flight "
+                    f"beyond the new edge, which {who} will then drop. Linux never shrinks the window (unless "
+                    f"net.ipv4.tcp_shrink_window=1); seeing it points at another stack, a middlebox rewriting "
+                    f"windows, or window-scale disagreement between the two ends.",
+                    _frames(shrink), {"advertiser": who, "shrinks": len(shrink)}, shrink[0][1]))
+            upd = _events(c, ta.WINDOW_UPDATE, orig)
+            if len(upd) >= 3:
+                out.append(_finding(
+                    "data.window_update", c,
+                    f"{who} sent {len(upd)} pure window updates.",
+                    f"A window update re-advertises a larger window without new data: {who}'s application read "
+                    f"from a buffer that had been (nearly) full. Many of them mean the reader works in bursts.",
+                    _frames(upd), {"advertiser": who, "window_updates": len(upd)}, upd[0][1], severity="info"))
+    return out
+
+
+def detect_keep_alive(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not c.event_counts:
+            continue
+        for orig in (True, False):
+            ka = [e for e in _events(c, ta.KEEP_ALIVE, orig) if not e[3] & ta.ZWP_LINUX]
+            if not ka:
+                continue
+            acks = [e for e in _events(c, ta.KEEP_ALIVE_ACK, not orig) if not e[3] & ta.ZWP_LINUX_ACK]
+            who, peer = _ep(c, orig), _ep(c, not orig)
+            gaps = [_s(b[1] - a[1]) for a, b in zip(ka, ka[1:], strict=False)]
+            unanswered = len(ka) - len(acks)
+            sev = "warning" if unanswered >= 3 and not acks else "info"
+            summary = (f"{who} sent {len(ka)} keep-alive probe(s) to {peer}"
+                       + (f" every {_fmt(statistics.median(gaps))}" if gaps else "")
+                       + f"; {len(acks)} answered.")
+            expl = (f"Keep-alives test an idle connection: an empty segment one byte behind, which the peer must "
+                    f"acknowledge. Answered keep-alives are normal on idle connections (SO_KEEPALIVE, "
+                    f"net.ipv4.tcp_keepalive_time). Unanswered ones mean {peer} is gone or unreachable; after "
+                    f"tcp_keepalive_probes failures the kernel aborts the connection with ETIMEDOUT.")
+            out.append(_finding("data.keep_alive", c, summary, expl, _frames(ka + acks),
+                                {"sender": who, "probes": len(ka), "answered": len(acks), "interval_s": gaps[:10]},
+                                ka[0][1], ka[-1][1], sev))
+    return out
+
+
+# -- resets ------------------------------------------------------------------------------------
+
+def detect_resets(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not (c.orig.rsts or c.resp.rsts):
+            continue
+        rst_frames = sorted(c.orig.rsts + c.resp.rsts)
+        first = rst_frames[0]
+        by_orig = first in c.orig.rsts
+        who, peer = _ep(c, by_orig), _ep(c, not by_orig)
+        rst_pkt = next((p for p in c.evidence if p.no == first), None)
+        rst_ts = rst_pkt.ts if rst_pkt is not None else c.last_ts
+        data_o, data_r = c.orig.data_bytes, c.resp.data_bytes
+        handshake_done = c.ack_frame is not None or c.orig.data_pkts or c.resp.data_pkts
+        with_data = [p for p in c.evidence if p.flags is not None and p.flags & TCP_RST and p.payload_len]
+        if with_data:
+            out.append(_finding(
+                "reset.with_data", c,
+                f"RST frame {with_data[0].no} from {_ep(c, _is_from(c, with_data[0], True))} carries "
+                f"{with_data[0].payload_len} bytes of payload.",
+                "RFC 9293 allows data in a RST as diagnostic text; most stacks never send it. Some firewalls and "
+                "middleboxes put a reason there; it is never delivered to the application. Read it in the "
+                "evidence packet (Wireshark: Follow TCP Stream does not show it).",
+                [p.no for p in with_data[:FRAMES_LISTED]], {"rst_frames": [p.no for p in with_data[:FRAMES_LISTED]]},
+                with_data[0].ts))
+        if not handshake_done or (not data_o and not data_r):
+            if c.synack_frame is not None and c.ack_frame is None and first > c.synack_frame:
+                out.append(_finding(
+                    "reset.handshake", c,
+                    f"{who} reset the connection during the handshake (frame {first}), after the SYN-ACK.",
+                    "A reset between the SYN-ACK and the final ACK: the client gave up on the attempt (its socket "
+                    "was already closed or answered by someone else), or a firewall or load balancer reset a "
+                    "half-open connection. The application saw 'connection reset' or a failed connect().",
+                    [f for f in (c.syn_frame, c.synack_frame, first) if f], {"reset_by": who, "rst_frame": first},
+                    rst_ts))
+            continue
+        o_fin = bool(c.orig.fins) and c.orig.fins[0] < first
+        r_fin = bool(c.resp.fins) and c.resp.fins[0] < first
+        if o_fin and r_fin:
+            continue  # both sides had closed: the RST ends nothing (late data after close() is reset)
+        fin_before = o_fin or r_fin
+        resetter = c.orig if by_orig else c.resp
+        other = c.resp if by_orig else c.orig
+        unread = _unread_before_reset(c, by_orig, first)
+        phase = "during the close" if fin_before else "mid-stream"
+        why = ("with unread data in its receive buffer: it closed the socket while " + peer + " had sent data it "
+               "never read (the kernel turns such a close into a RST)") if unread else (
+            "without a FIN: an abortive close (SO_LINGER with a zero timeout, a crashed or killed process, or "
+            "a firewall / load balancer timing the connection out)")
+        summary = (f"{who} reset the connection {phase} (frame {first}, {_fmt(_s(rst_ts - c.first_ts))} after it "
+                   f"started) after {data_o} bytes from {_ep(c, True)} and {data_r} bytes from {_ep(c, False)}; "
+                   f"likely {'an unread-data close' if unread else 'an abortive close'}.")
+        explanation = (
+            f"{who} ended the connection with a RST {why}. {peer}'s application gets ECONNRESET "
+            f"('connection reset by peer') on its next read or write, and data still in flight is lost. "
+            f"Check {who}'s application logs at that time; `nstat -az TcpExtTCPAbortOnData TcpExtTCPAbortOnClose "
+            f"TcpExtTCPAbortOnTimeout` on the resetting host tells which kernel path sent it.")
+        ev = {"reset_by": who, "peer": peer, "rst_frame": first, "phase": phase,
+              "seconds_after_start": _s(rst_ts - c.first_ts), "orig_bytes": data_o, "resp_bytes": data_r,
+              "unread_data_likely": unread, "resetter_sent_fin": bool(resetter.fins),
+              "peer_sent_fin": bool(other.fins), "rst_count": len(rst_frames)}
+        out.append(_finding("reset.abort", c, summary, explanation, rst_frames[:FRAMES_LISTED], ev, rst_ts,
+                            severity="notice" if fin_before else "warning"))
+    return out
+
+
+def _is_from(c: Connection, p: Any, orig: bool) -> bool:
+    e = c.orig if orig else c.resp
+    return bool(p.src == e.addr and p.sport == e.port)
+
+
+def _unread_before_reset(c: Connection, by_orig: bool, rst_frame: int) -> bool:
+    """Was the resetter's receive buffer holding data its application never read?
+
+    Linux answers close() on a socket with unread data with a RST instead of a FIN (tcp_close:
+    "data was lost"). On the wire this shows as the resetter's advertised window shrinking while
+    the peer's data arrived: the kernel acknowledged the bytes but nobody consumed them. A reader
+    that keeps up advertises its full window to the end (as with SO_LINGER 0 after reading).
+    """
+    resetter = c.orig if by_orig else c.resp
+    peer = c.resp if by_orig else c.orig
+    if not peer.data_bytes or not resetter.max_window:
+        return False
+    mss = (peer.syn_opts or {}).get("mss") or 536
+    return resetter.window <= resetter.max_window - mss
+
+
+def detect_reset_storm(ctx: DetectorContext) -> list[Finding]:
+    per_sender: dict[str, list[tuple[Connection, int]]] = defaultdict(list)
+    total: Counter[str] = Counter()
+    for c in ctx.conns:
+        if c.proto != "tcp":
+            continue
+        total[c.orig.addr] += 1
+        total[c.resp.addr] += 1
+        if c.synack_frame is None and not c.orig.data_pkts:
+            continue  # refused handshakes are handshake.refused, scans are scan.*
+        for ep in (c.orig, c.resp):
+            if ep.rsts:
+                per_sender[ep.addr].append((c, ep.rsts[0]))
+    out = []
+    for addr, items in per_sender.items():
+        if len(items) < 20 or len(items) < total[addr] // 2:
+            continue
+        items.sort(key=lambda x: x[1])
+        frames = [f for _, f in items[:FRAMES_LISTED]]
+        span = _s(max(c.last_ts for c, _ in items) - min(c.first_ts for c, _ in items))
+        out.append(Finding(
+            "reset.storm",
+            f"{addr} reset {len(items)} of its {total[addr]} established connections within {_fmt(span)}.",
+            f"Most connections of {addr} end in a RST. One host resetting many established connections at once "
+            f"points at a restart or crash of its service, a firewall or load balancer flushing its state table "
+            f"(conntrack, idle timeouts), or an application that closes sockets abortively by design "
+            f"(SO_LINGER 0). Check the host's service and the middleboxes' logs at that time.",
+            frames, [c.uid for c, _ in items], min(c.first_ts for c, _ in items), max(c.last_ts for c, _ in items),
+            {"sender": addr, "connections_reset": len(items), "connections": total[addr], "span_s": span}))
+    return out
+
+
+# -- protocol violations (Zeek's weirds, judged) --------------------------------------------------
+
+#: weird name -> (finding id, summary template, explanation)
+_WEIRDS: dict[str, tuple[str, str, str]] = {
+    "data_after_FIN": ("protocol.data_after_fin", "{who} sent data after its own FIN",
+                       "Data beyond a side's FIN violates TCP: the receiver discards it (or resets). It comes "
+                       "from a broken stack, a middlebox injecting data, or a capture mixing two connections."),
+    "data_after_reset": ("protocol.data_after_rst", "data followed a RST on this connection",
+                         "After a RST the connection no longer exists; further data is answered with another RST. "
+                         "The sender had not yet processed the reset (packets crossing) or ignores it."),
+    "SYN_with_data": ("protocol.syn_with_data", "a SYN carried payload",
+                      "Data in a SYN is legitimate only with TCP Fast Open (a TFO cookie option); otherwise most "
+                      "stacks drop the data until the handshake completes, and scanners or evasion tools use it."),
+    "bad_SYN_ack": ("protocol.synack_bad_ack", "a SYN-ACK acknowledged a number that does not match the SYN",
+                    "The SYN-ACK's acknowledgment must be the SYN's sequence number + 1. A mismatch means it answers "
+                    "an older SYN (tuple reuse), or a middlebox rewrote sequence numbers (SYN cookies, "
+                    "sequence randomization) inconsistently."),
+    "unsolicited_SYN_response": ("protocol.unsolicited_synack", "a SYN-ACK arrived for a SYN never seen",
+                                 "A SYN-ACK without a preceding SYN: the capture started after the SYN, the SYN "
+                                 "took another path (asymmetric routing), or this is backscatter from a spoofed "
+                                 "SYN flood against the sender."),
+    "simultaneous_open": ("protocol.simultaneous_open", "both sides sent a SYN (simultaneous open)",
+                          "Both ends actively opened the same 4-tuple at once (RFC 9293 section 3.5): legal but "
+                          "rare; NAT traversal (hole punching) relies on it, elsewhere it points at two programs "
+                          "both connecting with fixed ports."),
+    "TCP_scale_range": ("protocol.wscale_anomaly", "a window scale above 14 was announced",
+                        "RFC 7323 caps the window scale shift at 14; larger values are treated as 14. A stack or "
+                        "middlebox announcing more is buggy."),
+    "baroque_SYN": ("protocol.syn_flags", "a SYN carried URG", "SYNs with unusual flags are scanner or OS "
+                    "fingerprinting traffic."),
+    "TCP_christmas": ("protocol.syn_flags", "a segment set SYN and RST together",
+                      "SYN and RST together never occur in normal traffic: scanners and fingerprinting tools send "
+                      "them."),
+}
+
+
+def detect_protocol(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not c.weirds:
+            continue
+        seen: set[str] = set()
+        for name, frames in sorted(c.weirds.items()):
+            spec = _WEIRDS.get(name)
+            if spec is None or spec[0] in seen:
+                continue
+            fid, text, expl = spec
+            seen.add(fid)
+            pkt = next((p for p in c.evidence if p.no == frames[0]), None)
+            who = _ep(c, _is_from(c, pkt, True)) if pkt is not None else "a side"
+            summary = text.format(who=who)[0].upper() + text.format(who=who)[1:] + f" (frame {frames[0]}" + (
+                f" and {len(frames) - 1} more)." if len(frames) > 1 else ").")
+            sev = ""
+            if name == "SYN_with_data" and pkt is not None and b"\x22" in (pkt.options or b""):
+                sev = "info"
+                summary += " It carries a TCP Fast Open cookie option."
+            out.append(_finding(fid, c, summary, expl, list(frames), {"weird": name, "frames": list(frames)},
+                                pkt.ts if pkt is not None else None, severity=sev))
+        # SYN-ACK announcing window scaling to a SYN that did not: RFC 7323 forbids it.
+        so, ro = c.orig.syn_opts, c.resp.syn_opts
+        if so is not None and ro is not None and "wscale" in ro and "wscale" not in so and c.synack_frame:
+            out.append(_finding("protocol.wscale_anomaly", c,
+                                f"The SYN-ACK (frame {c.synack_frame}) announced window scaling although the SYN "
+                                f"did not.", "RFC 7323: window scaling is used only if both SYNs carry the option; "
+                                "a SYN-ACK that sends it unasked is a stack or middlebox bug.",
+                                [c.synack_frame], {"syn_wscale": None, "synack_wscale": ro.get("wscale")}))
+    return out
+
+
+def detect_mss(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp":
+            continue
+        for orig in (True, False):
+            ep = c.orig if orig else c.resp
+            if ep.syn_opts is None or not ep.syns:
+                continue
+            mss = ep.syn_opts.get("mss")
+            if mss is None:
+                problem = "no MSS option (the peer must assume 536 bytes, or 1220 for IPv6)"
+            elif mss < 536 and not (c.ip_version == 6 and mss >= 1220):
+                problem = f"an MSS of only {mss} bytes"
+            else:
+                continue
+            out.append(_finding(
+                "protocol.mss_anomaly", c, f"{_ep(c, orig)}'s SYN announced {problem}.",
+                "Every modern stack announces its MSS in the SYN. A missing or tiny MSS means a stripped option "
+                "(a middlebox), an MSS-clamping rule set far too low, or a crafted packet; small segments cost "
+                "throughput. Check `iptables -t mangle -S | grep TCPMSS` on the path and the interface MTUs.",
+                [ep.syns[0]], {"side": _ep(c, orig), "mss": mss}))
+    return out
+
+
+def detect_challenge_ack(ctx: DetectorContext) -> list[Finding]:
+    """A bare ACK answering a SYN on a tuple the answerer thinks is synchronized (RFC 5961 4.2)."""
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not c.syn_frame or c.synack_frame:
+            continue
+        syn = next((p for p in c.evidence if p.no == c.syn_frame), None)
+        if syn is None:
+            continue
+        for p in c.evidence:
+            if p.no <= syn.no or p.flags is None or not _is_from(c, p, False):
+                continue
+            want = (syn.seq + 1) & 0xFFFFFFFF  # type: ignore[operator]
+            if p.flags & (TCP_SYN | TCP_RST | TCP_FIN) == 0 and p.flags & TCP_ACK and p.ack != want:
+                pred = ctx.by_uid.get(c.predecessor) if c.predecessor else None
+                state = None
+                if pred is not None:
+                    state = pred.resp.tcp_state if pred.resp.addr == c.resp.addr else pred.orig.tcp_state
+                out.append(_finding(
+                    "protocol.challenge_ack", c,
+                    f"{_ep(c, False)} answered the SYN (frame {syn.no}) with a challenge ACK (frame {p.no}) "
+                    f"carrying ack {p.ack} instead of a SYN-ACK"
+                    + (f"; its socket for this 4-tuple was still in {state}" if state else "") + ".",
+                    "RFC 5961: a SYN arriving on a synchronized connection is answered with an ACK of the current "
+                    "state (a challenge ACK) instead of resetting. The client answers it with a RST, which kills "
+                    "the stale socket, and retries. It means the server still held a connection on this tuple "
+                    "(CLOSE_WAIT, ESTABLISHED or TIME-WAIT) that the client had forgotten. Linux rate-limits "
+                    "challenge ACKs (net.ipv4.tcp_challenge_ack_limit); `nstat -az TcpExtTCPChallengeACK`.",
+                    [syn.no, p.no], {"syn_frame": syn.no, "challenge_frame": p.no, "ack": p.ack,
+                                     "predecessor": c.predecessor, "answerer_state": state}, syn.ts))
+                break
+    return out
+
+
+def detect_syn_in_time_wait(ctx: DetectorContext) -> list[Finding]:
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or not c.predecessor or not c.syn_frame:
+            continue
+        pred = ctx.by_uid.get(c.predecessor)
+        if pred is None:
+            continue
+        # The side that receives the new SYN: the new connection's responder, in the old one's roles.
+        old = pred.orig if (pred.orig.addr, pred.orig.port) == (c.resp.addr, c.resp.port) else pred.resp
+        old_peer = pred.resp if old is pred.orig else pred.orig
+        if old.tcp_state != TIME_WAIT:
+            continue
+        isn = c.orig.isn
+        if isn is None:
+            continue
+        last = old_peer.fin_raw if old_peer.fin_raw is not None else old_peer.last_seq
+        older = ((isn - last) & 0xFFFFFFFF) >= 0x80000000
+        gap = _s(c.first_ts - pred.last_ts)
+        accepted = c.synack_frame is not None
+        succ = ctx.by_uid.get(c.successor) if c.successor else None
+        retried = succ is not None and succ.synack_frame is not None
+        outcome = ("the SYN was accepted" if accepted else
+                   "it was answered with the old connection's numbers, and the retry connected" if retried else
+                   "it was not accepted")
+        out.append(_finding(
+            "protocol.syn_in_time_wait", c,
+            f"A SYN (frame {c.syn_frame}) reused the 4-tuple of {pred.uid} {_fmt(gap)} after it closed, while "
+            f"{_ep(c, False)} held it in TIME-WAIT; the new ISN is {'lower' if older else 'higher'} than the old "
+            f"connection's last sequence number; " + outcome + ".",
+            "A socket in TIME-WAIT keeps the tuple for 60 s (Linux) so late segments of the old connection are not "
+            "taken for a new one. RFC 6191 / Linux accept a SYN into TIME-WAIT only if its ISN (or timestamp) is "
+            "higher than the old connection's; otherwise the SYN is answered with an ACK of the old state or "
+            "dropped, and connect() stalls. Clients that bind fixed source ports or reuse ports aggressively hit "
+            "this; let the ephemeral port range and TCP timestamps do their work.",
+            [f for f in (old.fins[0] if old.fins else None, c.syn_frame, c.synack_frame) if f],
+            {"predecessor": pred.uid, "seconds_since_close": gap, "new_isn": isn, "old_last_seq": last,
+             "isn_lower": older, "accepted": accepted, "retry_connected": retried},
+            severity="notice" if accepted or retried else "warning"))
+    return out
+
+
+def detect_bad_checksums(ctx: DetectorContext) -> list[Finding]:
+    bad = [(c, c.orig.bad_checksums + c.resp.bad_checksums) for c in ctx.conns
+           if c.proto == "tcp" and (c.orig.bad_checksums or c.resp.bad_checksums)]
+    if not bad:
+        return []
+    total = sum(n for _, n in bad)
+    frames = [f for c, _ in bad for f in c.weirds.get("bad_TCP_checksum", [])][:FRAMES_LISTED]
+    if not frames:
+        return []
+    return [Finding(
+        "capture.bad_checksum",
+        f"{total} TCP segment(s) on {len(bad)} connection(s) have bad checksums (checksums a NIC or loopback "
+        f"fills in later are not counted).",
+        "A receiver drops a segment whose checksum is wrong, so for the connection it never arrived. Checksums "
+        "that are merely unfilled (TX offload, captured on the sending host) are recognised and not counted. "
+        "Real corruption points at a faulty NIC, cable or middlebox; check `ethtool -S` error counters and "
+        "`nstat -az TcpInCsumErrors` on the receiver.",
+        frames, [c.uid for c, _ in bad], min(c.first_ts for c, _ in bad), max(c.last_ts for c, _ in bad),
+        {"segments": total, "connections": len(bad)})]
+
+
+# -- whole-capture patterns ---------------------------------------------------------------------
+
+def detect_scans(ctx: DetectorContext) -> list[Finding]:
+    """Port scans (one source, many ports) and SYN floods (one port, many sources), from attempts."""
+    attempts = [c for c in ctx.conns if c.proto == "tcp" and c.syn_frame is not None]
+    by_src: dict[tuple[str, str], list[Connection]] = defaultdict(list)
+    by_dst: dict[tuple[str, int], list[Connection]] = defaultdict(list)
+    for c in attempts:
+        by_src[(c.orig.addr, c.resp.addr)].append(c)
+        by_dst[(c.resp.addr, c.resp.port)].append(c)
+    out = []
+    for (src, dst), conns in by_src.items():
+        ports = {c.resp.port for c in conns}
+        if len(ports) < 20:
+            continue
+        failed = [c for c in conns if c.ack_frame is None]
+        open_ports = sorted({c.resp.port for c in conns if c.synack_frame is not None})
+        if len(failed) < len(conns) // 2:
+            continue
+        span = _s(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
+        out.append(Finding(
+            "scan.port_scan",
+            f"{src} probed {len(ports)} ports on {dst} in {_fmt(span)}: {len(open_ports)} answered with a SYN-ACK "
+            f"({', '.join(map(str, open_ports[:10]))}{' ...' if len(open_ports) > 10 else ''}), the rest were "
+            f"refused or unanswered.",
+            "Many connection attempts from one source to many ports of one host, most of them failing: a port scan "
+            "(nmap, masscan) or a misconfigured client walking a port range. Scanners often reset the SYN-ACK "
+            "instead of completing the handshake (a 'SYN scan'). Check whether the source is authorised.",
+            sorted(c.syn_frame for c in conns if c.syn_frame)[:FRAMES_LISTED], [c.uid for c in conns],
+            min(c.first_ts for c in conns), max(c.last_ts for c in conns),
+            {"source": src, "target": dst, "ports_probed": len(ports), "open_ports": open_ports[:100],
+             "attempts": len(conns), "failed": len(failed), "span_s": span}))
+    for (dst, port), conns in by_dst.items():
+        sources = {(c.orig.addr, c.orig.port) for c in conns}
+        failed = [c for c in conns if c.ack_frame is None]
+        if len(sources) < 50 or len(failed) < 0.8 * len(conns):
+            continue
+        addrs = {c.orig.addr for c in conns}
+        span = _s(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
+        answered = sum(1 for c in failed if c.synack_frame is not None)
+        out.append(Finding(
+            "scan.syn_flood",
+            f"{len(failed)} of {len(conns)} connection attempts to {dst}:{port} from {len(addrs)} address(es) and "
+            f"{len(sources)} source ports never completed the handshake in {_fmt(span)}; {answered} got a SYN-ACK "
+            f"that was never acknowledged.",
+            "Many SYNs to one port whose handshakes never complete fill the listener's SYN queue: a SYN flood "
+            "(often with spoofed sources), or clients that give up because the server is overloaded. Linux "
+            "defends with SYN cookies (net.ipv4.tcp_syncookies; `nstat -az TcpExtSyncookiesSent "
+            "TcpExtListenOverflows TcpExtListenDrops`). Check the listener's backlog (`ss -ltn`: Recv-Q vs "
+            "Send-Q).",
+            sorted(c.syn_frame for c in failed if c.syn_frame)[:FRAMES_LISTED], [c.uid for c in failed],
+            min(c.first_ts for c in conns), max(c.last_ts for c in conns),
+            {"target": f"{dst}:{port}", "attempts": len(conns), "incomplete": len(failed),
+             "source_addresses": len(addrs), "source_tuples": len(sources), "synack_unacknowledged": answered,
+             "span_s": span}))
+    return out
+
+
+def detect_half_open(ctx: DetectorContext) -> list[Finding]:
+    """An established connection where one side keeps sending and the other has vanished."""
+    out = []
+    for c in ctx.conns:
+        if c.proto != "tcp" or c.ws is None or c.orig.tcp_state != ESTAB_S and c.resp.tcp_state != ESTAB_S:
+            continue
+        if c.orig.fins or c.resp.fins:
+            continue
+        for orig in (True, False):
+            ep, other = (c.orig, c.resp) if orig else (c.resp, c.orig)
+            if other.last_ts >= ep.last_ts or not c.event_counts:
+                continue
+            tail = [e for e in c.events if e[2] == orig and e[1] > other.last_ts
+                    and e[3] & (_RETRANS | ta.KEEP_ALIVE)]
+            if len(tail) < 3:
+                continue
+            silent = _s(ep.last_ts - other.last_ts)
+            if silent < 1.0:
+                continue
+            rst_end = bool(ep.rsts) and ep.rsts[-1] >= tail[-1][0]
+            out.append(_finding(
+                "close.half_open", c,
+                f"{_ep(c, not orig)} went silent: for the last {_fmt(silent)} {_ep(c, orig)} sent {len(tail)} "
+                f"retransmission(s) or keep-alive(s) that were never answered"
+                + ("; it finally reset the connection." if rst_end else "."),
+                f"A half-open connection: {_ep(c, orig)} still believes in it, while {_ep(c, not orig)} crashed, "
+                f"rebooted, lost its state (a NAT or firewall timed the flow out) or became unreachable. The "
+                f"sender retries until tcp_retries2 (about 15 minutes by default) or its keep-alive gives up. "
+                f"Lower net.ipv4.tcp_retries2 or use TCP_USER_TIMEOUT / keep-alives to fail faster.",
+                _frames(tail), {"live_side": _ep(c, orig), "silent_side": _ep(c, not orig), "silent_s": silent,
+                                "unanswered": len(tail), "reset_at_end": rst_end}, tail[0][1], tail[-1][1],
+                "warning"))
+    return out
+
+
+ANOMALY_DETECTORS: list[Callable[[DetectorContext], list[Finding]]] = [
+    detect_retransmissions,
+    detect_out_of_order,
+    detect_capture_gaps,
+    detect_duplicate_acks,
+    detect_zero_window,
+    detect_window_patterns,
+    detect_keep_alive,
+    detect_resets,
+    detect_reset_storm,
+    detect_protocol,
+    detect_mss,
+    detect_challenge_ack,
+    detect_syn_in_time_wait,
+    detect_bad_checksums,
+    detect_scans,
+    detect_half_open,
+]
