@@ -138,7 +138,7 @@ class Direction:
         "base_seq", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked", "lastack", "lastacktime",
         "window", "win_scale", "is_first_ack", "dupacknum", "lastnondupack", "lastsegmentflags", "unacked",
         "firstsent", "right_edge", "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "zw_since", "zw_probes",
-        "zw_episodes",
+        "zw_episodes", "unseen_acked",
     )
 
     def __init__(self) -> None:
@@ -171,6 +171,7 @@ class Direction:
         self.zw_since: tuple[int, int] | None = None
         self.zw_probes = 0
         self.zw_episodes: list[tuple[int, int, int, int, int]] = []
+        self.unseen_acked = False  # an ACK of data never seen was flagged since we last sent
 
     def scaled(self, window: int) -> int:
         return window << self.win_scale if self.win_scale > 0 else window
@@ -239,6 +240,7 @@ class Conversation:
         elif ackf and self.syn_ts is not None and not self.first_rtt:
             self.first_rtt = ts - self.syn_ts  # iRTT: the SYN to the first non-SYN ACK
 
+        fwd.unseen_acked = False
         nextseq_f = fwd.nextseq
         rev_window = rev.window
 
@@ -289,8 +291,12 @@ class Conversation:
             fwd.dupacknum = 0
 
         # ACKED LOST PACKET: acknowledges beyond what the other direction was seen to send.
+        # Raised once per run: further ACKs of unseen data before the other side sends anything
+        # again are not flagged again (as Wireshark 4.0 does).
         if ackf and rev.maxseqtobeacked and _gt(ack, rev.maxseqtobeacked):
-            fl |= ACK_LOST_PACKET
+            if not rev.unseen_acked:
+                fl |= ACK_LOST_PACKET
+                rev.unseen_acked = True
             rev.maxseqtobeacked = rev.nextseq
 
         # RETRANSMISSION / FAST RETRANSMISSION / SPURIOUS / OUT-OF-ORDER
@@ -322,7 +328,8 @@ class Conversation:
                         peer_frame = first[0]
                         extra = ts - first[1]
                     else:
-                        fl |= LOST_UPSTREAM if kind == RETRANSMISSION else 0
+                        if kind != SPURIOUS_RETRANSMISSION:
+                            fl |= LOST_UPSTREAM  # the first copy never reached the capture point
                         peer_frame = fwd.nextseqframe
                         extra = ts - fwd.nextseqtime
                     if timeout:
@@ -342,7 +349,9 @@ class Conversation:
                         seg[4] += 1
                         break
 
-        if (not fwd.nextseq or _gt(nextseq, fwd.nextseq)) and not fl & ZERO_WINDOW_PROBE:
+        # (A RST does not move nextseq: a reset carrying another connection's numbers, as after a
+        # challenge ACK, would otherwise make the new session look like retransmissions.)
+        if (not fwd.nextseq or _gt(nextseq, fwd.nextseq)) and not fl & ZERO_WINDOW_PROBE and not flags & TCP_RST:
             fwd.nextseq = nextseq
             fwd.nextseqframe = frame
             fwd.nextseqtime = ts
