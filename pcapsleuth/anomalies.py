@@ -55,7 +55,9 @@ def _count(c: Connection, bits: int, orig: bool | None = None) -> int:
 
 
 def _events(c: Connection, bits: int, orig: bool | None = None) -> list[Event]:
-    return [e for e in c.events if e[3] & bits and (orig is None or e[2] == orig) and not e[6] & TCP_SYN]
+    """Analysed segments with any of ``bits`` (never SYNs; never duplicate captures of a datagram)."""
+    return [e for e in c.events if e[3] & bits and (orig is None or e[2] == orig) and not e[6] & TCP_SYN
+            and not (bits & _RETRANS and e[3] & ta.DUPLICATE_FRAME)]
 
 
 def _midstream_skip(c: Connection) -> int:
@@ -705,6 +707,25 @@ def detect_bad_checksums(ctx: DetectorContext) -> list[Finding]:
         {"segments": total, "connections": len(bad)})]
 
 
+def detect_duplicate_frames(ctx: DetectorContext) -> list[Finding]:
+    dup = [(c, _count(c, ta.DUPLICATE_FRAME)) for c in ctx.conns if c.event_counts]
+    dup = [(c, n) for c, n in dup if n]
+    if not dup:
+        return []
+    total = sum(n for _, n in dup)
+    frames = [e[0] for c, _ in dup for e in c.events if e[3] & ta.DUPLICATE_FRAME][:FRAMES_LISTED]
+    return [Finding(
+        "capture.duplicate_frames",
+        f"{total} frame(s) on {len(dup)} connection(s) are second copies of an IP datagram already captured "
+        f"(same IP ID, within 100 ms): counted once, not as retransmissions.",
+        "The same datagram captured twice is a property of the capture point, not of the network: a host that "
+        "forwards or bridges on the capturing interface (the packet is seen in and out), a SPAN port mirroring "
+        "both directions or several VLANs, or 'any' captures on Linux. Wireshark reports these copies as "
+        "retransmissions. A real retransmission is a new datagram with a new IP ID.",
+        frames, [c.uid for c, _ in dup], min(c.first_ts for c, _ in dup), max(c.last_ts for c, _ in dup),
+        {"duplicates": total, "connections": len(dup)}, severity="info")]
+
+
 # -- whole-capture patterns ---------------------------------------------------------------------
 
 def detect_scans(ctx: DetectorContext) -> list[Finding]:
@@ -813,6 +834,7 @@ ANOMALY_DETECTORS: list[Callable[[DetectorContext], list[Finding]]] = [
     detect_challenge_ack,
     detect_syn_in_time_wait,
     detect_bad_checksums,
+    detect_duplicate_frames,
     detect_scans,
     detect_half_open,
 ]

@@ -60,6 +60,7 @@ RTO = 0x20000  # a retransmission after a timeout: the peer was silent for the m
 LOST_UPSTREAM = 0x40000  # this segment fills a hole: its first transmission never reached the capture
 WINDOW_SHRINK = 0x80000
 SYN_RETRANSMISSION = 0x100000  # counted apart: a retried SYN or SYN-ACK is no data loss
+DUPLICATE_FRAME = 0x200000  # the same IPv4 datagram (same IP ID) captured twice, not resent
 
 FLAG_NAMES: dict[int, str] = {
     RETRANSMISSION: "retransmission",
@@ -83,6 +84,7 @@ FLAG_NAMES: dict[int, str] = {
     LOST_UPSTREAM: "lost_upstream",
     WINDOW_SHRINK: "window_shrink",
     SYN_RETRANSMISSION: "syn_retransmission",
+    DUPLICATE_FRAME: "duplicate_frame",
 }
 
 #: The tshark field behind each Wireshark flag (``tcp.analysis.retransmission`` is also present on
@@ -112,6 +114,8 @@ OOO_DEFAULT_NS = 3_000_000
 #: A plain retransmission after this much silence from the peer is a timeout (Linux tcp_rto_min
 #: is 200 ms; other stacks are not quicker).
 RTO_SILENCE_NS = 150_000_000
+#: A copy of an earlier datagram (same IP ID) within this time is the same packet captured twice.
+DUPLICATE_NS = 100_000_000
 #: A fast retransmission follows the duplicate ACKs within this time (Wireshark: 20 ms).
 FAST_RETRANS_NS = 20_000_000
 MAX_EPISODES = 64
@@ -160,7 +164,7 @@ class Direction:
         #: Unacknowledged segments in sending order: [seq, nextseq, frame, ts, sent_count].
         self.unacked: collections.deque[list[int]] = collections.deque()
         #: First transmission of each unacknowledged sequence number: seq -> (frame, ts).
-        self.firstsent: dict[int, tuple[int, int]] = {}
+        self.firstsent: dict[int, tuple[int, int, int | None]] = {}  # seq -> (frame, ts, IP ID)
         self.right_edge: int | None = None  # ack + scaled window last advertised
         self.rtt_n = 0
         self.rtt_sum = 0
@@ -214,7 +218,7 @@ class Conversation:
 
     # The analysis of one segment ------------------------------------------------------------------
     def analyze(self, src: str, sport: int, flags: int, seq: int, ack: int, seglen: int, window: int,
-                ts: int, frame: int, options: bytes | None) -> tuple[int, int, int]:
+                ts: int, frame: int, options: bytes | None, ip_id: int | None = None) -> tuple[int, int, int]:
         """Analyze one segment; returns (flags, extra, peer_frame).
 
         ``extra`` is the duplicate-ACK number for duplicate ACKs, the timeout in ns for RTOs, and
@@ -320,6 +324,9 @@ class Conversation:
             if kind:
                 fl |= kind
                 first = fwd.firstsent.get(seq)
+                if (first is not None and ip_id and first[2] == ip_id and kind != OUT_OF_ORDER
+                        and ts - first[1] < DUPLICATE_NS):
+                    fl |= DUPLICATE_FRAME  # the same IP datagram seen twice: a capture artefact
                 if kind != OUT_OF_ORDER:
                     # A timeout: the peer said nothing for at least the minimum RTO. Quicker plain
                     # retransmissions are SACK/RACK-driven recovery (Linux does not wait for 3 dup ACKs).
@@ -341,7 +348,7 @@ class Conversation:
         if seglen or flags & (TCP_SYN | TCP_FIN):
             if seq not in fwd.firstsent:
                 if len(fwd.unacked) < MAX_UNACKED:
-                    fwd.firstsent[seq] = (frame, ts)
+                    fwd.firstsent[seq] = (frame, ts, ip_id)
                     fwd.unacked.append([seq, nextseq, frame, ts, 1])
             else:
                 for seg in fwd.unacked:

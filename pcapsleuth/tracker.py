@@ -25,7 +25,9 @@ from typing import Any
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
 from .seq import seq_delta
 from .tcpanalysis import (
+    DUPLICATE_FRAME,
     FAST_RETRANSMISSION,
+    LOST_UPSTREAM,
     RETRANSMISSION,
     REUSED_PORTS,
     RTO,
@@ -680,7 +682,7 @@ class Tracker:
                 return None
             fl, extra, peer_frame = conn.ws.analyze(src, sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
                                                     p.payload_len or 0, p.window, p.ts, p.no,  # type: ignore[arg-type]
-                                                    None)
+                                                    None, p.ip_id)
             if fl:
                 self._event(conn, p, src == conn.orig.addr and sport == conn.orig.port, fl, extra, peer_frame)
             return conn
@@ -708,7 +710,8 @@ class Tracker:
         conn.ws = ws
         is_orig = src == conn.orig.addr and sport == conn.orig.port
         fl, extra, peer_frame = ws.analyze(src, sport, flags, p.seq, p.ack, p.payload_len or 0,  # type: ignore[arg-type]
-                                           p.window, p.ts, p.no, p.options if flags & TCP_SYN else None)  # type: ignore[arg-type]
+                                           p.window, p.ts, p.no, p.options if flags & TCP_SYN else None,  # type: ignore[arg-type]
+                                           p.ip_id)
         if reused:
             fl |= REUSED_PORTS
         if fl:
@@ -720,7 +723,9 @@ class Tracker:
         counts = conn.event_counts
         tcpflags = p.flags or 0
         bits = fl
-        if tcpflags & TCP_SYN and bits & _RETRANS_FAMILY:
+        if bits & DUPLICATE_FRAME:
+            bits &= ~(_RETRANS_FAMILY | LOST_UPSTREAM)  # captured twice, not sent twice
+        elif tcpflags & TCP_SYN and bits & _RETRANS_FAMILY:
             bits = (bits & ~_RETRANS_FAMILY) | SYN_RETRANSMISSION  # handshake retries are not data loss
         while bits:
             bit = bits & -bits
