@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from ._version import __version__
 from .errors import PcapsleuthError
+from .findings import SEVERITIES
 
 __all__ = ["main"]
 
@@ -61,6 +62,20 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--max-decompressed", type=int, default=64 * 1024**3, metavar="BYTES",
                    help="refuse compressed input that expands beyond this (default 64 GiB)")
     a.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    a.add_argument("--html", metavar="PATH",
+                   help="write the HTML report to PATH ('-' for stdout; a directory with several captures). "
+                        "Default: ./<capture-stem>.pcapsleuth.html, unless --json - or --markdown - use stdout")
+    a.add_argument("--no-html", action="store_true", help="do not write the HTML report")
+    a.add_argument("--template-dir", metavar="DIR",
+                   help="report templates searched before the built-in ones (override report.html.j2, "
+                        "style.css, summary.md.j2 ... one by one)")
+    a.add_argument("--markdown", metavar="PATH",
+                   help="write a short Markdown summary for tickets to PATH ('-' for stdout)")
+    a.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
+                   help="exit with 1 when a finding at or above SEVERITY exists (info, notice, warning, error)")
+
+    k = sub.add_parser("catalog", help="list the finding catalogue: id, severity, title, description")
+    k.add_argument("--json", action="store_true", help="print it as JSON")
 
     c = sub.add_parser("conn", help="write a Zeek-compatible conn.log (TSV) of the capture to stdout")
     c.add_argument("capture", metavar="CAPTURE")
@@ -88,6 +103,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _analyze(args, out, err)
         if args.command == "conn":
             return _conn(args, out)
+        if args.command == "catalog":
+            return _catalog(args, out)
     except PcapsleuthError as exc:
         print(f"pcapsleuth: {exc.one_line()}", file=err)
         return exc.exit_code
@@ -106,17 +123,180 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     return EXIT_USAGE
 
 
+class _UsageError(Exception):
+    pass
+
+
+_SKIPPED = -1  # the default report could not be written: warned, the analysis goes on
+
+
+def _outputs(args: argparse.Namespace) -> None:
+    """Check the output options before any (possibly long) analysis."""
+    several = len(args.captures) > 1
+    to_stdout = [name for name, v in (("--json", args.json), ("--html", args.html), ("--markdown", args.markdown))
+                 if v == "-"]
+    if len(to_stdout) > 1:
+        raise _UsageError(f"only one output can go to stdout ('-'), not {' and '.join(to_stdout)}")
+    if args.html and args.no_html:
+        raise _UsageError("--html and --no-html contradict each other")
+    if args.template_dir is not None and not os.path.isdir(args.template_dir):
+        raise _UsageError(f"--template-dir {args.template_dir}: not a directory")
+    for opt, value in (("--html", args.html), ("--markdown", args.markdown)):
+        if value is None:
+            continue
+        if value == "-":
+            if several:
+                raise _UsageError(f"{opt} - takes a single capture")
+            continue
+        if several and not os.path.isdir(value):
+            raise _UsageError(f"{opt} {value}: with several captures, give an existing directory")
+        parent = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(value) and not os.path.isdir(parent):
+            raise _UsageError(f"{opt} {value}: directory {parent} does not exist")
+
+
+def _dest(value: str, capture: str, suffix: str, used: set[str]) -> str:
+    """The file an output option names for one capture (a directory gets <stem><suffix> inside)."""
+    from .report import report_stem
+
+    if value != "-" and os.path.isdir(value):
+        value = os.path.join(value, report_stem(capture) + suffix)
+    return _unique(value, used)
+
+
+def _unique(path: str, used: set[str]) -> str:
+    """Two captures with the same stem in one run do not overwrite each other's report."""
+    if path == "-":
+        return path
+    base, ext = path, ""
+    for suffix in (".pcapsleuth.html", ".pcapsleuth.md"):
+        if path.endswith(suffix):
+            base, ext = path[: -len(suffix)], suffix
+    candidate, n = path, 2
+    while os.path.abspath(candidate) in used:
+        candidate = f"{base}-{n}{ext}"
+        n += 1
+    used.add(os.path.abspath(candidate))
+    return candidate
+
+
 def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .analysis import analyze_capture
+    from .report import REPORT_SUFFIX, default_report_path, severity_at_least
 
+    try:
+        _outputs(args)
+    except _UsageError as exc:
+        print(f"pcapsleuth: error: {exc}", file=err)
+        return EXIT_USAGE
+    stdout_taken = "-" in (args.json, args.markdown)
+    html_default = not args.no_html and args.html is None and not stdout_taken
+    used: set[str] = set()
+    failed = False
     for path in args.captures:
         result = analyze_capture(path, engine=args.engine, verify_checksums=not args.no_checksums,
                                  max_decompressed=args.max_decompressed)
         doc = result.to_json_dict()
         if args.json:
             _write_json(doc, args.json, out)
-        if not args.quiet and args.json != "-":
-            out.write(result.summary_text())
+        report: str | None = None
+        if args.html is not None:
+            report = _dest(args.html, path, REPORT_SUFFIX, used)
+            code = _write_report(result, path, report, args, out, err, explicit=True)
+            if code:
+                return code
+        elif html_default:
+            report = _unique(os.fspath(default_report_path(path)), used)
+            code = _write_report(result, path, report, args, out, err, explicit=False)
+            if code == _SKIPPED:
+                report = None
+            elif code:
+                return code
+        if args.markdown:
+            code = _write_markdown(result, _dest(args.markdown, path, ".pcapsleuth.md", used),
+                                   None if report == "-" else report, args, out, err)
+            if code:
+                return code
+        if not args.quiet:
+            if not stdout_taken and args.html != "-":
+                out.write(result.summary_text())
+                if report is not None:
+                    out.write(f"report: {report}\n")
+            elif report is not None and report != "-":
+                print(f"pcapsleuth: report: {report}", file=err)
+        if args.fail_on and severity_at_least(result.findings, args.fail_on):
+            failed = True
+    return EXIT_FAIL_ON if failed else EXIT_OK
+
+
+def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace, out: TextIO, err: TextIO, *,
+                  explicit: bool) -> int:
+    """Render and write the HTML report; a template or write error is one line on stderr.
+
+    For the default path a failure to write is a warning (the analysis itself succeeded);
+    for a path the user asked for it is an error.
+    """
+    import jinja2
+
+    from .report import render_html
+
+    try:
+        html = render_html(result, capture, None if dest == "-" else dest, args.template_dir)
+    except jinja2.TemplateError as exc:
+        print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
+              f"{type(exc).__name__}: {exc}", file=err)
+        return EXIT_USAGE
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        if explicit:
+            print(f"pcapsleuth: {dest}: cannot write the report: {what}", file=err)
+            return EXIT_USAGE
+        print(f"pcapsleuth: warning: {dest}: cannot write the report: {what} (choose a place with --html PATH, "
+              "or --no-html)", file=err)
+        return _SKIPPED
+    if dest == "-":
+        out.write(html)
+    return EXIT_OK
+
+
+def _write_markdown(result: Any, dest: str, report: str | None, args: argparse.Namespace, out: TextIO,
+                    err: TextIO) -> int:
+    import jinja2
+
+    from .markdown import render_markdown
+
+    try:
+        text = render_markdown(result, report, template_dir=args.template_dir)
+        if dest == "-":
+            out.write(text)
+        else:
+            tmp = f"{dest}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, dest)
+    except jinja2.TemplateError as exc:
+        print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
+              f"{type(exc).__name__}: {exc}", file=err)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"pcapsleuth: {dest}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _catalog(args: argparse.Namespace, out: TextIO) -> int:
+    import textwrap
+
+    from .findings import catalog
+
+    entries = [{"id": fid, "severity": e["severity"], "title": e["title"], "phase": e.get("phase"),
+                "description": e["description"]} for fid, e in sorted(catalog().items())]
+    if args.json:
+        out.write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    for e in entries:
+        out.write(f"{e['id']}  [{e['severity']}]  {e['title']}\n")
+        out.write(textwrap.fill(e["description"], width=100, initial_indent="    ", subsequent_indent="    ") + "\n\n")
     return EXIT_OK
 
 

@@ -32,8 +32,8 @@ import lzma
 import os
 import struct
 import zlib
-from collections.abc import Iterator
-from typing import IO, Any, BinaryIO, Union
+from collections.abc import Callable, Iterator
+from typing import IO, Any, BinaryIO, TypeVar, Union
 
 from .errors import (
     CaptureNotFoundError,
@@ -47,6 +47,7 @@ __all__ = [
     "CaptureSource",
     "DamageLog",
     "Interface",
+    "FrameHandler",
     "Record",
     "RecordReader",
     "open_capture",
@@ -96,6 +97,19 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\xcd\x34": (">", 1000, 24),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+class _BlockStructs:
+    """Precompiled pcapng block layouts for one byte order."""
+
+    def __init__(self, order: str) -> None:
+        self.block = struct.Struct(order + "II").unpack_from
+        self.u32 = struct.Struct(order + "I").unpack_from
+        self.epb = struct.Struct(order + "IIIII").unpack_from
+        self.epb_whole = struct.Struct(order + "IIIIIII").unpack_from  # block header + EPB header
+        self.pb = struct.Struct(order + "HHIIII").unpack_from
+
+
+_PCAPNG_STRUCTS = {"<": _BlockStructs("<"), ">": _BlockStructs(">")}
 
 _BT_SHB = 0x0A0D0D0A
 _BT_IDB = 0x00000001
@@ -177,6 +191,19 @@ class DamageLog:
 
 # A raw record: (frame number, ts ns, caplen, wirelen, interface id, frame bytes, epb direction)
 Record = tuple[int, int, int, int, int, bytes, int]
+
+_T = TypeVar("_T")
+#: Called once per frame by :meth:`RecordReader.walk` as
+#: ``handler(buf, start, caplen, wirelen, no, ts, iface, direction, linktype)``: the frame is
+#: ``buf[start:start + caplen]``, read in place (the reader's buffer; valid during the call only),
+#: so the decoder's common path never copies a frame. ``iface`` and ``linktype`` are -1 for a
+#: frame naming an interface the capture never described.
+FrameHandler = Callable[[bytes, int, int, int, int, int, int, int, int], _T]
+
+
+def _record(buf: bytes, start: int, caplen: int, wirelen: int, no: int, ts: int, iface: int, direction: int,
+            linktype: int) -> Record:
+    return no, ts, caplen, wirelen, iface, buf[start:start + caplen], direction
 
 
 class _BoundedStream(io.RawIOBase):
@@ -405,13 +432,17 @@ class RecordReader:
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Record]:
+        return self.walk(_record)
+
+    def walk(self, handler: FrameHandler[_T]) -> Iterator[_T]:
+        """Yield ``handler(...)`` for every frame, in order (see :data:`FrameHandler`)."""
         self._buf = self.src._magic
         self._pos = 0
         if self.src.format == "pcap":
-            return self._pcap()
-        return self._pcapng()
+            return self._pcap(handler)
+        return self._pcapng(handler)
 
-    def _pcap(self) -> Iterator[Record]:
+    def _pcap(self, handler: FrameHandler[_T]) -> Iterator[_T]:
         if not self._fill(24):
             self.damage.add("truncated_file", 1, f"pcap global header cut short ({self._remaining()} of 24 bytes)")
             self.bytes_unread = self._remaining()
@@ -422,6 +453,7 @@ class RecordReader:
         linktype = network & 0x0FFFFFFF
         fcs = (network >> 28) & 0x7 if network & 0x10000000 else None  # "F" bit: FCS length
         iface = Interface(0, linktype & 0xFFFF, snaplen, (tick_ns, 1), fcslen=fcs)
+        linktype = iface.linktype
         self.interfaces.append(iface)
         self.sections = 1
         self._pos = 24
@@ -430,53 +462,67 @@ class RecordReader:
         damage = self.damage
         no = 0
         last_ts = -1
-        while True:
-            if len(self._buf) - self._pos < rec_size and not self._fill(rec_size):
-                if self._remaining():
+        # The loop keeps the buffer and position in locals and hands each frame to the handler
+        # in place: this is the per-frame hot path of every analysis (see bench/README.md).
+        buf = self._buf
+        pos = 24
+        size = len(buf)
+        try:
+            while True:
+                if size - pos < rec_size:
+                    self._pos = pos
+                    if not self._fill(rec_size):
+                        if self._remaining():
+                            damage.add("truncated_record", no + 1,
+                                       f"record header cut short: {self._remaining()} of {rec_size} bytes")
+                            self.bytes_unread = self._remaining()
+                        break
+                    buf, pos = self._buf, self._pos
+                    size = len(buf)
+                sec, frac, caplen, wirelen = rec(buf, pos)
+                if caplen > MAX_CAPLEN:
+                    self._pos = pos
                     damage.add(
-                        "truncated_record", no + 1, f"record header cut short: {self._remaining()} of {rec_size} bytes"
+                        "caplen_insane",
+                        no + 1,
+                        f"record claims {caplen:,} captured bytes (more than {MAX_CAPLEN:,}); rest of file unreadable",
                     )
-                    self.bytes_unread = self._remaining()
-                break
-            sec, frac, caplen, wirelen = rec(self._buf, self._pos)
-            if caplen > MAX_CAPLEN:
-                damage.add(
-                    "caplen_insane",
-                    no + 1,
-                    f"record claims {caplen:,} captured bytes (more than {MAX_CAPLEN:,}); rest of file unreadable",
-                )
-                self.bytes_unread = self._remaining() + self._rest_size()
-                break
-            need = rec_size + caplen
-            if len(self._buf) - self._pos < need and not self._fill(need):
-                damage.add(
-                    "truncated_record",
-                    no + 1,
-                    f"record body cut short: {self._remaining() - rec_size} of {caplen} bytes",
-                )
-                self.bytes_unread = self._remaining()
-                break
-            start = self._pos + rec_size
-            data = self._buf[start : start + caplen]
-            self._pos = start + caplen
-            no += 1
-            ts = sec * 1_000_000_000 + frac * tick_ns
-            if ts < last_ts:
-                damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
-                if self.first_ts is None or ts < self.first_ts:
-                    self.first_ts = ts
-            else:
-                if last_ts < 0:
-                    self.first_ts = ts
-                last_ts = ts
-            if caplen < wirelen:
-                damage.add("snaplen_cut", no, "frame cut by the snapshot length")
-            if caplen > snap_limit:
-                damage.add("caplen_over_snaplen", no, f"captured length above the file's snaplen {snaplen}")
-            yield no, ts, caplen, wirelen, 0, data, 0
-        self.frames = no
-        iface.frames = no
-        self.last_ts = last_ts if last_ts >= 0 else None
+                    self.bytes_unread = self._remaining() + self._rest_size()
+                    break
+                start = pos + rec_size
+                if size - start < caplen:
+                    self._pos = pos
+                    if not self._fill(rec_size + caplen):
+                        damage.add(
+                            "truncated_record",
+                            no + 1,
+                            f"record body cut short: {self._remaining() - rec_size} of {caplen} bytes",
+                        )
+                        self.bytes_unread = self._remaining()
+                        break
+                    buf, pos = self._buf, self._pos
+                    size = len(buf)
+                    start = pos + rec_size
+                pos = start + caplen
+                no += 1
+                ts = sec * 1_000_000_000 + frac * tick_ns
+                if ts < last_ts:
+                    damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
+                    if self.first_ts is None or ts < self.first_ts:
+                        self.first_ts = ts
+                else:
+                    if last_ts < 0:
+                        self.first_ts = ts
+                    last_ts = ts
+                if caplen < wirelen:
+                    damage.add("snaplen_cut", no, "frame cut by the snapshot length")
+                if caplen > snap_limit:
+                    damage.add("caplen_over_snaplen", no, f"captured length above the file's snaplen {snaplen}")
+                yield handler(buf, start, caplen, wirelen, no, ts, 0, 0, linktype)
+        finally:
+            self.frames = no
+            iface.frames = no
+            self.last_ts = last_ts if last_ts >= 0 else None
 
     def _rest_size(self) -> int:
         if self.src.size is None or self.src.compression:
@@ -487,172 +533,199 @@ class RecordReader:
             return 0
 
     # -- pcapng -------------------------------------------------------------------------------
-    def _pcapng(self) -> Iterator[Record]:
+    def _pcapng(self, handler: FrameHandler[_T]) -> Iterator[_T]:
         damage = self.damage
         order = "<"
+        st = _PCAPNG_STRUCTS[order]
         local_ifaces: list[Interface] = []
+        clocks: list[tuple[int, int, int]] = []  # per local interface: ticks -> ns multiplier, divisor, offset
         no = 0
         last_ts = -1
         section = -1
-        while True:
-            if not self._fill(12):
-                if self._remaining():
-                    damage.add(
-                        "truncated_record", no + 1, f"block header cut short ({self._remaining()} bytes at end of file)"
-                    )
-                    self.bytes_unread = self._remaining()
-                break
-            pos = self._pos
-            btype_raw = self._buf[pos : pos + 4]
-            if btype_raw == _PCAPNG_SHB:
-                bom = self._buf[pos + 8 : pos + 12]
-                if bom == b"\x4d\x3c\x2b\x1a":
-                    order = "<"
-                elif bom == b"\x1a\x2b\x3c\x4d":
-                    order = ">"
+        try:
+            while True:
+                buf = self._buf
+                pos = self._pos
+                if len(buf) - pos >= 28:
+                    # The common block: an EPB of a known interface, no options, wholly in the buffer.
+                    btype, blen, ifid, ts_hi, ts_lo, caplen, wirelen = st.epb_whole(buf, pos)
+                    fast = (btype == _BT_EPB and blen == 32 + ((caplen + 3) & ~3) and blen <= len(buf) - pos
+                            and blen <= MAX_BLOCK and ifid < len(local_ifaces)
+                            and st.u32(buf, pos + blen - 4)[0] == blen)
                 else:
-                    damage.add("bad_block", no + 1, f"section header with unknown byte-order magic {bom.hex()}")
-                    self.bytes_unread = self._remaining()
-                    break
-            btype, blen = struct.unpack_from(order + "II", self._buf, pos)
-            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                damage.add(
-                    "bad_block",
-                    no + 1,
-                    f"block type 0x{btype:08x} has impossible length {blen} at byte {self._consumed()}; "
-                    "rest of file unreadable",
-                )
-                self.bytes_unread = self._remaining() + self._rest_size()
-                break
-            if not self._fill(blen):
-                damage.add(
-                    "truncated_record",
-                    no + 1,
-                    f"block type 0x{btype:08x} cut short: {self._remaining()} of {blen} bytes",
-                )
-                self.bytes_unread = self._remaining()
-                break
-            pos = self._pos
-            (trailer,) = struct.unpack_from(order + "I", self._buf, pos + blen - 4)
-            if trailer != blen:
-                damage.add(
-                    "bad_block",
-                    no + 1,
-                    f"block type 0x{btype:08x}: trailing length {trailer} differs from {blen}; rest of file unreadable",
-                )
-                self.bytes_unread = self._remaining()
-                break
-            body = pos + 8
-            end = pos + blen - 4
-            self._pos = pos + blen
-            if btype == _BT_EPB:
-                if blen < 32:
-                    damage.add("bad_block", no + 1, "enhanced packet block too short")
-                    continue
-                ifid, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "IIIII", self._buf, body)
-                data_start = body + 20
-                opt_start = data_start + ((caplen + 3) & ~3)
-                no += 1
-                if opt_start > end:
-                    damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
-                    caplen = max(0, end - data_start)
-                    opt_start = end
-                data = self._buf[data_start : data_start + caplen]
-                direction = 0
-                if opt_start < end:
-                    direction = self._epb_options(order, opt_start, end, no)
-                if ifid >= len(local_ifaces):
-                    damage.add(
-                        "unknown_interface", no, f"packet names interface {ifid}, which the section never described"
-                    )
-                    yield no, (ts_hi << 32 | ts_lo) * 1000, caplen, wirelen, -1, data, direction
-                    continue
-                iface = local_ifaces[ifid]
-                mul, div = iface.tsresol_ns
-                ticks = ts_hi << 32 | ts_lo
-                ts = (ticks * mul // div if div != 1 else ticks * mul) + iface.tsoffset_s * 1_000_000_000
-            elif btype == _BT_SPB:
-                if not local_ifaces:
+                    fast = False
+                if fast:
+                    self._pos = pos + blen
                     no += 1
-                    damage.add("unknown_interface", no, "simple packet block before any interface description")
-                    (wirelen,) = struct.unpack_from(order + "I", self._buf, body)
-                    data = self._buf[body + 4 : end]
-                    yield no, max(last_ts, 0), len(data), wirelen, -1, data, 0
-                    continue
-                iface = local_ifaces[0]
-                (wirelen,) = struct.unpack_from(order + "I", self._buf, body)
-                caplen = min(wirelen, end - body - 4)
-                if iface.snaplen:
-                    caplen = min(caplen, iface.snaplen)
-                data = self._buf[body + 4 : body + 4 + caplen]
-                no += 1
-                direction = 0
-                # A simple packet block carries no timestamp; keep time monotonic for analysis.
-                ts = last_ts if last_ts >= 0 else 0
-            elif btype == _BT_PB:
-                ifid, _drops, ts_hi, ts_lo, caplen, wirelen = struct.unpack_from(order + "HHIIII", self._buf, body)
-                data_start = body + 20
-                opt_start = data_start + ((caplen + 3) & ~3)
-                no += 1
-                if opt_start > end:
-                    damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
-                    caplen = max(0, end - data_start)
-                    opt_start = end
-                data = self._buf[data_start : data_start + caplen]
-                direction = self._epb_options(order, opt_start, end, no) if opt_start < end else 0
-                if ifid >= len(local_ifaces):
-                    damage.add(
-                        "unknown_interface", no, f"packet names interface {ifid}, which the section never described"
-                    )
-                    yield no, (ts_hi << 32 | ts_lo) * 1000, caplen, wirelen, -1, data, direction
-                    continue
-                iface = local_ifaces[ifid]
-                mul, div = iface.tsresol_ns
-                ticks = ts_hi << 32 | ts_lo
-                ts = ticks * mul // div + iface.tsoffset_s * 1_000_000_000
-            elif btype == _BT_SHB:
-                section += 1
-                self.sections += 1
-                major, minor = struct.unpack_from(order + "HH", self._buf, body + 4)
-                if major != 1:
-                    damage.add(
-                        "bad_block",
-                        no + 1,
-                        f"section header version {major}.{minor} is not 1.x; rest of file unreadable",
-                    )
-                    self.bytes_unread = self._remaining()
-                    break
-                local_ifaces = []
-                self._shb_options(order, body + 16, end)
-                continue
-            elif btype == _BT_IDB:
-                linktype, _res, snaplen = struct.unpack_from(order + "HHI", self._buf, body)
-                iface = Interface(len(self.interfaces), linktype, snaplen, (1000, 1), section=max(section, 0))
-                self._idb_options(order, body + 8, end, iface)
-                local_ifaces.append(iface)
-                self.interfaces.append(iface)
-                continue
-            elif btype == _BT_JOURNAL:
-                no += 1
-                continue
-            else:
-                continue  # NRB, ISB, DSB, custom blocks: not frames
-            if ts < last_ts:
-                damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
-                if self.first_ts is None or ts < self.first_ts:
-                    self.first_ts = ts
-            else:
-                if last_ts < 0:
-                    self.first_ts = ts
-                last_ts = ts
-            if caplen < wirelen:
-                damage.add("snaplen_cut", no, "frame cut by the snapshot length")
-            if iface.snaplen and caplen > iface.snaplen:
-                damage.add("caplen_over_snaplen", no, f"captured length above the interface snaplen {iface.snaplen}")
-            iface.frames += 1
-            yield no, ts, caplen, wirelen, iface.id, data, direction
-        self.frames = no
-        self.last_ts = last_ts if last_ts >= 0 else None
+                    iface = local_ifaces[ifid]
+                    mul, div, offset_ns = clocks[ifid]
+                    ts = ((ts_hi << 32 | ts_lo) * mul // div if div != 1 else (ts_hi << 32 | ts_lo) * mul) + offset_ns
+                    data_start = pos + 28
+                    direction = 0
+                else:
+                    if len(buf) - pos < 12:
+                        if not self._fill(12):
+                            if self._remaining():
+                                damage.add("truncated_record", no + 1,
+                                           f"block header cut short ({self._remaining()} bytes at end of file)")
+                                self.bytes_unread = self._remaining()
+                            break
+                        buf, pos = self._buf, self._pos
+                    if buf[pos:pos + 4] == _PCAPNG_SHB:
+                        bom = buf[pos + 8:pos + 12]
+                        if bom == b"\x4d\x3c\x2b\x1a":
+                            order = "<"
+                        elif bom == b"\x1a\x2b\x3c\x4d":
+                            order = ">"
+                        else:
+                            damage.add("bad_block", no + 1,
+                                       f"section header with unknown byte-order magic {bom.hex()}")
+                            self.bytes_unread = self._remaining()
+                            break
+                        st = _PCAPNG_STRUCTS[order]
+                    btype, blen = st.block(buf, pos)
+                    if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                        damage.add(
+                            "bad_block",
+                            no + 1,
+                            f"block type 0x{btype:08x} has impossible length {blen} at byte {self._consumed()}; "
+                            "rest of file unreadable",
+                        )
+                        self.bytes_unread = self._remaining() + self._rest_size()
+                        break
+                    if len(buf) - pos < blen:
+                        if not self._fill(blen):
+                            damage.add(
+                                "truncated_record",
+                                no + 1,
+                                f"block type 0x{btype:08x} cut short: {self._remaining()} of {blen} bytes",
+                            )
+                            self.bytes_unread = self._remaining()
+                            break
+                        buf, pos = self._buf, self._pos
+                    (trailer,) = st.u32(buf, pos + blen - 4)
+                    if trailer != blen:
+                        damage.add(
+                            "bad_block",
+                            no + 1,
+                            f"block type 0x{btype:08x}: trailing length {trailer} differs from {blen}; "
+                            "rest of file unreadable",
+                        )
+                        self.bytes_unread = self._remaining()
+                        break
+                    body = pos + 8
+                    end = pos + blen - 4
+                    self._pos = pos + blen
+                    if btype == _BT_EPB:
+                        if blen < 32:
+                            damage.add("bad_block", no + 1, "enhanced packet block too short")
+                            continue
+                        ifid, ts_hi, ts_lo, caplen, wirelen = st.epb(buf, body)
+                        data_start = body + 20
+                        opt_start = data_start + ((caplen + 3) & ~3)
+                        no += 1
+                        if opt_start > end:
+                            damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
+                            caplen = max(0, end - data_start)
+                            opt_start = end
+                        direction = 0
+                        if opt_start < end:
+                            direction = self._epb_options(order, opt_start, end, no)
+                        if ifid >= len(local_ifaces):
+                            damage.add("unknown_interface", no,
+                                       f"packet names interface {ifid}, which the section never described")
+                            yield handler(buf, data_start, caplen, wirelen, no, (ts_hi << 32 | ts_lo) * 1000, -1,
+                                          direction, -1)
+                            continue
+                        iface = local_ifaces[ifid]
+                        mul, div = iface.tsresol_ns
+                        ticks = ts_hi << 32 | ts_lo
+                        ts = (ticks * mul // div if div != 1 else ticks * mul) + iface.tsoffset_s * 1_000_000_000
+                    elif btype == _BT_SPB:
+                        (wirelen,) = st.u32(buf, body)
+                        data_start = body + 4
+                        if not local_ifaces:
+                            no += 1
+                            damage.add("unknown_interface", no,
+                                       "simple packet block before any interface description")
+                            yield handler(buf, data_start, max(0, end - data_start), wirelen, no, max(last_ts, 0),
+                                          -1, 0, -1)
+                            continue
+                        iface = local_ifaces[0]
+                        caplen = min(wirelen, end - data_start)
+                        if iface.snaplen:
+                            caplen = min(caplen, iface.snaplen)
+                        no += 1
+                        direction = 0
+                        # A simple packet block carries no timestamp; keep time monotonic for analysis.
+                        ts = last_ts if last_ts >= 0 else 0
+                    elif btype == _BT_PB:
+                        ifid, _drops, ts_hi, ts_lo, caplen, wirelen = st.pb(buf, body)
+                        data_start = body + 20
+                        opt_start = data_start + ((caplen + 3) & ~3)
+                        no += 1
+                        if opt_start > end:
+                            damage.add("bad_block", no, f"captured length {caplen} runs past the end of its block")
+                            caplen = max(0, end - data_start)
+                            opt_start = end
+                        direction = self._epb_options(order, opt_start, end, no) if opt_start < end else 0
+                        if ifid >= len(local_ifaces):
+                            damage.add("unknown_interface", no,
+                                       f"packet names interface {ifid}, which the section never described")
+                            yield handler(buf, data_start, caplen, wirelen, no, (ts_hi << 32 | ts_lo) * 1000, -1,
+                                          direction, -1)
+                            continue
+                        iface = local_ifaces[ifid]
+                        mul, div = iface.tsresol_ns
+                        ticks = ts_hi << 32 | ts_lo
+                        ts = ticks * mul // div + iface.tsoffset_s * 1_000_000_000
+                    elif btype == _BT_SHB:
+                        section += 1
+                        self.sections += 1
+                        major, minor = struct.unpack_from(order + "HH", buf, body + 4)
+                        if major != 1:
+                            damage.add(
+                                "bad_block",
+                                no + 1,
+                                f"section header version {major}.{minor} is not 1.x; rest of file unreadable",
+                            )
+                            self.bytes_unread = self._remaining()
+                            break
+                        local_ifaces = []
+                        clocks = []
+                        self._shb_options(order, body + 16, end)
+                        continue
+                    elif btype == _BT_IDB:
+                        linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
+                        iface = Interface(len(self.interfaces), linktype, snaplen, (1000, 1), section=max(section, 0))
+                        self._idb_options(order, body + 8, end, iface)
+                        local_ifaces.append(iface)
+                        clocks.append((*iface.tsresol_ns, iface.tsoffset_s * 1_000_000_000))
+                        self.interfaces.append(iface)
+                        continue
+                    elif btype == _BT_JOURNAL:
+                        no += 1
+                        continue
+                    else:
+                        continue  # NRB, ISB, DSB, custom blocks: not frames
+                if ts < last_ts:
+                    damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
+                    if self.first_ts is None or ts < self.first_ts:
+                        self.first_ts = ts
+                else:
+                    if last_ts < 0:
+                        self.first_ts = ts
+                    last_ts = ts
+                if caplen < wirelen:
+                    damage.add("snaplen_cut", no, "frame cut by the snapshot length")
+                if iface.snaplen and caplen > iface.snaplen:
+                    damage.add("caplen_over_snaplen", no,
+                               f"captured length above the interface snaplen {iface.snaplen}")
+                iface.frames += 1
+                yield handler(buf, data_start, caplen, wirelen, no, ts, iface.id, direction, iface.linktype)
+        finally:
+            self.frames = no
+            self.last_ts = last_ts if last_ts >= 0 else None
 
     def _consumed(self) -> int:
         try:

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 __all__ = ["capture_summary"]
 
+#: Findings of one id listed one line each before the rest are counted (a port scan raises
+#: hundreds of "connection refused").
+PER_ID = 5
+
 
 def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
                     findings: list[Finding] | None = None) -> str:
@@ -52,6 +56,19 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
             by = Counter(f.severity for f in findings)
             order = ("error", "warning", "notice", "info")
             lines.append("findings: " + ", ".join(f"{by[s]} {s}" for s in order if by[s]))
+            per_id: Counter[str] = Counter()
+            hidden: Counter[tuple[str, str]] = Counter()
+            last_line: dict[tuple[str, str], int] = {}
             for f in findings:
-                lines.append(f"  {f.severity.upper():7} {f.id:32} {f.summary}")
+                if per_id[f.id] < PER_ID:
+                    per_id[f.id] += 1
+                    summary = " ".join(f.summary.split())  # one line each, whatever the text holds
+                    lines.append(f"  {f.severity.upper():7} {f.id:32} {summary}")
+                    last_line[(f.severity, f.id)] = len(lines)
+                else:
+                    hidden[(f.severity, f.id)] += 1
+            # "... and N more" right under the last line shown of that id, bottom up.
+            for key, at in sorted(last_line.items(), key=lambda kv: -kv[1]):
+                if hidden[key]:
+                    lines.insert(at, f"  {key[0].upper():7} {key[1]:32} ... and {hidden[key]:,} more like this")
     return "\n".join(lines) + "\n"

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from pcapsleuth import __version__
 from pcapsleuth.cli import main
 
@@ -17,6 +19,13 @@ import zeek_oracle as zo  # noqa: E402
 
 CLEAN = SAMPLES / "incidents" / "clean.pcap"
 LB = SAMPLES / "incidents" / "lb-client.pcap"
+CW = SAMPLES / "incidents" / "closewait-reuse.pcap"
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``analyze`` writes its report to the current directory: keep it out of the repository."""
+    monkeypatch.chdir(tmp_path)
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -78,3 +87,111 @@ def test_bad_inputs_give_one_line_and_a_documented_code(tmp_path: Path) -> None:
 def test_usage_error_is_exit_2() -> None:
     code, _, err = run("analyze")
     assert code == 2 and "usage" in err
+
+
+# -- the HTML report, Markdown, --fail-on, catalog -------------------------------------------------
+def test_analyze_writes_the_report_to_the_current_directory(tmp_path: Path) -> None:
+    code, out, err = run("analyze", str(LB))
+    assert code == 0, err
+    report = tmp_path / "lb-client.pcapsleuth.html"
+    assert out.rstrip().endswith("report: lb-client.pcapsleuth.html")
+    html = report.read_text(encoding="utf-8")
+    assert 'data-finding-id="handshake.conflicting_replies"' in html
+    assert list(tmp_path.iterdir()) == [report]
+
+
+def test_analyze_html_path_and_no_html(tmp_path: Path) -> None:
+    code, out, _ = run("analyze", str(CLEAN), "--html", "sub.html")
+    assert code == 0 and (tmp_path / "sub.html").is_file() and "report: sub.html" in out
+    (tmp_path / "sub.html").unlink()
+    code, out, _ = run("analyze", str(CLEAN), "--no-html")
+    assert code == 0 and list(tmp_path.iterdir()) == [] and "report:" not in out
+
+
+def test_html_to_a_directory_for_several_captures(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    code, out, err = run("analyze", str(CLEAN), str(LB), "--html", "out", "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clean.pcapsleuth.html",
+                                                                   "lb-client.pcapsleuth.html"]
+    assert out == ""
+    code, _, err = run("analyze", str(CLEAN), str(LB), "--html", "one.html")
+    assert code == 2 and "directory" in err and err.count("\n") == 1
+
+
+def test_json_on_stdout_writes_no_default_report(tmp_path: Path) -> None:
+    code, out, _ = run("analyze", str(LB), "--json", "-")
+    assert code == 0 and json.loads(out)["findings"]
+    assert list(tmp_path.iterdir()) == []
+    code, out, err = run("analyze", str(LB), "--json", "-", "--html", "r.html")
+    assert code == 0 and json.loads(out) and (tmp_path / "r.html").is_file()
+    assert "report: r.html" in err
+
+
+def test_html_on_stdout() -> None:
+    code, out, _ = run("analyze", str(CLEAN), "--html", "-")
+    assert code == 0 and out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
+    code, _, err = run("analyze", str(CLEAN), "--html", "-", "--json", "-")
+    assert code == 2 and "stdout" in err
+
+
+def test_unwritable_report_path_is_one_line(tmp_path: Path) -> None:
+    code, _, err = run("analyze", str(CLEAN), "--html", str(tmp_path / "no" / "such" / "dir.html"))
+    assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+    code, _, err = run("analyze", str(CLEAN), "--template-dir", str(tmp_path / "nope"))
+    assert code == 2 and "not a directory" in err
+
+
+def test_default_report_that_cannot_be_written_is_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "lb-client.pcapsleuth.html").mkdir()  # in the way of the default report
+    code, out, err = run("analyze", str(LB))
+    assert code == 0 and "warning" in err and err.count("\n") == 1 and "report:" not in out
+    assert [p.name for p in tmp_path.iterdir()] == ["lb-client.pcapsleuth.html"]  # no .tmp left
+
+
+def test_broken_template_override_is_one_line(tmp_path: Path) -> None:
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    (tpl / "report.html.j2").write_text("{% if %}\n")
+    code, _, err = run("analyze", str(CLEAN), "--template-dir", str(tpl))
+    assert code == 2 and err.count("\n") == 1 and "template error" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("capture", "threshold", "want"), [
+    (LB, "error", 1),  # handshake.conflicting_replies is an error
+    (CW, "warning", 1),
+    (CW, "error", 1),
+    (CLEAN, "info", 0),  # no findings at all
+    (LB, None, 0),
+])
+def test_fail_on(capture: Path, threshold: str | None, want: int) -> None:
+    args = ["analyze", str(capture), "--no-html", "-q"] + (["--fail-on", threshold] if threshold else [])
+    code, _, err = run(*args)
+    assert code == want, err
+
+
+def test_fail_on_needs_a_severity() -> None:
+    code, _, err = run("analyze", str(CLEAN), "--fail-on", "fatal")
+    assert code == 2 and "invalid choice" in err
+
+
+def test_markdown(tmp_path: Path) -> None:
+    code, _, err = run("analyze", str(LB), "--markdown", "t.md", "-q")
+    assert code == 0, err
+    text = (tmp_path / "t.md").read_text(encoding="utf-8")
+    assert "`handshake.conflicting_replies`" in text and "`lb-client.pcapsleuth.html`" in text
+    code, out, _ = run("analyze", str(LB), "--markdown", "-", "--no-html")
+    assert code == 0 and out.startswith("### pcapsleuth: ERROR") and "report" not in out.lower().split("\n")[-2]
+
+
+def test_catalog_lists_every_finding_id() -> None:
+    from pcapsleuth.findings import catalog
+
+    code, out, _ = run("catalog")
+    assert code == 0
+    listed = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
+    assert listed == sorted(catalog())
+    code, out, _ = run("catalog", "--json")
+    doc = json.loads(out)
+    assert [e["id"] for e in doc] == sorted(catalog())
+    assert all(set(e) >= {"id", "severity", "title", "description"} for e in doc)
