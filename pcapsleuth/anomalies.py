@@ -586,7 +586,8 @@ def detect_protocol(ctx: DetectorContext) -> list[Finding]:
 
 
 def detect_mss(ctx: DetectorContext) -> list[Finding]:
-    out = []
+    """SYNs without an MSS option or with a tiny one, grouped per announcing address."""
+    per_addr: dict[tuple[str, str], list[tuple[Connection, bool, int | None]]] = defaultdict(list)
     for c in ctx.conns:
         if c.proto != "tcp":
             continue
@@ -596,17 +597,24 @@ def detect_mss(ctx: DetectorContext) -> list[Finding]:
                 continue
             mss = ep.syn_opts.get("mss")
             if mss is None:
-                problem = "no MSS option (the peer must assume 536 bytes, or 1220 for IPv6)"
+                per_addr[(ep.addr, "missing")].append((c, orig, mss))
             elif mss < 536 and not (c.ip_version == 6 and mss >= 1220):
-                problem = f"an MSS of only {mss} bytes"
-            else:
-                continue
-            out.append(_finding(
-                "protocol.mss_anomaly", c, f"{_ep(c, orig)}'s SYN announced {problem}.",
-                "Every modern stack announces its MSS in the SYN. A missing or tiny MSS means a stripped option "
-                "(a middlebox), an MSS-clamping rule set far too low, or a crafted packet; small segments cost "
-                "throughput. Check `iptables -t mangle -S | grep TCPMSS` on the path and the interface MTUs.",
-                [ep.syns[0]], {"side": _ep(c, orig), "mss": mss}))
+                per_addr[(ep.addr, "small")].append((c, orig, mss))
+    out = []
+    for (addr, kind), items in per_addr.items():
+        n = len(items)
+        values = sorted({m for _, _, m in items if m is not None})
+        problem = ("no MSS option (the peer must assume 536 bytes, or 1220 for IPv6)" if kind == "missing"
+                   else f"an MSS of only {', '.join(map(str, values))} bytes")
+        frames = [(c.orig if o else c.resp).syns[0] for c, o, _ in items[:FRAMES_LISTED]]
+        out.append(Finding(
+            "protocol.mss_anomaly", f"{n} SYN(s) from {addr} announced {problem}.",
+            "Every modern stack announces its MSS in the SYN. A missing or tiny MSS means a stripped option "
+            "(a middlebox), an MSS-clamping rule set far too low, or a crafted packet (scanners); small segments "
+            "cost throughput. Check `iptables -t mangle -S | grep TCPMSS` on the path and the interface MTUs.",
+            frames, [c.uid for c, _, _ in items], min(c.first_ts for c, _, _ in items),
+            max(c.last_ts for c, _, _ in items),
+            {"address": addr, "problem": kind, "syns": n, "mss_values": values}))
     return out
 
 

@@ -172,7 +172,7 @@ def test_timestamps_going_backwards() -> None:
 # -- the CLI on unusable paths ---------------------------------------------------------------------
 def _cli(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = main(["analyze", *args], stdout=out, stderr=err)
+    code = main(["analyze", "--no-html", *args], stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
 
 
