@@ -286,7 +286,7 @@ def main() -> int:
     if ours and ours.runs and ts and ts.runs:
         speedup = ts.wall / ours.wall
         verdicts["speedup"] = speedup
-        print(f"{'PASS' if speedup >= 3 else 'FAIL'}  analyze (findings + JSON) {speedup:.2f}x faster than "
+        print(f"{'PASS' if speedup >= 3 else 'FAIL'}  analyze (findings + JSON) runs at {speedup:.2f}x the speed of "
               f"tshark's expert pass (need >= 3x, goal 5x)")
         rss = ours.rss_mb / ts.rss_mb
         verdicts["rss_ratio"] = rss

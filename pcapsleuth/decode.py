@@ -36,6 +36,7 @@ _sll_hdr = struct.Struct("!HHH8sH").unpack_from
 _sll2_hdr = struct.Struct("!HHIHBB8s").unpack_from
 # The common path reads a whole IP + TCP header with one unpack (see Decoder.frame).
 _eth_hdr = struct.Struct("!6x6sH").unpack_from  # source MAC, ethertype
+_tag_hdr = struct.Struct("!HH").unpack_from  # 802.1Q TCI, inner ethertype
 _ip4_tcp = struct.Struct("!BBHHHBBHIIHHIIBBHHH").unpack_from  # IPv4 without options, then TCP
 _ip6_tcp = struct.Struct("!IHBB16s16sHHIIBBHHH").unpack_from  # IPv6 without extension headers, then TCP
 
@@ -168,17 +169,19 @@ class Decoder:
               direction: int, linktype: int) -> Packet:
         """Decode the frame ``buf[start:start + caplen]`` in place (a :data:`~.reader.FrameHandler`).
 
-        The common path - Ethernet, Linux cooked v1/v2, NULL/LOOP or raw IP, then IPv4 without
-        options or IPv6 without extension headers, then a whole TCP header, not fragmented, IP
-        length within the frame - is decoded right here with two ``unpack_from`` calls on the
-        reader's buffer, no copy of the frame and no per-layer calls: it is most of the frames of
-        every capture, and per-frame cost is what analysis time is made of (bench/README.md).
+        The common path - Ethernet (untagged or one 802.1Q tag), Linux cooked v1/v2, NULL/LOOP or
+        raw IP, then IPv4 without options or IPv6 without extension headers, then a whole TCP
+        header, not fragmented, IP length within the frame - is decoded right here with two or
+        three ``unpack_from`` calls on the reader's buffer, no copy of the frame and no per-layer
+        calls: it is most of the frames of every capture, and per-frame cost is what analysis time
+        is made of (bench/README.md).
         Anything else goes to :meth:`decode`, which gives the same result for these frames too
         (bench/check_fastpath.py compares the two on every frame of the samples and the corpus).
         """
         mac: str | None = None
         pkttype: int | None = None
         ifindex: int | None = None
+        vlan: tuple[int, ...] = ()
         if linktype == 1:  # EN10MB
             if caplen < 54:
                 return self._frame_slow(buf, start, caplen, wirelen, no, ts, iface, direction, linktype)
@@ -187,6 +190,10 @@ class Decoder:
             if mac is None:
                 mac = self._m(macb)
             off = 14
+            if etype == 0x8100:  # one 802.1Q tag (a second one, QinQ, takes the general path)
+                tci, etype = _tag_hdr(buf, start + 14)
+                vlan = (tci & 0x0FFF,)
+                off = 18
         elif linktype == 113 or linktype == 276:  # LINUX_SLL, LINUX_SLL2
             if caplen < 20:
                 return self._frame_slow(buf, start, caplen, wirelen, no, ts, iface, direction, linktype)
@@ -261,7 +268,7 @@ class Decoder:
                 if ((ver_ihl << 8 | tos) + total + ip_id + frag_field + (ttl << 8 | proto) + ip_sum + srcn
                         + dstn) % 0xFFFF:
                     cksum = _BAD_IP
-            return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, (), None,
+            return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, vlan, None,
                                  4, src, dst, ttl, ip_id, frag_field & 0x4000 != 0, 0, 6, sport, dport, seq, ack,
                                  (offb & 0x0F) << 8 | flagb, win, buf[tcp + 20:tcp + hlen] if hlen > 20 else b"",
                                  length - hlen, cksum, pkttype, ifindex, None))
@@ -297,7 +304,7 @@ class Decoder:
                         cksum = _OFFLOADED
                     else:
                         cksum = _BAD
-            return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, (), None,
+            return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, vlan, None,
                                  6, sa[0], da[0], hlim, None, None, 0, 6, sport, dport, seq, ack,
                                  (offb & 0x0F) << 8 | flagb, win, buf[tcp + 20:tcp + hlen] if hlen > 20 else b"",
                                  plen - hlen, cksum, pkttype, ifindex, None))
