@@ -15,7 +15,9 @@
  *             answers with a RST (RFC 2525 section 2.17)
  *
  * usage: loadgen CONNS CLIENT_THREADS PORTS BASE_PORT V4_SOURCES V6_SOURCES V6_PERCENT
- *                REFUSED_PERCENT RESET_PERCENT SEED
+ *                REFUSED_PERCENT RESET_PERCENT SEED RATE
+ * RATE is connections started per second (connection j starts j/RATE s after the first); 0 opens
+ * them as fast as the threads can.
  * Source addresses are 127.0.1.1 ... and fd00:b::1 ... (make_capture.py adds the IPv6 ones to lo).
  * Prints one line of counts on stdout.
  */
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -42,6 +45,8 @@ enum { CLEAN, REFUSED, RESET_CLIENT, RESET_SERVER };
 static long conns;
 static int threads, ports, base_port, v4_sources, v6_sources, v6_pct, refused_pct, reset_pct;
 static uint64_t seed;
+static double rate;
+static struct timespec t_start;
 static atomic_long next_conn;
 static atomic_long n_clean, n_refused, n_reset_c, n_reset_s, n_errors;
 
@@ -129,6 +134,14 @@ static void *client(void *arg) {
     for (;;) {
         long j = atomic_fetch_add(&next_conn, 1);
         if (j >= conns) break;
+        if (rate > 0) {  /* pace: connection j starts at t_start + j / rate */
+            double at = (double)j / rate;
+            struct timespec when = t_start;
+            when.tv_sec += (time_t)at;
+            when.tv_nsec += (long)((at - (double)(time_t)at) * 1e9);
+            if (when.tv_nsec >= 1000000000L) { when.tv_sec++; when.tv_nsec -= 1000000000L; }
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &when, NULL) == EINTR) {}
+        }
         uint64_t r = mix64(seed ^ (uint64_t)j);
         int pick = (int)(r % 100);
         int kind = pick < refused_pct ? REFUSED
@@ -226,9 +239,9 @@ static int listen_on(int family, int port) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 11) {
+    if (argc != 12) {
         fprintf(stderr, "usage: loadgen CONNS CLIENT_THREADS PORTS BASE_PORT V4_SOURCES V6_SOURCES V6_PERCENT "
-                        "REFUSED_PERCENT RESET_PERCENT SEED\n");
+                        "REFUSED_PERCENT RESET_PERCENT SEED RATE\n");
         return 2;
     }
     conns = atol(argv[1]);
@@ -241,6 +254,7 @@ int main(int argc, char **argv) {
     refused_pct = atoi(argv[8]);
     reset_pct = atoi(argv[9]);
     seed = strtoull(argv[10], NULL, 10);
+    rate = atof(argv[11]);
     memset(filler, 'r', sizeof filler);
     /* Servers: per port and family, enough blocking accept threads for every client thread. */
     for (int p = 0; p < ports; p++) {
@@ -258,6 +272,7 @@ int main(int argc, char **argv) {
         }
     }
     pthread_t *cl = calloc((size_t)threads, sizeof *cl);
+    clock_gettime(CLOCK_MONOTONIC, &t_start);
     for (int i = 0; i < threads; i++) pthread_create(&cl[i], NULL, client, NULL);
     for (int i = 0; i < threads; i++) pthread_join(cl[i], NULL);
     usleep(200000);  /* let the servers see the last FINs and close */
