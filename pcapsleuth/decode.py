@@ -247,23 +247,9 @@ class Decoder:
             cksum = 0
             if self.verify_checksums:
                 if off + total <= caplen:
-                    # As _check: the segment as one big integer, modulo 0xFFFF (an int's residue
-                    # modulo 0xFFFF is the sum of its 16-bit words, so an address's is its own;
-                    # only residues are compared, so the pseudo-header sum needs no reduction).
-                    pseudo = srcn + dstn + 6 + length
-                    partial = csum % 0xFFFF == pseudo % 0xFFFF or csum == 0
-                    if partial and self.trust_partial:
-                        cksum = _OFFLOADED
-                    else:
-                        seg = int.from_bytes(buf[tcp:start + off + total], "big")
-                        if length & 1:
-                            seg <<= 8
-                        if (seg + pseudo) % 0xFFFF == 0:
-                            cksum = _GOOD
-                        elif partial:
-                            cksum = _OFFLOADED
-                        else:
-                            cksum = _BAD
+                    # The pseudo-header sum straight from the unpacked address integers (see _verdict).
+                    cksum = _verdict(buf, tcp, start + off + total, srcn + dstn + 6 + length, csum,
+                                     self.trust_partial)
                 # The IPv4 header sum, from the fields already unpacked.
                 if ((ver_ihl << 8 | tos) + total + ip_id + frag_field + (ttl << 8 | proto) + ip_sum + srcn
                         + dstn) % 0xFFFF:
@@ -290,20 +276,7 @@ class Decoder:
             tcp = start + off + 40
             cksum = 0
             if self.verify_checksums and off + 40 + plen <= caplen:
-                pseudo = sa[1] + da[1] + 6 + plen
-                partial = csum % 0xFFFF == pseudo % 0xFFFF or csum == 0
-                if partial and self.trust_partial:
-                    cksum = _OFFLOADED
-                else:
-                    seg = int.from_bytes(buf[tcp:tcp + plen], "big")
-                    if plen & 1:
-                        seg <<= 8
-                    if (seg + pseudo) % 0xFFFF == 0:
-                        cksum = _GOOD
-                    elif partial:
-                        cksum = _OFFLOADED
-                    else:
-                        cksum = _BAD
+                cksum = _verdict(buf, tcp, tcp + plen, sa[1] + da[1] + 6 + plen, csum, self.trust_partial)
             return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, vlan, None,
                                  6, sa[0], da[0], hlim, None, None, 0, 6, sport, dport, seq, ack,
                                  (offb & 0x0F) << 8 | flagb, win, buf[tcp + 20:tcp + hlen] if hlen > 20 else b"",
@@ -941,16 +914,22 @@ def _check(data: bytes, start: int, end: int, srcb: bytes, dstb: bytes, proto: i
     """
     length = end - start
     pseudo = (int.from_bytes(srcb, "big") % 0xFFFF + int.from_bytes(dstb, "big") % 0xFFFF + proto + length)
+    return _verdict(data, start, end, pseudo, field, trust_partial)
+
+
+def _verdict(data: bytes, start: int, end: int, pseudo: int, field: int, trust_partial: bool) -> Cksum:
+    """The checksum verdict for ``data[start:end]`` given its pseudo-header sum (any residue
+    modulo 0xFFFF: an int's residue is the sum of its 16-bit words, so addresses may be passed
+    as whole integers). Shared by :func:`_check` and the fast path of :meth:`Decoder.frame`."""
     # Partial checksum: the field holds fold(pseudo) and the rest is summed later.
     partial = field % 0xFFFF == pseudo % 0xFFFF or field == 0
     if partial and trust_partial:
-        return Cksum.OFFLOADED
+        return _OFFLOADED
     seg = int.from_bytes(data[start:end], "big")
-    if length & 1:
+    if (end - start) & 1:
         seg <<= 8
-    total = (seg + pseudo) % 0xFFFF
-    if total == 0:
-        return Cksum.GOOD
+    if (seg + pseudo) % 0xFFFF == 0:
+        return _GOOD
     if partial:
-        return Cksum.OFFLOADED
-    return Cksum.BAD
+        return _OFFLOADED
+    return _BAD
