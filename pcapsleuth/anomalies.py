@@ -14,15 +14,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import tcpanalysis as ta
+from .detectors import DetectorContext, _ep_str, _fmt_s, _from, _sec
 from .findings import Finding
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 from .tracker import ESTAB_S, TIME_WAIT, Connection
-
-if TYPE_CHECKING:
-    from .detectors import DetectorContext
 
 __all__ = ["ANOMALY_DETECTORS"]
 
@@ -35,19 +33,7 @@ Event = tuple[int, int, bool, int, int, int, int, int]
 
 def _ep(c: Connection, orig: bool) -> str:
     e = c.orig if orig else c.resp
-    return f"[{e.addr}]:{e.port}" if ":" in e.addr else f"{e.addr}:{e.port}"
-
-
-def _s(ns: int) -> float:
-    return round(ns / 1e9, 6)
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.2f} s"
+    return _ep_str(e.addr, e.port)
 
 
 def _count(c: Connection, bits: int, orig: bool | None = None) -> int:
@@ -108,7 +94,7 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     early = max(0, _count(c, ta.RETRANSMISSION, orig) - rto)
     upstream = _count(c, ta.LOST_UPSTREAM, orig)
     rto_evs = [e for e in evs if e[3] & ta.RTO]
-    timeouts = [_s(e[4]) for e in rto_evs]
+    timeouts = [_sec(e[4]) for e in rto_evs]
     worst = max(rto_evs, key=lambda e: e[4]) if rto_evs else evs[0] if evs else None
     segments = ep.data_pkts + ep.fin_cnt
     rate = n / max(segments, 1)
@@ -118,7 +104,7 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     if n - spurious > 0:
         parts = []
         if rto:
-            parts.append(f"{rto} after a retransmission timeout (longest {_fmt(max(timeouts))})" if timeouts
+            parts.append(f"{rto} after a retransmission timeout (longest {_fmt_s(max(timeouts))})" if timeouts
                          else f"{rto} after a retransmission timeout")
         if fast:
             parts.append(f"{fast} fast (after duplicate ACKs)")
@@ -163,8 +149,8 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             out.append(_finding(
                 "data.rto", c,
                 f"{who} hit {rto} retransmission timeout(s) sending to {peer}: "
-                + ", ".join(_fmt(t) for t in series[:8]) + (" ..." if len(series) > 8 else "")
-                + f" (longest {_fmt(max(timeouts))}, {_fmt(sum(timeouts))} spent waiting).",
+                + ", ".join(_fmt_s(t) for t in series[:8]) + (" ..." if len(series) > 8 else "")
+                + f" (longest {_fmt_s(max(timeouts))}, {_fmt_s(sum(timeouts))} spent waiting).",
                 "A retransmission timeout (RTO) fires when no ACK arrives at all: nothing came back from the peer "
                 "for the whole timer. Each repeat doubles the timer (exponential back-off: 0.2, 0.4, 0.8 s ...), "
                 "so the application sees stalls that grow. Timeouts without duplicate ACKs mean the whole window "
@@ -295,19 +281,19 @@ def detect_zero_window(ctx: DetectorContext) -> list[Finding]:
                 continue
             episodes = list(d.zw_episodes)
             open_ep = d.zw_since
-            durations = [_s(e[3] - e[1]) for e in episodes]
+            durations = [_sec(e[3] - e[1]) for e in episodes]
             still = open_ep is not None
             if still:
                 assert open_ep is not None
-                durations.append(_s(max(ctx.capture_end, c.last_ts) - open_ep[1]))
+                durations.append(_sec(max(ctx.capture_end, c.last_ts) - open_ep[1]))
             longest = max(durations) if durations else 0.0
             total = round(sum(durations), 6)
             reader, writer = _ep(c, orig), _ep(c, not orig)
             n_probes = _count(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
             linux = _count(c, ta.ZWP_LINUX, not orig)
             summary = (f"{reader} advertised a zero window {len(durations)} time(s): its application stopped "
-                       f"reading, and {writer} had to stop sending for {_fmt(total)} in all (longest "
-                       f"{_fmt(longest)}" + (", still closed when the capture ended" if still else "")
+                       f"reading, and {writer} had to stop sending for {_fmt_s(total)} in all (longest "
+                       f"{_fmt_s(longest)}" + (", still closed when the capture ended" if still else "")
                        + f"); {n_probes} zero-window probe(s) from {writer}.")
             explanation = (
                 f"A zero window means {reader}'s receive buffer is full: the kernel has data the application has "
@@ -324,7 +310,7 @@ def detect_zero_window(ctx: DetectorContext) -> list[Finding]:
             ev = {"reader": reader, "sender": writer, "zero_window_segments": _count(c, ta.ZERO_WINDOW, orig),
                   "episodes": len(durations), "stalled_s": total, "longest_s": longest, "still_closed_at_end": still,
                   "probes": n_probes, "linux_style_probes": linux,
-                  "episode_list": [{"start_frame": e[0], "reopen_frame": e[2], "seconds": _s(e[3] - e[1]),
+                  "episode_list": [{"start_frame": e[0], "reopen_frame": e[2], "seconds": _sec(e[3] - e[1]),
                                     "probes": e[4]} for e in episodes[:FRAMES_LISTED]]}
             out.append(_finding("data.zero_window", c, summary, explanation, frames, ev, zw[0][1], None, sev))
     return out
@@ -380,11 +366,11 @@ def detect_keep_alive(ctx: DetectorContext) -> list[Finding]:
                 continue
             acks = [e for e in _events(c, ta.KEEP_ALIVE_ACK, not orig) if not e[3] & ta.ZWP_LINUX_ACK]
             who, peer = _ep(c, orig), _ep(c, not orig)
-            gaps = [_s(b[1] - a[1]) for a, b in zip(ka, ka[1:], strict=False)]
+            gaps = [_sec(b[1] - a[1]) for a, b in zip(ka, ka[1:], strict=False)]
             unanswered = len(ka) - len(acks)
             sev = "warning" if unanswered >= 3 and not acks else "info"
             summary = (f"{who} sent {len(ka)} keep-alive probe(s) to {peer}"
-                       + (f" every {_fmt(statistics.median(gaps))}" if gaps else "")
+                       + (f" every {_fmt_s(statistics.median(gaps))}" if gaps else "")
                        + f"; {len(acks)} answered.")
             expl = (f"Keep-alives test an idle connection: an empty segment one byte behind, which the peer must "
                     f"acknowledge. Answered keep-alives are normal on idle connections (SO_KEEPALIVE, "
@@ -415,7 +401,7 @@ def detect_resets(ctx: DetectorContext) -> list[Finding]:
         if with_data:
             out.append(_finding(
                 "reset.with_data", c,
-                f"RST frame {with_data[0].no} from {_ep(c, _is_from(c, with_data[0], True))} carries "
+                f"RST frame {with_data[0].no} from {_ep(c, _from(c, with_data[0], 'orig'))} carries "
                 f"{with_data[0].payload_len} bytes of payload.",
                 "RFC 9293 allows data in a RST as diagnostic text; most stacks never send it. Some firewalls and "
                 "middleboxes put a reason there; it is never delivered to the application. Read it in the "
@@ -446,7 +432,7 @@ def detect_resets(ctx: DetectorContext) -> list[Finding]:
                "never read (the kernel turns such a close into a RST)") if unread else (
             "without a FIN: an abortive close (SO_LINGER with a zero timeout, a crashed or killed process, or "
             "a firewall / load balancer timing the connection out)")
-        summary = (f"{who} reset the connection {phase} (frame {first}, {_fmt(_s(rst_ts - c.first_ts))} after it "
+        summary = (f"{who} reset the connection {phase} (frame {first}, {_fmt_s(_sec(rst_ts - c.first_ts))} after it "
                    f"started) after {data_o} bytes from {_ep(c, True)} and {data_r} bytes from {_ep(c, False)}; "
                    f"likely {'an unread-data close' if unread else 'an abortive close'}.")
         explanation = (
@@ -455,17 +441,12 @@ def detect_resets(ctx: DetectorContext) -> list[Finding]:
             f"Check {who}'s application logs at that time; `nstat -az TcpExtTCPAbortOnData TcpExtTCPAbortOnClose "
             f"TcpExtTCPAbortOnTimeout` on the resetting host tells which kernel path sent it.")
         ev = {"reset_by": who, "peer": peer, "rst_frame": first, "phase": phase,
-              "seconds_after_start": _s(rst_ts - c.first_ts), "orig_bytes": data_o, "resp_bytes": data_r,
+              "seconds_after_start": _sec(rst_ts - c.first_ts), "orig_bytes": data_o, "resp_bytes": data_r,
               "unread_data_likely": unread, "resetter_sent_fin": bool(resetter.fins),
               "peer_sent_fin": bool(other.fins), "rst_count": len(rst_frames)}
         out.append(_finding("reset.abort", c, summary, explanation, rst_frames[:FRAMES_LISTED], ev, rst_ts,
                             severity="notice" if fin_before else "warning"))
     return out
-
-
-def _is_from(c: Connection, p: Any, orig: bool) -> bool:
-    e = c.orig if orig else c.resp
-    return bool(p.src == e.addr and p.sport == e.port)
 
 
 def _unread_before_reset(c: Connection, by_orig: bool, rst_frame: int) -> bool:
@@ -503,10 +484,10 @@ def detect_reset_storm(ctx: DetectorContext) -> list[Finding]:
             continue
         items.sort(key=lambda x: x[1])
         frames = [f for _, f in items[:FRAMES_LISTED]]
-        span = _s(max(c.last_ts for c, _ in items) - min(c.first_ts for c, _ in items))
+        span = _sec(max(c.last_ts for c, _ in items) - min(c.first_ts for c, _ in items))
         out.append(Finding(
             "reset.storm",
-            f"{addr} reset {len(items)} of its {total[addr]} established connections within {_fmt(span)}.",
+            f"{addr} reset {len(items)} of its {total[addr]} established connections within {_fmt_s(span)}.",
             f"Most connections of {addr} end in a RST. One host resetting many established connections at once "
             f"points at a restart or crash of its service, a firewall or load balancer flushing its state table "
             f"(conntrack, idle timeouts), or an application that closes sockets abortively by design "
@@ -565,8 +546,9 @@ def detect_protocol(ctx: DetectorContext) -> list[Finding]:
             fid, text, expl = spec
             seen.add(fid)
             pkt = next((p for p in c.evidence if p.no == frames[0]), None)
-            who = _ep(c, _is_from(c, pkt, True)) if pkt is not None else "a side"
-            summary = text.format(who=who)[0].upper() + text.format(who=who)[1:] + f" (frame {frames[0]}" + (
+            who = _ep(c, _from(c, pkt, "orig")) if pkt is not None else "a side"
+            said = text.format(who=who)
+            summary = said[0].upper() + said[1:] + f" (frame {frames[0]}" + (
                 f" and {len(frames) - 1} more)." if len(frames) > 1 else ").")
             sev = ""
             if name == "SYN_with_data" and pkt is not None and b"\x22" in (pkt.options or b""):
@@ -628,7 +610,7 @@ def detect_challenge_ack(ctx: DetectorContext) -> list[Finding]:
         if syn is None:
             continue
         for p in c.evidence:
-            if p.no <= syn.no or p.flags is None or not _is_from(c, p, False):
+            if p.no <= syn.no or p.flags is None or not _from(c, p, "resp"):
                 continue
             want = (syn.seq + 1) & 0xFFFFFFFF  # type: ignore[operator]
             if p.flags & (TCP_SYN | TCP_RST | TCP_FIN) == 0 and p.flags & TCP_ACK and p.ack != want:
@@ -670,7 +652,7 @@ def detect_syn_in_time_wait(ctx: DetectorContext) -> list[Finding]:
             continue
         last = old_peer.fin_raw if old_peer.fin_raw is not None else old_peer.last_seq
         older = ((isn - last) & 0xFFFFFFFF) >= 0x80000000
-        gap = _s(c.first_ts - pred.last_ts)
+        gap = _sec(c.first_ts - pred.last_ts)
         accepted = c.synack_frame is not None
         succ = ctx.by_uid.get(c.successor) if c.successor else None
         retried = succ is not None and succ.synack_frame is not None
@@ -679,7 +661,7 @@ def detect_syn_in_time_wait(ctx: DetectorContext) -> list[Finding]:
                    "it was not accepted")
         out.append(_finding(
             "protocol.syn_in_time_wait", c,
-            f"A SYN (frame {c.syn_frame}) reused the 4-tuple of {pred.uid} {_fmt(gap)} after it closed, while "
+            f"A SYN (frame {c.syn_frame}) reused the 4-tuple of {pred.uid} {_fmt_s(gap)} after it closed, while "
             f"{_ep(c, False)} held it in TIME-WAIT; the new ISN is {'lower' if older else 'higher'} than the old "
             f"connection's last sequence number; " + outcome + ".",
             "A socket in TIME-WAIT keeps the tuple for 60 s (Linux) so late segments of the old connection are not "
@@ -753,10 +735,10 @@ def detect_scans(ctx: DetectorContext) -> list[Finding]:
         open_ports = sorted({c.resp.port for c in conns if c.synack_frame is not None})
         if len(failed) < len(conns) // 2:
             continue
-        span = _s(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
+        span = _sec(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
         out.append(Finding(
             "scan.port_scan",
-            f"{src} probed {len(ports)} ports on {dst} in {_fmt(span)}: {len(open_ports)} answered with a SYN-ACK "
+            f"{src} probed {len(ports)} ports on {dst} in {_fmt_s(span)}: {len(open_ports)} answered with a SYN-ACK "
             f"({', '.join(map(str, open_ports[:10]))}{' ...' if len(open_ports) > 10 else ''}), the rest were "
             f"refused or unanswered.",
             "Many connection attempts from one source to many ports of one host, most of them failing: a port scan "
@@ -772,12 +754,12 @@ def detect_scans(ctx: DetectorContext) -> list[Finding]:
         if len(sources) < 50 or len(failed) < 0.8 * len(conns):
             continue
         addrs = {c.orig.addr for c in conns}
-        span = _s(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
+        span = _sec(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
         answered = sum(1 for c in failed if c.synack_frame is not None)
         out.append(Finding(
             "scan.syn_flood",
             f"{len(failed)} of {len(conns)} connection attempts to {dst}:{port} from {len(addrs)} address(es) and "
-            f"{len(sources)} source ports never completed the handshake in {_fmt(span)}; {answered} got a SYN-ACK "
+            f"{len(sources)} source ports never completed the handshake in {_fmt_s(span)}; {answered} got a SYN-ACK "
             f"that was never acknowledged.",
             "Many SYNs to one port whose handshakes never complete fill the listener's SYN queue: a SYN flood "
             "(often with spoofed sources), or clients that give up because the server is overloaded. Linux "
@@ -808,13 +790,13 @@ def detect_half_open(ctx: DetectorContext) -> list[Finding]:
                     and e[3] & (_RETRANS | ta.KEEP_ALIVE)]
             if len(tail) < 3:
                 continue
-            silent = _s(ep.last_ts - other.last_ts)
+            silent = _sec(ep.last_ts - other.last_ts)
             if silent < 1.0:
                 continue
             rst_end = bool(ep.rsts) and ep.rsts[-1] >= tail[-1][0]
             out.append(_finding(
                 "close.half_open", c,
-                f"{_ep(c, not orig)} went silent: for the last {_fmt(silent)} {_ep(c, orig)} sent {len(tail)} "
+                f"{_ep(c, not orig)} went silent: for the last {_fmt_s(silent)} {_ep(c, orig)} sent {len(tail)} "
                 f"retransmission(s) or keep-alive(s) that were never answered"
                 + ("; it finally reset the connection." if rst_end else "."),
                 f"A half-open connection: {_ep(c, orig)} still believes in it, while {_ep(c, not orig)} crashed, "

@@ -17,7 +17,7 @@ def seq_delta(a: int, b: int) -> int:
 
 
 def seq_lt(a: int, b: int) -> bool:
-    return seq_delta(a, b) < 0
+    return bool((a - b) & 0x80000000)  # seq_delta(a, b) < 0, without building the signed value
 
 
 def seq_le(a: int, b: int) -> bool:
@@ -25,7 +25,8 @@ def seq_le(a: int, b: int) -> bool:
 
 
 def seq_gt(a: int, b: int) -> bool:
-    return seq_delta(a, b) > 0
+    d = (a - b) & _MASK  # seq_delta(a, b) > 0: non-zero with the sign bit clear
+    return d != 0 and not d & 0x80000000
 
 
 def seq_ge(a: int, b: int) -> bool:

@@ -31,6 +31,7 @@ import collections
 from typing import Any
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from .seq import seq_gt, seq_lt
 from .tcpopts import parse_options
 
 __all__ = ["Conversation", "Direction", "FLAG_NAMES", "WS_FIELDS", "flag_names"]
@@ -124,15 +125,6 @@ _SFR = TCP_SYN | TCP_FIN | TCP_RST
 
 def flag_names(flags: int) -> list[str]:
     return [name for bit, name in FLAG_NAMES.items() if flags & bit]
-
-
-def _gt(a: int, b: int) -> bool:
-    d = (a - b) & _MASK
-    return d != 0 and not d & 0x80000000
-
-
-def _lt(a: int, b: int) -> bool:
-    return bool((a - b) & 0x80000000)
 
 
 class Direction:
@@ -256,7 +248,7 @@ class Conversation:
             if window == 0 and not sfr:
                 fl |= ZERO_WINDOW
             # LOST PACKET: beyond the next expected sequence number (RSTs excepted).
-            if nextseq_f and _gt(seq, nextseq_f) and not flags & TCP_RST:
+            if nextseq_f and seq_gt(seq, nextseq_f) and not flags & TCP_RST:
                 fl |= LOST_PACKET
             # KEEP ALIVE: 0 or 1 byte one below the next expected sequence number.
             if seglen <= 1 and seq == (nextseq_f - 1) & _MASK and not sfr:
@@ -297,7 +289,7 @@ class Conversation:
         # ACKED LOST PACKET: acknowledges beyond what the other direction was seen to send.
         # Raised once per run: further ACKs of unseen data before the other side sends anything
         # again are not flagged again (as Wireshark 4.0 does).
-        if ackf and rev.maxseqtobeacked and _gt(ack, rev.maxseqtobeacked):
+        if ackf and rev.maxseqtobeacked and seq_gt(ack, rev.maxseqtobeacked):
             if not rev.unseen_acked:
                 fl |= ACK_LOST_PACKET
                 rev.unseen_acked = True
@@ -306,7 +298,7 @@ class Conversation:
         # RETRANSMISSION / FAST RETRANSMISSION / SPURIOUS / OUT-OF-ORDER
         nextseq = (seq + seglen + (1 if flags & (TCP_SYN | TCP_FIN) else 0)) & _MASK
         if (seglen > 0 or flags & (TCP_SYN | TCP_FIN)) and not fl & KEEP_ALIVE:
-            not_advanced = bool(nextseq_f) and _lt(seq, nextseq_f)
+            not_advanced = bool(nextseq_f) and seq_lt(seq, nextseq_f)
             if seglen > 1 and seq == (nextseq_f - 1) & _MASK:
                 not_advanced = False  # new data after a probe byte: not a retransmission
             kind = 0
@@ -317,7 +309,7 @@ class Conversation:
                 ooo_thres = self.first_rtt or OOO_DEFAULT_NS
                 if not_advanced and ts - fwd.nextseqtime < ooo_thres and nextseq_f != nextseq:
                     kind = OUT_OF_ORDER
-                elif seglen > 0 and rev.lastack and not _gt((seq + seglen) & _MASK, rev.lastack):
+                elif seglen > 0 and rev.lastack and not seq_gt((seq + seglen) & _MASK, rev.lastack):
                     kind = SPURIOUS_RETRANSMISSION
                 elif not_advanced:
                     kind = RETRANSMISSION
@@ -358,7 +350,7 @@ class Conversation:
 
         # (A RST does not move nextseq: a reset carrying another connection's numbers, as after a
         # challenge ACK, would otherwise make the new session look like retransmissions.)
-        if (not fwd.nextseq or _gt(nextseq, fwd.nextseq)) and not fl & ZERO_WINDOW_PROBE and not flags & TCP_RST:
+        if (not fwd.nextseq or seq_gt(nextseq, fwd.nextseq)) and not fl & ZERO_WINDOW_PROBE and not flags & TCP_RST:
             fwd.nextseq = nextseq
             fwd.nextseqframe = frame
             fwd.nextseqtime = ts
@@ -369,7 +361,7 @@ class Conversation:
         if ackf and not sfr:
             scaled = window << fwd.win_scale if fwd.win_scale > 0 and not fwd.is_first_ack else window
             edge = (ack + scaled) & _MASK
-            if fwd.right_edge is not None and _lt(edge, fwd.right_edge) and not fl & (
+            if fwd.right_edge is not None and seq_lt(edge, fwd.right_edge) and not fl & (
                     DUPLICATE_ACK | KEEP_ALIVE_ACK | ZWP_LINUX_ACK) and window:
                 fl |= WINDOW_SHRINK
             fwd.right_edge = edge
@@ -396,7 +388,7 @@ class Conversation:
         # ACKs remove what they cover from the other direction; Karn's rule for RTT samples.
         if ackf and rev.unacked:
             unacked = rev.unacked
-            while unacked and not _gt(unacked[0][1], ack):
+            while unacked and not seq_gt(unacked[0][1], ack):
                 s = unacked.popleft()
                 rev.firstsent.pop(s[0], None)
                 if s[1] == ack and s[4] == 1:
