@@ -674,19 +674,16 @@ class Tracker:
         conn = self.active.get(key)
         flags = p.flags
         assert flags is not None
-        ws: Conversation | None = None
-        if conn is None:
-            ws = self.recent_ws.pop(key, None)
         if analyze_only:
             if conn is None or conn.ws is None:
                 return None
-            fl, extra, peer_frame = conn.ws.analyze(src, sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
-                                                    p.payload_len or 0, p.window, p.ts, p.no,  # type: ignore[arg-type]
-                                                    None, p.ip_id)
-            if fl:
-                self._event(conn, p, src == conn.orig.addr and sport == conn.orig.port, fl, extra, peer_frame)
+            self._segment(conn, conn.ws, p, src == conn.orig.addr and sport == conn.orig.port, flags, None, 0)
             return conn
-        if conn is not None:
+        ws: Conversation | None
+        if conn is None:
+            ws = self.recent_ws.pop(key, None)
+            conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
+        else:
             ws = conn.ws
             is_orig = src == conn.orig.addr and sport == conn.orig.port
             if self._is_reuse(conn, p, is_orig):
@@ -699,8 +696,6 @@ class Tracker:
                 if (flags & (TCP_SYN | TCP_ACK) == TCP_SYN and not is_orig and old.orig.state == _SYN_SENT
                         and old.resp.state == _INACTIVE):
                     conn.weird("simultaneous_open", p.no)  # both ends sent a SYN (Zeek splits the tuple)
-        else:
-            conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
         # Wireshark's conversation: one per tuple until a SYN arrives with another ISN.
         reused = ws.is_new_session(src, sport, flags, p.seq) if ws is not None else 0  # type: ignore[arg-type]
         if reused == 1:
@@ -709,15 +704,20 @@ class Tracker:
             ws = Conversation(src, sport)  # type: ignore[arg-type]
         conn.ws = ws
         is_orig = src == conn.orig.addr and sport == conn.orig.port
-        fl, extra, peer_frame = ws.analyze(src, sport, flags, p.seq, p.ack, p.payload_len or 0,  # type: ignore[arg-type]
-                                           p.window, p.ts, p.no, p.options if flags & TCP_SYN else None,  # type: ignore[arg-type]
+        self._segment(conn, ws, p, is_orig, flags, p.options if flags & TCP_SYN else None, reused)
+        self._process(conn, p, is_orig, flags)
+        return conn
+
+    def _segment(self, conn: Connection, ws: Conversation, p: Packet, is_orig: bool, flags: int,
+                 options: bytes | None, reused: int) -> None:
+        """Wireshark's per-segment analysis of ``p``; its flags become the connection's events."""
+        fl, extra, peer_frame = ws.analyze(p.src, p.sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
+                                           p.payload_len or 0, p.window, p.ts, p.no, options,  # type: ignore[arg-type]
                                            p.ip_id)
         if reused:
             fl |= REUSED_PORTS
         if fl:
             self._event(conn, p, is_orig, fl, extra, peer_frame)
-        self._process(conn, p, is_orig, flags)
-        return conn
 
     def _event(self, conn: Connection, p: Packet, is_orig: bool, fl: int, extra: int, peer_frame: int) -> None:
         counts = conn.event_counts
