@@ -183,6 +183,8 @@ def detect_out_of_order(ctx: DetectorContext) -> list[Finding]:
             if not n:
                 continue
             evs = _events(c, ta.OUT_OF_ORDER, orig)
+            if not evs:  # counted only on SYN segments, which _events leaves out: no frame to show
+                continue
             who = _ep(c, orig)
             out.append(_finding(
                 "data.out_of_order", c,
@@ -750,7 +752,9 @@ def detect_scans(ctx: DetectorContext) -> list[Finding]:
              "attempts": len(conns), "failed": len(failed), "span_s": span}))
     for (dst, port), conns in by_dst.items():
         sources = {(c.orig.addr, c.orig.port) for c in conns}
-        failed = [c for c in conns if c.ack_frame is None]
+        # Refusals (a RST instead of a SYN-ACK) leave nothing in a SYN queue: a closed port, reported
+        # as handshake.refused, not a flood.
+        failed = [c for c in conns if c.ack_frame is None and not (c.synack_frame is None and c.resp.rsts)]
         if len(sources) < 50 or len(failed) < 0.8 * len(conns):
             continue
         addrs = {c.orig.addr for c in conns}

@@ -504,7 +504,7 @@ class Tracker:
 
     def __init__(self, *, likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
                  strict_checksums: bool = False, max_connections: int = 2_000_000,
-                 max_events: int | None = 4096) -> None:
+                 max_events: int | None = 4096, slim_clean: bool = True) -> None:
         self.likely_server_ports = likely_server_ports
         #: True: a checksum that merely looks offloaded counts as bad (Zeek without -C).
         self.strict_checksums = strict_checksums
@@ -519,6 +519,9 @@ class Tracker:
         self.bad_ip_checksums = 0
         self.evicted = 0
         self.recent_ws: dict[tuple[Any, ...], Conversation] = {}
+        #: Drop the evidence packets of connections that closed cleanly (SYN, FIN, FIN, nothing
+        #: unusual): no detector reads them, and a report refetches them.
+        self.slim_clean = slim_clean
 
     # -- entry --------------------------------------------------------------------------------
     def packet(self, p: Packet) -> Connection | None:
@@ -1122,6 +1125,8 @@ class Tracker:
                 conn.closed_ts = p.ts
                 if conn.delete_at is None:
                     conn.delete_at = conn.last_ts + CLOSE_LINGER_NS
+                    if self.slim_clean and peer.did_close and not rst:
+                        _slim_if_clean(conn)
             elif ep.prev_state == _INACTIVE and conn.partial_close_at is None:
                 conn.partial_close_at = conn.last_ts + PARTIAL_CLOSE_NS
 
@@ -1154,6 +1159,20 @@ class Tracker:
 
 _TS_PREFIX = b"\x01\x01\x08\x0a"  # NOP NOP TS: how Linux and BSD lay out the timestamp option
 _u32x2 = struct.Struct("!II").unpack_from
+
+
+def _slim_if_clean(conn: Connection) -> None:
+    """A connection that just closed with a FIN each way and nothing unusual keeps no evidence
+    packets (a report refetches them from the file); no detector reads them.
+
+    ``tests/test_memory.py`` proves the last point on every sample and corpus capture.
+    """
+    o, r = conn.orig, conn.resp
+    if (conn.weirds or conn.event_counts or o.rst_cnt or r.rst_cnt or o.syn_cnt > 1 or r.syn_cnt > 1
+            or conn.syn_frame is None or conn.synack_frame is None or conn.ack_frame is None):
+        return
+    conn.evidence = []
+    conn.n_control_evidence = EVIDENCE_CONTROL  # later packets only fill the first-packets quota
 
 
 def _track_options(ep: Endpoint, peer: Endpoint, opts: bytes) -> None:

@@ -1,0 +1,76 @@
+"""Memory-saving measures must not change what pcapsleuth concludes.
+
+The tracker drops the evidence packets of connections that closed cleanly (``slim_clean``), and
+the JSON document is written connection by connection instead of being built as one string. Both
+are checked here against the plain way, on every recorded sample and every corpus capture.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from pcapsleuth.analysis import AnalysisResult
+from pcapsleuth.capture import Capture
+from pcapsleuth.detectors import detect
+from pcapsleuth.tracker import Tracker
+
+from .conftest import corpus_root, sample_captures, zeek_items, zeek_trace
+
+
+def _captures() -> list[Path]:
+    out = list(sample_captures())
+    out += [zeek_trace(i) for i in zeek_items()]
+    return out
+
+
+def _analyze(path: Path, slim: bool) -> AnalysisResult:
+    tr = Tracker(slim_clean=slim)
+    with Capture(path) as cap:
+        for p in cap:
+            tr.packet(p)
+    conns = tr.finish()
+    return AnalysisResult(capture=cap.info, connections=conns, findings=detect(conns, cap.info))
+
+
+def test_there_are_captures_to_compare() -> None:
+    assert corpus_root().is_dir(), f"corpus missing at {corpus_root()}"
+    assert len(_captures()) > 50
+
+
+@pytest.mark.parametrize("path", _captures(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_slimming_changes_no_finding_and_no_connection(path: Path) -> None:
+    full = _analyze(path, slim=False)
+    slim = _analyze(path, slim=True)
+    assert [f.to_dict() for f in slim.findings] == [f.to_dict() for f in full.findings]
+    assert [c.to_dict() for c in slim.connections] == [c.to_dict() for c in full.connections]
+
+
+def test_slimming_drops_evidence_of_clean_connections() -> None:
+    path = next(p for p in sample_captures() if p.name == "clean.pcap")
+    full = _analyze(path, slim=False)
+    slim = _analyze(path, slim=True)
+    kept_full = sum(len(c.evidence) for c in full.connections)
+    kept_slim = sum(len(c.evidence) for c in slim.connections)
+    clean = [c for c in slim.connections if c.conn_state == "SF" and not c.event_counts and not c.weirds]
+    assert clean
+    assert kept_slim < kept_full
+    for c in clean:
+        # Only what came after the close (the last ACK) is left.
+        assert all(p.no > (c.close_frame or 0) for p in c.evidence), c.uid
+
+
+@pytest.mark.parametrize("name", ["closewait-minefield.pcap", "lossy-server.pcap", "portscan.pcap"])
+def test_streamed_json_equals_the_document(name: str) -> None:
+    path = next(p for p in sample_captures() if p.name == name)
+    result = _analyze(path, slim=True)
+    buf = io.StringIO()
+    result.write_json(buf)
+    text = buf.getvalue()
+    assert json.loads(text) == json.loads(json.dumps(result.to_json_dict()))
+    # One connection and one finding per line: grep-able by uid.
+    lines = [json.loads(ln.strip().rstrip(",")) for ln in text.splitlines() if ln.lstrip().startswith('{"uid"')]
+    assert [d["uid"] for d in lines] == [c.uid for c in result.connections]
