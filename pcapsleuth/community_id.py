@@ -24,6 +24,7 @@ because a two-way type ignores the second value and recomputes its counterpart.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import struct
@@ -70,6 +71,12 @@ ICMP6_COUNTERPARTS: dict[int, int] = {
 }
 
 
+@functools.lru_cache(maxsize=65536)
+def _packed(addr: str) -> bytes:
+    """An address's network-order bytes (cached: a capture has few distinct addresses)."""
+    return ipaddress.ip_address(addr).packed
+
+
 def community_id(src: str, dst: str, proto: int, sport: int | None, dport: int | None,
                  seed: int = 0) -> str:
     """The base64 Community ID v1 string (``"1:..."``) of one flow.
@@ -79,8 +86,8 @@ def community_id(src: str, dst: str, proto: int, sport: int | None, dport: int |
     must be ``None``. Raises :class:`ValueError` for mixed address families, a port-keyed protocol
     without ports, or values out of range.
     """
-    saddr = ipaddress.ip_address(src).packed
-    daddr = ipaddress.ip_address(dst).packed
+    saddr = _packed(src)
+    daddr = _packed(dst)
     if len(saddr) != len(daddr):
         raise ValueError(f"address families differ: {src} vs {dst}")
     if not 0 <= seed <= 0xFFFF:
