@@ -1,12 +1,26 @@
 """pcapsleuth: turn an offline packet capture into an explanation.
 
->>> import pcapsleuth as ps                                    # doctest: +SKIP
->>> result = ps.analyze_capture("capture.pcap")                # doctest: +SKIP
->>> [f.id for f in result.findings]                            # doctest: +SKIP
-['handshake.conflicting_replies']
+In a notebook (typed pandas DataFrames, drawings, the report)::
+
+    >>> import pcapsleuth as ps
+    >>> a = ps.analyze("capture.pcap")        # a path, pathlib.Path, bytes, file object, or a list
+    >>> a
+    <Analysis capture.pcap: 1,204 frames, 37 connections, 5 findings>
+    >>> a.findings, a.connections, a.events, a.packets
+    >>> a.finding(0).packets; a.plot_ladder(a.finding(0)); a.to_html("report.html")
+
+The result objects underneath (what the CLI uses)::
+
+    >>> result = ps.analyze_capture("capture.pcap")
+    >>> [f.id for f in result.findings]
+    ['handshake.conflicting_replies']
+
+``help(ps.analyze)`` and ``help(ps.Analysis)`` say more.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .analysis import AnalysisResult, analyze_capture
@@ -24,8 +38,15 @@ from .findings import Finding
 from .packet import Packet
 from .tracker import Connection, Tracker
 
+if TYPE_CHECKING:
+    from .api import Analysis, ConnectionView, FindingView, analyze
+
 __all__ = [
     "__version__",
+    "analyze",
+    "Analysis",
+    "ConnectionView",
+    "FindingView",
     "analyze_capture",
     "AnalysisResult",
     "Capture",
@@ -43,3 +64,20 @@ __all__ = [
     "DecompressionError",
     "EngineError",
 ]
+
+#: Names served by pcapsleuth.api, imported on first use: the command line does not pay for pandas.
+_LAZY = {"analyze", "Analysis", "ConnectionView", "FindingView"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pcapsleuth' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)

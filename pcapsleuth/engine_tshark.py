@@ -173,6 +173,8 @@ class TsharkCapture:
                 self._frame_meta[no] = (iface, direction)
         finally:
             self.src.close()
+        #: Frames in the file, counted before tshark starts: the total of a progress display.
+        self.frames_total = self.records.frames
         if isinstance(source, (str, os.PathLike)) and self.src.compression is None:
             self._path = os.fspath(source)
         else:
