@@ -73,7 +73,7 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
     if engine == "tshark":
         from .engine_tshark import TsharkCapture
 
-        cap: Any = TsharkCapture(source)
+        cap: Any = TsharkCapture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
     else:
         cap = Capture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
     tracker = Tracker(strict_checksums=strict_checksums, likely_server_ports=likely_server_ports)

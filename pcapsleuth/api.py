@@ -55,20 +55,10 @@ import pandas as pd
 from .analysis import AnalysisResult, analyze_capture
 from .errors import CaptureNotFoundError
 from .findings import SEVERITIES, Finding, catalog
-from .packet import TCP_SYN, Cksum, Direction, Frag, Packet, flags_str
+from .packet import Cksum, Direction, Frag, Packet, flags_str
 from .progress import Progress, ProgressCallback, auto_mode
-from .tcpanalysis import (
-    DUPLICATE_ACK,
-    DUPLICATE_FRAME,
-    FAST_RETRANSMISSION,
-    FLAG_NAMES,
-    LOST_UPSTREAM,
-    RETRANSMISSION,
-    RTO,
-    SPURIOUS_RETRANSMISSION,
-    SYN_RETRANSMISSION,
-)
-from .tracker import EndpointState
+from .tcpanalysis import DUPLICATE_ACK, FLAG_NAMES, RTO
+from .tracker import EndpointState, counted_bits
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -260,8 +250,6 @@ def _dtypes() -> dict[str, dict[str, str | Categories]]:
 #: The schema of every DataFrame: frame name -> column -> dtype (a pandas dtype name, or
 #: :class:`Categories`). ``datetime64[ns, UTC] from ns`` is ``datetime64[ns, UTC]``.
 DTYPES: dict[str, dict[str, str | Categories]] = _dtypes()
-
-_RETRANS_FAMILY = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION | RTO
 
 
 def _object_array(values: Sequence[Any]) -> np.ndarray[Any, np.dtype[Any]]:
@@ -1017,19 +1005,15 @@ def _uid_and_vantage(obj: Any, vantage: str | None) -> tuple[str, str | None]:
 
 # -- columns of the frames -------------------------------------------------------------------------
 def _event_columns(result: AnalysisResult) -> dict[str, list[Any]]:
-    """Per-segment analysis events -> columns, one row per flag. The bits are counted as the
-    tracker counts them for the JSON ``analysis`` object (see ``Tracker._event``)."""
+    """Per-segment analysis events -> columns, one row per flag, counted as the JSON ``analysis``
+    object counts them (:func:`pcapsleuth.tracker.counted_bits`)."""
     cols: dict[str, list[Any]] = {name: [] for name in _EVENT_DTYPES}
     names = list(FLAG_NAMES.items())
     for c in result.connections:
         uid = c.uid
         for e in c.events:
             frame, ts, is_orig, fl, extra, peer_frame, tcpflags, plen = e[:8]
-            bits = fl
-            if bits & DUPLICATE_FRAME:
-                bits &= ~(_RETRANS_FAMILY | LOST_UPSTREAM)
-            elif tcpflags & TCP_SYN and bits & _RETRANS_FAMILY:
-                bits = (bits & ~_RETRANS_FAMILY) | SYN_RETRANSMISSION
+            bits = counted_bits(fl, tcpflags)
             letters = flags_str(tcpflags)
             for bit, name in names:
                 if not bits & bit:

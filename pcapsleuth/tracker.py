@@ -43,6 +43,7 @@ __all__ = [
     "Connection",
     "Tracker",
     "conn_state",
+    "counted_bits",
     "LIKELY_SERVER_PORTS",
 ]
 
@@ -725,11 +726,7 @@ class Tracker:
     def _event(self, conn: Connection, p: Packet, is_orig: bool, fl: int, extra: int, peer_frame: int) -> None:
         counts = conn.event_counts
         tcpflags = p.flags or 0
-        bits = fl
-        if bits & DUPLICATE_FRAME:
-            bits &= ~(_RETRANS_FAMILY | LOST_UPSTREAM)  # captured twice, not sent twice
-        elif tcpflags & TCP_SYN and bits & _RETRANS_FAMILY:
-            bits = (bits & ~_RETRANS_FAMILY) | SYN_RETRANSMISSION  # handshake retries are not data loss
+        bits = counted_bits(fl, tcpflags)
         while bits:
             bit = bits & -bits
             k = (bit, is_orig)
@@ -1159,6 +1156,19 @@ class Tracker:
 
 _TS_PREFIX = b"\x01\x01\x08\x0a"  # NOP NOP TS: how Linux and BSD lay out the timestamp option
 _u32x2 = struct.Struct("!II").unpack_from
+
+
+def counted_bits(fl: int, tcpflags: int) -> int:
+    """The analysis flags of one segment as they are counted (the JSON ``analysis`` object).
+
+    A duplicate frame was captured twice, not sent twice: no retransmission or loss is counted for
+    it. Retransmitted SYNs are handshake retries (``syn_retransmission``), not data loss.
+    """
+    if fl & DUPLICATE_FRAME:
+        return fl & ~(_RETRANS_FAMILY | LOST_UPSTREAM)
+    if tcpflags & TCP_SYN and fl & _RETRANS_FAMILY:
+        return (fl & ~_RETRANS_FAMILY) | SYN_RETRANSMISSION
+    return fl
 
 
 def _slim_if_clean(conn: Connection) -> None:
