@@ -764,12 +764,12 @@ class Analysis:
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str | None:
         """The JSON text as ``pcapsleuth analyze --json`` writes it; written to ``path`` when given
         (then None is returned, as pandas' ``to_*`` methods do)."""
-        from .outputs import json_text, write_text
+        from .outputs import json_text, write_json
 
-        text = json_text(self.to_json_dict())
+        doc = self._points[0].result if not self._several else self.to_json_dict()
         if path is None:
-            return text
-        write_text(text, path)
+            return json_text(doc)
+        write_json(doc, path)
         return None
 
     @overload

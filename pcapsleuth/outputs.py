@@ -9,6 +9,7 @@ text as ``Analysis.to_json()``, ``to_html()``, ``to_markdown()`` and ``summary()
 ``summary_text``            the terminal summary
 ``html_report``             the single-file HTML report (:func:`pcapsleuth.report.render_html`)
 ``markdown_summary``        the Markdown summary for tickets (:mod:`pcapsleuth.markdown`)
+``write_json``              ``json_text`` into a file or stream, streamed for one capture's result
 ``write_text``              write text to a file atomically, or to a stream for ``-``
 ``destination``             the file an output option names for one capture (directory aware)
 ``multi_stem``              the file stem of the one report of several captures (``a+b+c``)
@@ -20,26 +21,44 @@ raises them.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
 
 __all__ = ["destination", "html_report", "json_text", "markdown_summary", "multi_stem", "summary_text",
-           "unique_path", "write_text"]
+           "unique_path", "write_json", "write_stream", "write_text"]
 
 #: Suffixes of the files an analysis writes beside each other.
 REPORT_SUFFIX = ".pcapsleuth.html"
 MARKDOWN_SUFFIX = ".pcapsleuth.md"
 
 
-def json_text(doc: dict[str, Any]) -> str:
-    """The JSON document as ``--json`` writes it (indented, UTF-8 kept, one final newline)."""
+def json_text(doc: dict[str, Any] | AnalysisResult) -> str:
+    """The JSON document as ``--json`` writes it (UTF-8 kept, one final newline).
+
+    An :class:`AnalysisResult` is written by :meth:`AnalysisResult.write_json` (one connection and
+    one finding per line); any other document is indented.
+    """
+    if not isinstance(doc, dict):
+        buf = io.StringIO()
+        doc.write_json(buf)
+        return buf.getvalue()
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def write_json(doc: dict[str, Any] | AnalysisResult, dest: str | os.PathLike[str], out: TextIO | None = None) -> None:
+    """:func:`json_text` into ``dest`` (atomically; ``-``: ``out``), streamed for an analysis result
+    so that a big capture's document is never one string in memory."""
+    if not isinstance(doc, dict):
+        write_stream(doc.write_json, dest, out)
+    else:
+        write_text(json_text(doc), dest, out)
 
 
 def summary_text(result: AnalysisResult) -> str:
@@ -77,14 +96,19 @@ def markdown_summary(result: AnalysisResult, report_path: str | os.PathLike[str]
 def write_text(text: str, dest: str | os.PathLike[str], out: TextIO | None = None) -> None:
     """Write ``text`` to ``dest`` through a temporary file beside it (a reader never sees half a
     file), or to ``out`` (default: stdout) when ``dest`` is ``-``."""
+    write_stream(lambda f: f.write(text), dest, out)
+
+
+def write_stream(writer: Callable[[TextIO], object], dest: str | os.PathLike[str], out: TextIO | None = None) -> None:
+    """:func:`write_text` for text produced piecewise by ``writer(stream)``."""
     path = os.fspath(dest)
     if path == "-":
-        (out if out is not None else sys.stdout).write(text)
+        writer(out if out is not None else sys.stdout)
         return
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+            writer(f)
         os.replace(tmp, path)
     except BaseException:
         try:
