@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="write a short Markdown summary for tickets to PATH ('-' for stdout)")
     a.add_argument("--fail-on", choices=SEVERITIES, metavar="SEVERITY",
                    help="exit with 1 when a finding at or above SEVERITY exists (info, notice, warning, error)")
+    a.add_argument("--name", action="append", dest="names", metavar="NAME",
+                   help="name the vantage points of several captures, in capture order (repeatable; "
+                        "default: the file names)")
+    a.add_argument("--separate", action="store_true",
+                   help="with several captures, analyze each one alone (a report each) instead of together "
+                        "as vantage points of one incident")
 
     k = sub.add_parser("catalog", help="list the finding catalogue: id, severity, title, description")
     k.add_argument("--json", action="store_true", help="print it as JSON")
@@ -157,31 +163,23 @@ def _outputs(args: argparse.Namespace) -> None:
 
 def _dest(value: str, capture: str, suffix: str, used: set[str]) -> str:
     """The file an output option names for one capture (a directory gets <stem><suffix> inside)."""
-    from .report import report_stem
+    from .outputs import destination
 
-    if value != "-" and os.path.isdir(value):
-        value = os.path.join(value, report_stem(capture) + suffix)
-    return _unique(value, used)
+    return destination(value, capture, suffix, used)
 
 
 def _unique(path: str, used: set[str]) -> str:
     """Two captures with the same stem in one run do not overwrite each other's report."""
-    if path == "-":
-        return path
-    base, ext = path, ""
-    for suffix in (".pcapsleuth.html", ".pcapsleuth.md"):
-        if path.endswith(suffix):
-            base, ext = path[: -len(suffix)], suffix
-    candidate, n = path, 2
-    while os.path.abspath(candidate) in used:
-        candidate = f"{base}-{n}{ext}"
-        n += 1
-    used.add(os.path.abspath(candidate))
-    return candidate
+    from .outputs import unique_path
+
+    return unique_path(path, used)
 
 
 def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if len(args.captures) > 1 and not args.separate:
+        return _analyze_multi(args, out, err)
     from .analysis import analyze_capture
+    from .outputs import summary_text
     from .report import REPORT_SUFFIX, default_report_path, severity_at_least
 
     try:
@@ -196,9 +194,8 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for path in args.captures:
         result = analyze_capture(path, engine=args.engine, verify_checksums=not args.no_checksums,
                                  max_decompressed=args.max_decompressed)
-        doc = result.to_json_dict()
         if args.json:
-            _write_json(doc, args.json, out)
+            _write_json(result, args.json, out)
         report: str | None = None
         if args.html is not None:
             report = _dest(args.html, path, REPORT_SUFFIX, used)
@@ -219,7 +216,7 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 return code
         if not args.quiet:
             if not stdout_taken and args.html != "-":
-                out.write(result.summary_text())
+                out.write(summary_text(result))
                 if report is not None:
                     out.write(f"report: {report}\n")
             elif report is not None and report != "-":
@@ -227,6 +224,88 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.fail_on and severity_at_least(result.findings, args.fail_on):
             failed = True
     return EXIT_FAIL_ON if failed else EXIT_OK
+
+
+def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Several captures of one incident, analyzed together as vantage points (:mod:`.vantage`):
+    one JSON document, one report and one summary covering every point."""
+    import jinja2
+
+    from .outputs import json_text, write_text
+    from .report import REPORT_SUFFIX, render_html, report_stem, severity_at_least
+    from .vantage import analyze_vantage_points
+
+    caps, names = args.captures, args.names or []
+    stem = "+".join(report_stem(c) for c in caps[:3]) + (f"+{len(caps) - 3}-more" if len(caps) > 3 else "")
+    to_stdout = [o for o, v in (("--json", args.json), ("--html", args.html), ("--markdown", args.markdown))
+                 if v == "-"]
+    problem = None
+    if len(names) > len(caps):
+        problem = f"{len(names)} --name values for {len(caps)} captures"
+    elif len(set(names)) != len(names):
+        problem = "--name values must differ"
+    elif len(to_stdout) > 1:
+        problem = f"only one output can go to stdout ('-'), not {' and '.join(to_stdout)}"
+    elif args.html and args.no_html:
+        problem = "--html and --no-html contradict each other"
+    elif args.template_dir is not None and not os.path.isdir(args.template_dir):
+        problem = f"--template-dir {args.template_dir}: not a directory"
+    dests: dict[str, str] = {}
+    for opt, value, suffix in (("--html", args.html, REPORT_SUFFIX), ("--markdown", args.markdown, ".pcapsleuth.md")):
+        if value is None or value == "-":
+            continue
+        if os.path.isdir(value):
+            value = os.path.join(value, stem + suffix)
+        elif not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+            problem = problem or f"{opt} {value}: directory {os.path.dirname(os.path.abspath(value))} does not exist"
+        dests[opt] = value
+    if problem:
+        print(f"pcapsleuth: error: {problem}", file=err)
+        return EXIT_USAGE
+    v = analyze_vantage_points(caps, names, engine=args.engine, verify_checksums=not args.no_checksums,
+                               max_decompressed=args.max_decompressed)
+    if args.json:
+        write_text(json_text(v.to_json_dict()), args.json, out)
+    stdout_taken = "-" in (args.json, args.markdown)
+    report: str | None = None
+    if args.html is not None or (not args.no_html and not stdout_taken):
+        report = dests.get("--html") or args.html or stem + REPORT_SUFFIX
+        first = v.points[0]
+        try:
+            html = render_html(first.result, first.source, None if report == "-" else report, args.template_dir,
+                               vantage=v)
+        except jinja2.TemplateError as exc:
+            print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
+                  f"{type(exc).__name__}: {exc}", file=err)
+            return EXIT_USAGE
+        except OSError as exc:
+            what = exc.strerror or str(exc)
+            if args.html is not None:
+                print(f"pcapsleuth: {report}: cannot write the report: {what}", file=err)
+                return EXIT_USAGE
+            print(f"pcapsleuth: warning: {report}: cannot write the report: {what} (choose a place with --html "
+                  "PATH, or --no-html)", file=err)
+            report = None
+        else:
+            if report == "-":
+                out.write(html)
+    if args.markdown:
+        dest = dests.get("--markdown", args.markdown)
+        try:
+            write_text(v.markdown_text(None if report == "-" else report), dest, out)
+        except OSError as exc:
+            print(f"pcapsleuth: {dest}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
+            return EXIT_USAGE
+    if not args.quiet:
+        if not stdout_taken and args.html != "-":
+            out.write(v.summary_text())
+            if report is not None:
+                out.write(f"report: {report}\n")
+        elif report is not None and report != "-":
+            print(f"pcapsleuth: report: {report}", file=err)
+    if args.fail_on and severity_at_least([f for _, f in v.all_findings()], args.fail_on):
+        return EXIT_FAIL_ON
+    return EXIT_OK
 
 
 def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace, out: TextIO, err: TextIO, *,
@@ -238,10 +317,10 @@ def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace
     """
     import jinja2
 
-    from .report import render_html
+    from .outputs import html_report
 
     try:
-        html = render_html(result, capture, None if dest == "-" else dest, args.template_dir)
+        html = html_report(result, capture, dest, args.template_dir)
     except jinja2.TemplateError as exc:
         print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
               f"{type(exc).__name__}: {exc}", file=err)
@@ -263,17 +342,10 @@ def _write_markdown(result: Any, dest: str, report: str | None, args: argparse.N
                     err: TextIO) -> int:
     import jinja2
 
-    from .markdown import render_markdown
+    from .outputs import markdown_summary, write_text
 
     try:
-        text = render_markdown(result, report, template_dir=args.template_dir)
-        if dest == "-":
-            out.write(text)
-        else:
-            tmp = f"{dest}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, dest)
+        write_text(markdown_summary(result, report, template_dir=args.template_dir), dest, out)
     except jinja2.TemplateError as exc:
         print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
               f"{type(exc).__name__}: {exc}", file=err)
@@ -310,12 +382,7 @@ def _conn(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _write_json(doc: dict[str, Any], dest: str, out: TextIO) -> None:
-    text = json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
-    if dest == "-":
-        out.write(text)
-        return
-    tmp = f"{dest}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, dest)
+def _write_json(doc: Any, dest: str, out: TextIO) -> None:
+    from .outputs import write_json
+
+    write_json(doc, dest, out)

@@ -42,6 +42,7 @@ from .util import iso_ts
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
     from .tracker import Connection
+    from .vantage import VantageResult
 
 __all__ = ["Limits", "default_report_path", "render_html", "report_stem", "template_environment"]
 
@@ -762,20 +763,30 @@ def _context(result: AnalysisResult, source_path: str, env: jinja2.Environment, 
         "limits": limits,
         "source_path": source_path,
         "rerun": "pcapsleuth analyze " + shlex.quote(source_path),
+        "vantage": None,
     }
 
 
 def render_html(result: AnalysisResult, source_path: str | os.PathLike[str] | None = None,
                 out_path: str | os.PathLike[str] | None = None,
-                template_dir: str | os.PathLike[str] | None = None, *, limits: Limits | None = None) -> str:
+                template_dir: str | os.PathLike[str] | None = None, *, limits: Limits | None = None,
+                vantage: VantageResult | None = None) -> str:
     """Render the HTML report of ``result``; write it to ``out_path`` too when given.
 
     ``source_path`` is the capture file, read again for evidence packets the analysis did not
-    keep in memory (default: ``result.capture.path``). Returns the HTML text.
+    keep in memory (default: ``result.capture.path``). Returns the HTML text. ``vantage`` (several
+    captures of one incident, see :mod:`pcapsleuth.vantage`) adds the vantage section on top;
+    ``result`` is then its first point's analysis.
     """
     env = template_environment(template_dir)
     src = os.fspath(source_path) if source_path is not None else result.capture.path
-    html = env.get_template("report.html.j2").render(_context(result, src, env, limits or Limits()))
+    ctx = _context(result, src, env, limits or Limits())
+    if vantage is not None:
+        from .vantage_plots import vantage_report_context
+
+        ctx["vantage"] = vantage_report_context(vantage)
+        ctx["rerun"] = "pcapsleuth analyze " + " ".join(shlex.quote(p.source) for p in vantage.points)
+    html = env.get_template("report.html.j2").render(ctx)
     if out_path is not None:
         _write_atomic(Path(out_path), html)
     return html

@@ -109,14 +109,22 @@ def test_analyze_html_path_and_no_html(tmp_path: Path) -> None:
 
 
 def test_html_to_a_directory_for_several_captures(tmp_path: Path) -> None:
+    """--separate: each capture analyzed alone, a report each (without it they are vantage points)."""
     (tmp_path / "out").mkdir()
-    code, out, err = run("analyze", str(CLEAN), str(LB), "--html", "out", "-q")
+    code, out, err = run("analyze", str(CLEAN), str(LB), "--separate", "--html", "out", "-q")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clean.pcapsleuth.html",
                                                                    "lb-client.pcapsleuth.html"]
     assert out == ""
-    code, _, err = run("analyze", str(CLEAN), str(LB), "--html", "one.html")
+    code, _, err = run("analyze", str(CLEAN), str(LB), "--separate", "--html", "one.html")
     assert code == 2 and "directory" in err and err.count("\n") == 1
+
+
+def test_several_captures_together_write_one_report(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    code, out, err = run("analyze", str(CLEAN), str(LB), "--html", "out", "-q")
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["clean+lb-client.pcapsleuth.html"]
 
 
 def test_json_on_stdout_writes_no_default_report(tmp_path: Path) -> None:
