@@ -37,7 +37,7 @@ from ._version import __version__
 from .findings import SEVERITIES, Finding, severity_rank
 from .packet import Direction, Packet
 from .resources import templates_dir
-from .util import iso_ts
+from .util import iso_ts, no_cyclic_gc
 
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
@@ -778,15 +778,16 @@ def render_html(result: AnalysisResult, source_path: str | os.PathLike[str] | No
     captures of one incident, see :mod:`pcapsleuth.vantage`) adds the vantage section on top;
     ``result`` is then its first point's analysis.
     """
-    env = template_environment(template_dir)
     src = os.fspath(source_path) if source_path is not None else result.capture.path
-    ctx = _context(result, src, env, limits or Limits())
-    if vantage is not None:
-        from .vantage_plots import vantage_report_context
+    with no_cyclic_gc():  # an analysis's millions of objects: see util.no_cyclic_gc
+        env = template_environment(template_dir)
+        ctx = _context(result, src, env, limits or Limits())
+        if vantage is not None:
+            from .vantage_plots import vantage_report_context
 
-        ctx["vantage"] = vantage_report_context(vantage)
-        ctx["rerun"] = "pcapsleuth analyze " + " ".join(shlex.quote(p.source) for p in vantage.points)
-    html = env.get_template("report.html.j2").render(ctx)
+            ctx["vantage"] = vantage_report_context(vantage)
+            ctx["rerun"] = "pcapsleuth analyze " + " ".join(shlex.quote(p.source) for p in vantage.points)
+        html = env.get_template("report.html.j2").render(ctx)
     if out_path is not None:
         _write_atomic(Path(out_path), html)
     return html

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import gc
+from collections.abc import Iterator
 
-__all__ = ["iso_ts", "ts_seconds"]
+__all__ = ["iso_ts", "no_cyclic_gc", "ts_seconds"]
+
+
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a block (reference counting still frees everything).
+
+    An analysis holds millions of long-lived objects and makes no reference cycles; each automatic
+    full collection would rescan all of them (seconds on a big capture) to find nothing.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 _ISO_SECONDS: dict[int, str] = {}
