@@ -237,3 +237,43 @@ def test_hostile_capture_strings_stay_inert(browser: Any, tmp_path: Path) -> Non
     for s in (*HOSTILE_STRINGS, hostile_capture.name):
         assert s in state["text"], s
     screenshot(browser, SHOTS / "hostile.png", max_height=2400)
+
+
+VANTAGE_SETS = {
+    "vantage-lb": ["incidents/lb-client.pcap", "incidents/lb-balancer.pcap", "incidents/lb-backend.pcap"],
+    "vantage-lossy": ["anomalies/lossy-client.pcap", "anomalies/lossy-server.pcap"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(VANTAGE_SETS))
+def test_vantage_report_in_browser(browser: Any, tmp_path: Path, name: str) -> None:
+    """The one report of several captures: clean console, no requests, a lane per vantage point."""
+    from pcapsleuth.vantage import analyze_vantage_points
+
+    paths = [SAMPLES / p for p in VANTAGE_SETS[name]]
+    v = analyze_vantage_points([str(p) for p in paths])
+    dest = HTML / f"{name}.html"
+    HTML.mkdir(parents=True, exist_ok=True)
+    render_html(v.points[0].result, str(paths[0]), dest, vantage=v)
+    problems, requests = load(browser, dest)
+    assert problems == [], problems
+    assert requests == [], f"the report made network requests: {requests}"
+    info = browser.execute_script("""
+        const sec = document.querySelector('#vantage');
+        return {
+          points: sec ? Number(sec.dataset.vantagePoints) : 0,
+          rows: Array.from(document.querySelectorAll('#vantage tr[data-point]')).map(r => r.dataset.point),
+          ladders: Array.from(document.querySelectorAll('figure[data-plot="vantage-ladder"] svg'))
+                     .map(s => s.getBoundingClientRect().width),
+          findings: Array.from(document.querySelectorAll('[data-vantage-finding-id]'))
+                      .map(a => a.dataset.vantageFindingId),
+          scrollWidth: document.documentElement.scrollWidth,
+        };
+    """)
+    assert info["points"] == len(paths), info
+    assert {p.stem for p in paths} <= set(info["rows"]), info
+    assert info["ladders"] and all(w > 300 for w in info["ladders"]), info
+    expected = {f.id for f in v.findings}
+    assert expected and set(info["findings"]) == expected, info
+    assert info["scrollWidth"] <= 1300, info
+    screenshot(browser, SHOTS / f"{name}.png")
