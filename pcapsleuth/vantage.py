@@ -1337,6 +1337,9 @@ class _Findings:
                     f"(`ip addr`, ARP/neighbour tables) and what listens on port {src[1]} (`ss -ltn`); a balancer "
                     "that forwards at layer 2 must keep its own kernel from answering for the virtual IP (drop local "
                     "delivery for it), a firewall may reject with a TCP reset.")
+        if verdict == "own":
+            summary += (f" {Og} sent {'it' if n == 1 else 'them'}: its capture shows {'it' if n == 1 else 'them'} "
+                        f"leaving with its own MAC ({Og} frame{'s' if len(of) > 1 else ''} {_frames_text(of)}).")
         evidence: dict[str, Any] = {
             "seen_at": X,
             "endpoint_capture": E,

@@ -89,6 +89,8 @@ def test_with_the_balancer_the_rst_is_attributed_to_the_balancer() -> None:
     # The balancer forwards the client's frames with its own MAC: that is how the MAC is known to be its own.
     assert v.points[1].own_macs == {"02:00:0a:ca:00:02"}
     assert "balancer's own network stack sent them" in f.explanation  # type: ignore[attr-defined]
+    # The one-line summary (terminal, tickets) names the sender too.
+    assert "balancer sent them" in f.summary  # type: ignore[attr-defined]
     # Path view: the RST rows start at the balancer and are missing at the backend ("not sent").
     rows = [r for r in v.path_rows() if r["status"] == "foreign"]
     assert len(rows) == 3
