@@ -30,6 +30,7 @@ class CaptureInfo:
     damage: DamageLog = dataclasses.field(default_factory=DamageLog)
     comments: dict[int, list[str]] = dataclasses.field(default_factory=dict)
     section_comments: list[str] = dataclasses.field(default_factory=list)
+    comments_left_out: int = 0  # beyond reader.MAX_COMMENTS
     sections: int = 0
     ip_fragments: int = 0
     non_ip_frames: int = 0
@@ -73,6 +74,7 @@ class CaptureInfo:
             "comments": [{"frame": no, "comment": text} for no in sorted(self.comments)
                          for text in self.comments[no]],
             "section_comments": list(self.section_comments),
+            "comments_left_out": self.comments_left_out,
             "damage": self.damage.to_list(),
             "bytes_unread": self.bytes_unread,
         }
@@ -128,6 +130,7 @@ class Capture:
         info.interfaces = rec.interfaces
         info.comments = rec.comments
         info.section_comments = rec.section_comments
+        info.comments_left_out = rec.comments_left_out
         info.sections = rec.sections
         info.ip_fragments = self.decoder.ip_fragments
         info.non_ip_frames = self.decoder.non_ip

@@ -8,8 +8,10 @@ counted, reported in ``capture.damage`` with its frame number, and skipped.
     PcapsleuthError                 base class; ``exit_code`` is what the CLI exits with
     ├── CaptureOpenError            the path cannot be read (missing, a directory, no permission) [3]
     │   └── (FileNotFoundError)     also raised as FileNotFoundError for the missing-file case
-    ├── NotACaptureError            readable, but not pcap/pcapng (or an empty file)               [4]
-    │   └── EmptyCaptureError       zero bytes                                                     [4]
+    ├── NotACaptureError            readable, but not pcap/pcapng, or no record readable: empty,   [4]
+    │   │                           or its file header is unusable (pcapng SHB version 2.0 ...)
+    │   ├── EmptyCaptureError       zero bytes                                                     [4]
+    │   └── TruncatedHeaderError    the file ends inside its own header: no record is readable     [4]
     ├── DecompressionError          compressed input that cannot be decompressed or is too large   [5]
     └── EngineError                 the tshark engine is unavailable or failed                     [6]
 
@@ -20,6 +22,7 @@ Exit codes of ``pcapsleuth``: 0 success, 1 ``--fail-on`` threshold reached, 2 us
 from __future__ import annotations
 
 import os
+import re
 
 __all__ = [
     "PcapsleuthError",
@@ -27,9 +30,30 @@ __all__ = [
     "CaptureNotFoundError",
     "NotACaptureError",
     "EmptyCaptureError",
+    "TruncatedHeaderError",
     "DecompressionError",
     "EngineError",
+    "printable",
 ]
+
+# C0 and C1 control characters and DEL (ANSI escape sequences start with ESC or CSI), and the
+# Unicode bidirectional overrides that reorder what a terminal shows ("Trojan Source").
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(m: re.Match[str]) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal and for one line of text: every control character (newlines,
+    ESC of ANSI sequences, NUL ...) and bidi override shown as a visible escape (``\\x1b``).
+
+    For strings a capture or a file name brings (pcapng comments, interface names, paths) on
+    their way to a terminal, a Markdown file or an error line.
+    """
+    return _UNPRINTABLE.sub(_visible, str(text))
 
 
 class PcapsleuthError(Exception):
@@ -45,8 +69,8 @@ class PcapsleuthError(Exception):
     def one_line(self) -> str:
         """The message the CLI prints: the file, then the problem."""
         if self.path is None:
-            return self.problem
-        return f"{self.path}: {self.problem}"
+            return printable(self.problem)
+        return printable(f"{self.path}: {self.problem}")
 
 
 class CaptureOpenError(PcapsleuthError, OSError):
@@ -67,6 +91,10 @@ class NotACaptureError(PcapsleuthError, ValueError):
 
 class EmptyCaptureError(NotACaptureError):
     """The input has no bytes at all."""
+
+
+class TruncatedHeaderError(NotACaptureError):
+    """The file ends inside the pcap global header or the first pcapng section header block."""
 
 
 class DecompressionError(PcapsleuthError, ValueError):

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import printable
 from .findings import SEVERITIES, Finding
 from .util import iso_ts
 
@@ -30,7 +31,7 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 def md_escape(text: object) -> str:
     """Escape text for inline Markdown (CommonMark/GFM): syntax characters with a backslash, HTML as
     entities, a leading ``#``, ``>``, ``-``, ``+`` or ``1.`` cannot start a block (text is one line)."""
-    s = str(text).replace("\r", " ").replace("\n", " ")
+    s = printable(str(text).replace("\r", " ").replace("\n", " "))  # ANSI escapes etc. as visible \\x1b
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), s)
     if re.match(r"[#+\-=]", s):
@@ -41,7 +42,7 @@ def md_escape(text: object) -> str:
 def code_span(text: object, table: bool = False) -> str:
     """``text`` as an inline code span whose fence is longer than any run of backticks inside
     (in a GFM table cell ``|`` is escaped too: it would end the cell even inside code)."""
-    s = str(text).replace("\r", " ").replace("\n", " ")
+    s = printable(str(text).replace("\r", " ").replace("\n", " "))
     if table:
         s = s.replace("|", "\\|")
     longest = max((len(m) for m in re.findall(r"`+", s)), default=0)

@@ -17,7 +17,8 @@ Formats
 * gzip, bzip2 and xz input, recognised by magic number, decompressed as a stream with a bound.
 
 Damage kinds (``DamageLog.kind``): ``truncated_record``, ``snaplen_cut``, ``caplen_over_snaplen``,
-``caplen_insane``, ``bad_block``, ``unknown_interface``, ``time_backwards``, ``truncated_file``,
+``caplen_insane``, ``bad_block``, ``unknown_interface``, ``too_many_interfaces``, ``time_backwards``,
+``time_out_of_range``, ``truncated_file``,
 plus the decoder's ``undecodable``, ``truncated_header`` and ``ip_len_exceeds_frame`` kinds.
 """
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 import bz2
 import contextlib
 import dataclasses
-import gzip
 import io
 import lzma
 import os
@@ -41,6 +41,8 @@ from .errors import (
     DecompressionError,
     EmptyCaptureError,
     NotACaptureError,
+    PcapsleuthError,
+    TruncatedHeaderError,
 )
 
 __all__ = [
@@ -64,6 +66,15 @@ MAX_BLOCK = 16 * 1024 * 1024 + 4096
 _CHUNK = 1 << 20
 #: Frames listed per damage kind; the count goes on beyond it.
 DAMAGE_FRAMES_KEPT = 200
+#: Timestamps are int64 nanoseconds downstream (numpy, pandas' datetime64[ns]): 1970 .. 2262. A
+#: pcap timestamp always fits; a pcapng one (64-bit ticks, if_tsresol, a signed if_tsoffset) may not.
+TS_MAX = (1 << 63) - 1
+#: pcapng comments kept (frame comments, and section comments, each); the rest are only counted.
+#: A comment is up to 64 KiB: a crafted file must not turn into gigabytes of strings.
+MAX_COMMENTS = 1000
+#: Interfaces kept across the file. Further IDBs are damage (``too_many_interfaces``) and the
+#: frames naming them ``unknown_interface``: each costs far more memory than its 20 bytes on disk.
+MAX_INTERFACES = 4096
 
 LINKTYPE_NAMES = {
     0: "NULL",
@@ -117,6 +128,8 @@ _BT_PB = 0x00000002  # obsolete Packet Block
 _BT_SPB = 0x00000003
 _BT_EPB = 0x00000006
 _BT_JOURNAL = 0x00000009  # systemd journal export: Wireshark numbers it as a frame
+#: The smallest length of each block type that holds its fixed fields (header and trailer included).
+_MIN_BLOCK = {_BT_SHB: 28, _BT_IDB: 20, _BT_PB: 32, _BT_SPB: 16, _BT_EPB: 32}
 
 
 @dataclasses.dataclass
@@ -206,26 +219,70 @@ def _record(buf: bytes, start: int, caplen: int, wirelen: int, no: int, ts: int,
     return no, ts, caplen, wirelen, iface, buf[start:start + caplen], direction
 
 
-class _BoundedStream(io.RawIOBase):
-    """Wraps a decompressor stream and stops it from expanding beyond a bound (gzip bombs)."""
+_COMPRESSED_MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+_IN_CHUNK = 64 * 1024
+#: Compressed bytes per decompressor call: a failing call is replayed byte by byte (gzip), and
+#: bzip2/xz lose at most the output of one call at the damage.
+_FEED = 8192
 
-    def __init__(self, inner: IO[bytes], path: str, limit: int, compressed_size: int | None) -> None:
-        self._inner = inner
+
+class _BoundedStream(io.RawIOBase):
+    """Decompresses gzip, bzip2 or xz as a stream, bounded: never more output per read than asked
+    for, never more in total than ``limit`` (a gzip bomb stops at the bound, having held about
+    one read's worth in memory).
+
+    The decompressor objects are driven directly (not GzipFile/BZ2File/LZMAFile) so that a
+    stream cut short or corrupt part way yields what could be decompressed before the damage,
+    then ends: ``error`` says what happened and the reader records it as damage. The file
+    objects raise instead, losing what they had decompressed but not yet returned. For gzip,
+    the decompressor's state is copied before each call; a call that fails is replayed byte by
+    byte from the copy, keeping every byte of output up to the damage (a bad CRC in the trailer
+    only fails the last byte). Concatenated members (``cat a.gz b.gz``) are read one after the
+    other, like ``gzip -d``.
+    """
+
+    def __init__(self, raw: IO[bytes], kind: str, path: str, limit: int) -> None:
+        self._raw = raw
+        self._kind = kind
         self._path = path
         self._limit = limit
-        self._compressed = compressed_size
+        self._dec: Any = self._new()
+        self._tail = b""  # zlib: compressed input given but not yet consumed (output was full)
+        self._pending = b""  # compressed input read; from _pos on not yet given
+        self._pos = 0
+        self._ready = b""  # output not yet returned (salvaged after an error)
+        self._done = False
         self.produced = 0
+        #: Why the stream ended before its end-of-stream marker (truncated or corrupt), or None.
+        self.error: str | None = None
+
+    def _new(self) -> Any:
+        if self._kind == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self._kind == "bzip2":
+            return bz2.BZ2Decompressor()
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        try:
-            data = self._inner.read(len(b))
-        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
-            raise _TruncatedCompressed(str(exc)) from exc
-        n = len(data)
-        b[:n] = data
+        want = len(b)
+        while not self._ready and not self._done and want:
+            try:
+                out = self._step(want)
+            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+                self._fail(exc)
+                break
+            if out is None:
+                self._done = True
+                break
+            self._ready = out
+        n = min(want, len(self._ready))
+        if not n:
+            return 0
+        b[:n] = self._ready[:n]
+        self._ready = self._ready[n:]
         self.produced += n
         if self.produced > self._limit:
             raise DecompressionError(
@@ -234,9 +291,71 @@ class _BoundedStream(io.RawIOBase):
             )
         return n
 
+    def _fail(self, exc: Exception) -> None:
+        self.error = f"corrupt {self._kind} data after {self.produced + len(self._ready):,} bytes ({exc})"
+        self._done = True
 
-class _TruncatedCompressed(Exception):
-    """The compressed stream ended early or is corrupt part way through."""
+    def _input(self) -> bytes | None:
+        """The next slice of compressed input; None at its end."""
+        if self._pos >= len(self._pending):
+            self._pending = self._raw.read(_IN_CHUNK)
+            self._pos = 0
+            if not self._pending:
+                return None
+        piece = self._pending[self._pos:self._pos + _FEED]
+        self._pos += _FEED
+        return piece
+
+    def _step(self, want: int) -> bytes | None:
+        """Up to ``want`` bytes of output (possibly none yet); None at the end of the input."""
+        dec = self._dec
+        if dec.eof:
+            rest = dec.unused_data
+            magic = _COMPRESSED_MAGIC[self._kind]
+            while len(rest) < len(magic):
+                more = self._input()
+                if more is None:
+                    break
+                rest += more
+            if not rest.startswith(magic):
+                return None  # the end, or padding after the last member: ignored, as gzip -d does
+            self._dec = dec = self._new()
+            self._tail = b""
+            feed = rest
+        elif self._kind == "gzip" and self._tail:
+            feed = b""
+        elif self._kind == "gzip" or dec.needs_input:
+            more = self._input()
+            if more is None:
+                self.error = f"{self._kind} stream ends early, after {self.produced:,} bytes (cut short?)"
+                return None
+            feed = more
+        else:
+            feed = b""
+        if self._kind != "gzip":
+            return bytes(dec.decompress(feed, want))
+        data = self._tail + feed
+        saved = dec.copy()
+        try:
+            out: bytes = dec.decompress(data, want)
+        except zlib.error:
+            return self._salvage(saved, data)
+        self._tail = dec.unconsumed_tail
+        return out
+
+    def _salvage(self, dec: Any, data: bytes) -> bytes:
+        """Replay a failed zlib call byte by byte: the output before the damage, then the end."""
+        out = []
+        for i in range(len(data)):
+            try:
+                out.append(dec.decompress(data[i:i + 1]))
+            except zlib.error as exc:
+                self._ready = b"".join(out)
+                self._fail(exc)
+                break
+        else:  # (cannot happen: the same bytes failed as a whole)
+            self._fail(ValueError("inconsistent decompressor"))
+        return b"".join(out)
 
 
 def _open_path(source: Source) -> tuple[BinaryIO, str, int | None]:
@@ -302,28 +421,24 @@ class CaptureSource:
             self.close()
             raise EmptyCaptureError(self.path, "empty file (0 bytes), not a capture")
         stream: BinaryIO = raw
-        inner: Any = None  # GzipFile, BZ2File or LZMAFile
-        if head[:2] == b"\x1f\x8b":
-            self.compression, inner = "gzip", gzip.GzipFile(fileobj=raw, mode="rb")
-        elif head[:3] == b"BZh":
-            self.compression, inner = "bzip2", bz2.BZ2File(raw, mode="rb")
-        elif head[:6] == b"\xfd7zXZ\x00":
-            self.compression, inner = "xz", lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115 - kept open
-        elif head[:4] == b"\x28\xb5\x2f\xfd":
+        for kind, magic in _COMPRESSED_MAGIC.items():
+            if head.startswith(magic):
+                self.compression = kind
+        if head[:4] == b"\x28\xb5\x2f\xfd":
             self.close()
             raise NotACaptureError(self.path, "zstd-compressed; decompress it first (zstd -d)")
-        if inner is not None:
-            self._bounded = _BoundedStream(inner, self.path, max_decompressed, self.size)
+        if self.compression is not None:
+            self._bounded = _BoundedStream(raw, self.compression, self.path, max_decompressed)
             stream = io.BufferedReader(self._bounded, buffer_size=_CHUNK)
         self._stream = stream
         try:
             magic = self._read_exact_or_less(4)
-        except _TruncatedCompressed as exc:
-            self.close()
-            raise DecompressionError(self.path, f"corrupt {self.compression} data ({exc})") from None
         except DecompressionError:  # the bound was hit while reading the magic (a bomb)
             self.close()
             raise
+        if len(magic) < 4 and self._bounded is not None and self._bounded.error:
+            self.close()
+            raise DecompressionError(self.path, self._bounded.error)
         if magic == _PCAPNG_SHB:
             self.format = "pcapng"
         elif magic in _PCAP_MAGICS:
@@ -332,7 +447,49 @@ class CaptureSource:
             self.close()
             what = f" after {self.compression} decompression" if self.compression else ""
             raise NotACaptureError(self.path, f"not a pcap or pcapng capture{what} (magic {magic.hex() or 'none'})")
-        self._magic = magic
+        try:
+            #: The bytes read so far: the magic and the file's own header (the pcap global header,
+            #: or the whole first pcapng section header block). Record reading starts with them.
+            self._magic = magic + self._file_header(magic)
+        except TruncatedHeaderError:
+            self.close()
+            if self._bounded is not None and self._bounded.error:
+                raise DecompressionError(self.path, self._bounded.error) from None
+            raise
+        except PcapsleuthError:
+            self.close()
+            raise
+
+    def _file_header(self, magic: bytes) -> bytes:
+        """Read and check the rest of the file header; raise :class:`TruncatedHeaderError` when
+        nothing of the capture could be read: the file ends inside its header, or the header
+        cannot describe any readable record (a damaged frame later on is damage, not an error)."""
+        if self.format == "pcap":
+            rest = self._stream.read(20)
+            if len(rest) < 20:
+                raise TruncatedHeaderError(self.path, f"pcap global header cut short ({4 + len(rest)} of 24 bytes)")
+            return rest
+        head = self._stream.read(8)
+        if len(head) < 8:
+            raise TruncatedHeaderError(self.path, f"pcapng section header cut short ({4 + len(head)} of 28+ bytes)")
+        bom = head[4:8]
+        if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+            raise NotACaptureError(self.path, f"pcapng section header with unknown byte-order magic {bom.hex()}")
+        order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+        (blen,) = struct.unpack(order + "I", head[:4])
+        if blen < 28 or blen % 4 or blen > MAX_BLOCK:
+            raise NotACaptureError(self.path, f"pcapng section header has impossible length {blen}")
+        body = self._stream.read(blen - 12)
+        if len(body) < blen - 12:
+            raise TruncatedHeaderError(self.path, f"pcapng section header cut short ({12 + len(body)} of {blen} bytes)")
+        major, minor = struct.unpack_from(order + "HH", body, 0)
+        if major != 1:
+            raise NotACaptureError(self.path, f"pcapng section header version {major}.{minor} is not supported "
+                                              "(only 1.x exists)")
+        (trailer,) = struct.unpack_from(order + "I", body, blen - 16)
+        if trailer != blen:
+            raise NotACaptureError(self.path, f"pcapng section header: trailing length {trailer} differs from {blen}")
+        return head + body
 
     @staticmethod
     def _peek(raw: BinaryIO, n: int) -> bytes:
@@ -390,6 +547,8 @@ class RecordReader:
         self.interfaces: list[Interface] = []
         self.comments: dict[int, list[str]] = {}  # frame number -> opt_comment values
         self.section_comments: list[str] = []
+        self.comments_left_out = 0  # beyond MAX_COMMENTS
+        self._n_comments = 0
         self.sections = 0
         self.frames = 0
         self.bytes_unread = 0
@@ -412,11 +571,7 @@ class RecordReader:
         want = max(need - avail, _CHUNK)
         got = avail
         while got < need or not parts[1:]:
-            try:
-                chunk = self.src._stream.read(want)
-            except _TruncatedCompressed as exc:
-                self.damage.add("truncated_file", self.frames + 1, f"{self.src.compression} stream ends early: {exc}")
-                chunk = b""
+            chunk = self.src._stream.read(want)
             if not chunk:
                 self._eof = True
                 break
@@ -523,6 +678,7 @@ class RecordReader:
             self.frames = no
             iface.frames = no
             self.last_ts = last_ts if last_ts >= 0 else None
+            self._stream_end(no)
 
     def _rest_size(self) -> int:
         if self.src.size is None or self.src.compression:
@@ -616,10 +772,16 @@ class RecordReader:
                     body = pos + 8
                     end = pos + blen - 4
                     self._pos = pos + blen
+                    if blen < _MIN_BLOCK.get(btype, 12):
+                        # Framing is intact (both lengths agree) but the block cannot hold its own
+                        # fixed fields: reading them would run into the next block, or past the data.
+                        damage.add("bad_block", no + 1, f"block type 0x{btype:08x} too short for its fields "
+                                                        f"({blen} bytes)")
+                        if btype == _BT_SHB:
+                            self.bytes_unread = self._remaining()
+                            break
+                        continue
                     if btype == _BT_EPB:
-                        if blen < 32:
-                            damage.add("bad_block", no + 1, "enhanced packet block too short")
-                            continue
                         ifid, ts_hi, ts_lo, caplen, wirelen = st.epb(buf, body)
                         data_start = body + 20
                         opt_start = data_start + ((caplen + 3) & ~3)
@@ -634,7 +796,8 @@ class RecordReader:
                         if ifid >= len(local_ifaces):
                             damage.add("unknown_interface", no,
                                        f"packet names interface {ifid}, which the section never described")
-                            yield handler(buf, data_start, caplen, wirelen, no, (ts_hi << 32 | ts_lo) * 1000, -1,
+                            yield handler(buf, data_start, caplen, wirelen, no,
+                                          self._ts_in_range((ts_hi << 32 | ts_lo) * 1000, no), -1,
                                           direction, -1)
                             continue
                         iface = local_ifaces[ifid]
@@ -672,7 +835,8 @@ class RecordReader:
                         if ifid >= len(local_ifaces):
                             damage.add("unknown_interface", no,
                                        f"packet names interface {ifid}, which the section never described")
-                            yield handler(buf, data_start, caplen, wirelen, no, (ts_hi << 32 | ts_lo) * 1000, -1,
+                            yield handler(buf, data_start, caplen, wirelen, no,
+                                          self._ts_in_range((ts_hi << 32 | ts_lo) * 1000, no), -1,
                                           direction, -1)
                             continue
                         iface = local_ifaces[ifid]
@@ -697,6 +861,10 @@ class RecordReader:
                         continue
                     elif btype == _BT_IDB:
                         linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
+                        if len(self.interfaces) >= MAX_INTERFACES:
+                            damage.add("too_many_interfaces", no + 1,
+                                       f"more than {MAX_INTERFACES:,} interface descriptions; the rest are ignored")
+                            continue
                         iface = Interface(len(self.interfaces), linktype, snaplen, (1000, 1), section=max(section, 0))
                         self._idb_options(order, body + 8, end, iface)
                         local_ifaces.append(iface)
@@ -708,6 +876,8 @@ class RecordReader:
                         continue
                     else:
                         continue  # NRB, ISB, DSB, custom blocks: not frames
+                if not 0 <= ts <= TS_MAX:
+                    ts = self._ts_in_range(ts, no)
                 if ts < last_ts:
                     damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
                     if self.first_ts is None or ts < self.first_ts:
@@ -726,6 +896,20 @@ class RecordReader:
         finally:
             self.frames = no
             self.last_ts = last_ts if last_ts >= 0 else None
+            self._stream_end(no)
+
+    def _stream_end(self, no: int) -> None:
+        """A compressed stream that ended early or corrupt: damage at the frame after the last one read."""
+        bounded = self.src._bounded
+        if self._eof and bounded is not None and bounded.error:
+            self.damage.add("truncated_file", no + 1, bounded.error)
+
+    def _ts_in_range(self, ts: int, no: int) -> int:
+        """``ts`` clamped to 1970 .. 2262 (int64 nanoseconds), recorded as damage when it was not."""
+        if 0 <= ts <= TS_MAX:
+            return ts
+        self.damage.add("time_out_of_range", no, "timestamp before 1970 or after 2262; clamped to that range")
+        return 0 if ts < 0 else TS_MAX
 
     def _consumed(self) -> int:
         try:
@@ -750,10 +934,16 @@ class RecordReader:
         direction = 0
         for code, value in self._options(order, start, end):
             if code == 1:
-                self.comments.setdefault(no, []).append(value.decode("utf-8", "replace"))
+                if self._n_comments < MAX_COMMENTS:
+                    self._n_comments += 1
+                    self.comments.setdefault(no, []).append(value.decode("utf-8", "replace"))
+                else:
+                    self.comments_left_out += 1
             elif code == 2 and len(value) >= 4:
                 (flags,) = struct.unpack(order + "I", value[:4])
-                direction = flags & 0x3
+                # Bits 0-1: 00 unknown, 01 inbound, 10 outbound; 11 is not a valid value (pcapng
+                # spec, epb_flags) and is read as unknown.
+                direction = flags & 0x3 if flags & 0x3 != 0x3 else 0
         return direction
 
     def _shb_options(self, order: str, start: int, end: int) -> None:
@@ -761,7 +951,10 @@ class RecordReader:
         for code, value in self._options(order, start, end):
             text = value.decode("utf-8", "replace")
             if code == 1:
-                self.section_comments.append(text)
+                if len(self.section_comments) < MAX_COMMENTS:
+                    self.section_comments.append(text)
+                else:
+                    self.comments_left_out += 1
             elif code in names:
                 self.shb_info.setdefault(names[code], text)
 

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from .capture import CaptureInfo
+from .errors import printable
 from .util import iso_ts
 
 if TYPE_CHECKING:
@@ -71,4 +72,6 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
             for key, at in sorted(last_line.items(), key=lambda kv: -kv[1]):
                 if hidden[key]:
                     lines.insert(at, f"  {key[0].upper():7} {key[1]:32} ... and {hidden[key]:,} more like this")
-    return "\n".join(lines) + "\n"
+    # Interface names, descriptions and the path come from the capture and its file name: no
+    # control character (an ANSI escape sequence, a carriage return) reaches the terminal raw.
+    return "\n".join(printable(line) for line in lines) + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import random
 import struct
@@ -23,6 +24,7 @@ from conftest import zeek_trace  # noqa: E402
 
 from pcapsleuth.capture import Capture  # noqa: E402
 from pcapsleuth.cli import main  # noqa: E402
+from pcapsleuth.errors import TruncatedHeaderError  # noqa: E402
 
 
 def _read(data: bytes) -> tuple[list[int], Capture]:
@@ -55,14 +57,17 @@ def _pcapng_frame_ends(data: bytes) -> list[int]:
 
 
 def _check_cut(data: bytes, ends: list[int], cut: int) -> None:
-    """A pcap cut at ``cut``: the complete records are yielded, the cut one is reported by number."""
+    """A pcap cut at ``cut``: the complete records are yielded, the cut one is reported by number;
+    cut inside the global header, nothing is readable: an error (exit 4), not an empty analysis."""
+    if cut < 24:
+        with pytest.raises(TruncatedHeaderError, match=f"pcap global header cut short \\({cut} of 24 bytes\\)"):
+            _read(data[:cut])
+        return
     nos, cap = _read(data[:cut])
     complete = sum(1 for e in ends if e <= cut)
     assert nos == list(range(1, complete + 1)), f"cut at {cut}"
     damage = {d["kind"]: d["frames"] for d in cap.info.damage.to_list()}
-    if cut < 24:
-        assert damage.get("truncated_file") == [1], f"cut at {cut}: {damage}"
-    elif cut != 24 and cut not in ends:
+    if cut != 24 and cut not in ends:
         assert damage.get("truncated_record") == [complete + 1], f"cut at {cut}: {damage}"
     else:
         assert "truncated_record" not in damage and "truncated_file" not in damage, f"cut at {cut}: {damage}"
@@ -89,7 +94,12 @@ def test_pcapng_cut_at_every_byte(small_pcapng: bytes) -> None:
     assert small_pcapng[:4] == b"\x0a\x0d\x0d\x0a" and len(small_pcapng) < 12000
     ends = _pcapng_frame_ends(small_pcapng)
     first_frame_block = ends[0]
+    shb_len = struct.unpack_from("<I", small_pcapng, 4)[0]
     for cut in range(4, len(small_pcapng) + 1):
+        if cut < shb_len:
+            with pytest.raises(TruncatedHeaderError, match="pcapng section header cut short"):
+                _read(small_pcapng[:cut])
+            continue
         nos, cap = _read(small_pcapng[:cut])
         complete = sum(1 for e in ends if e <= cut)
         assert nos == list(range(1, complete + 1)), f"cut at {cut}"
@@ -160,6 +170,26 @@ def test_pcapng_unknown_shb_version() -> None:
     assert {d["kind"]: d["frames"] for d in cap.info.damage.to_list()}["bad_block"] == [2]
 
 
+def test_pcapng_interfaces_and_comments_are_bounded() -> None:
+    """A crafted file of thousands of interface descriptions and comments: a bounded number is
+    kept (reader.MAX_INTERFACES, MAX_COMMENTS), the rest counted; the frames are all read."""
+    from pcapsleuth.reader import MAX_COMMENTS, MAX_INTERFACES
+
+    frame = b.eth(b.ip4(b.tcp()))
+    idbs = b"".join(b.idb(options=[(2, b"if%d" % i)]) for i in range(MAX_INTERFACES + 50))
+    epbs = b"".join(b.epb("<", 0, 5 + i, frame, options=[(1, b"comment %d" % i)]) for i in range(MAX_COMMENTS + 7))
+    late = b.epb("<", MAX_INTERFACES + 10, 10_000, frame)
+    nos, cap = _read(b.shb() + idbs + epbs + late)
+    assert nos == list(range(1, MAX_COMMENTS + 9))
+    info = cap.info
+    assert len(info.interfaces) == MAX_INTERFACES
+    assert sum(len(v) for v in info.comments.values()) == MAX_COMMENTS and info.comments_left_out == 7
+    assert info.to_dict()["comments_left_out"] == 7
+    damage = {d["kind"]: d for d in info.damage.to_list()}
+    assert damage["too_many_interfaces"]["count"] == 50 and damage["too_many_interfaces"]["frames"][0] == 1
+    assert damage["unknown_interface"]["frames"] == [MAX_COMMENTS + 8]
+
+
 def test_timestamps_going_backwards() -> None:
     frame = b.eth(b.ip4(b.tcp()))
     data = b.pcap([(5_000_000_000, frame), (3_000_000_000, frame), (6_000_000_000, frame)])
@@ -187,28 +217,6 @@ def test_cli_missing_file(tmp_path: Path) -> None:
     _one_line_error(err, path)
 
 
-def test_cli_directory(tmp_path: Path) -> None:
-    code, _, err = _cli(str(tmp_path))
-    assert code == 3
-    _one_line_error(err, str(tmp_path))
-
-
-def test_cli_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "empty.pcap"
-    path.write_bytes(b"")
-    code, _, err = _cli(str(path))
-    assert code == 4
-    _one_line_error(err, str(path))
-
-
-def test_cli_text_file(tmp_path: Path) -> None:
-    path = tmp_path / "notes.pcap"
-    path.write_text("this is not a capture\n")
-    code, _, err = _cli(str(path))
-    assert code == 4
-    _one_line_error(err, str(path))
-
-
 def test_cli_no_permission(tmp_path: Path, small_pcap: bytes) -> None:
     path = tmp_path / "secret.pcap"
     path.write_bytes(small_pcap)
@@ -225,32 +233,6 @@ def test_cli_no_permission(tmp_path: Path, small_pcap: bytes) -> None:
         _one_line_error(err, str(path))
 
 
-def test_cli_fifo_refused_without_hanging(tmp_path: Path) -> None:
-    """A FIFO with no writer blocks open() forever: the CLI refuses non-regular files instead."""
-    path = tmp_path / "capture.fifo"
-    os.mkfifo(path)
-    result: list[tuple[int, str, str]] = []
-    worker = threading.Thread(target=lambda: result.append(_cli(str(path))), daemon=True)
-    worker.start()
-    worker.join(timeout=10)
-    if worker.is_alive():  # unblock the thread before failing
-        with open(path, "wb"):
-            pass
-        pytest.fail("the CLI hung on a FIFO")
-    code, _, err = result[0]
-    assert code == 3
-    _one_line_error(err, str(path))
-    assert "FIFO" in err
-
-
-def test_cli_gzip_bomb(tmp_path: Path, small_pcap: bytes) -> None:
-    path = tmp_path / "bomb.pcap.gz"
-    path.write_bytes(gzip.compress(small_pcap + b"\0" * 5_000_000))
-    code, _, err = _cli(str(path), "--max-decompressed", "1000000")
-    assert code == 5
-    _one_line_error(err, str(path))
-
-
 def test_cli_corrupt_gzip(tmp_path: Path, small_pcap: bytes) -> None:
     path = tmp_path / "bad.pcap.gz"
     blob = bytearray(gzip.compress(small_pcap))
@@ -259,3 +241,191 @@ def test_cli_corrupt_gzip(tmp_path: Path, small_pcap: bytes) -> None:
     code, _, err = _cli(str(path))
     assert code in (0, 5), err  # 0 with truncation damage if the header survived, 5 if not
     assert "Traceback" not in err
+
+
+def test_cli_corrupt_gzip_keeps_what_decompressed(tmp_path: Path) -> None:
+    """Corruption in the middle of a gzip stream: every frame decompressed intact before it is
+    analyzed exactly as in the undamaged capture, and the damage is listed."""
+    import zlib
+
+    from pcapsleuth.capture import read_packets
+
+    data = b.pcap([(1_000_000_000 + i * 1000, b.eth(b.ip4(b.tcp(seq=i, payload=bytes(200))))) for i in range(40)])
+    blob = bytearray(gzip.compress(data, mtime=0))
+    blob[len(blob) // 2:len(blob) // 2 + 16] = b"\xff" * 16
+    path = tmp_path / "corrupt.pcap.gz"
+    path.write_bytes(bytes(blob))
+    # The oracle: what zlib gives byte by byte up to the damage, and where it first differs.
+    dec, salvaged = zlib.decompressobj(31), b""
+    with pytest.raises(zlib.error):
+        for i in range(len(blob)):
+            salvaged += dec.decompress(bytes(blob[i:i + 1]))
+    first_bad = next(i for i, (x, y) in enumerate(zip(salvaged, data, strict=False)) if x != y)
+    intact = sum(1 for e in _pcap_record_ends(data) if e <= first_bad)
+    assert 0 < intact < 40
+    code, out, err = _cli("--json", "-", str(path))
+    assert code == 0 and err == "", err
+    cap = json.loads(out)["capture"]
+    assert cap["frames"] >= intact and cap["damage"]
+    got, _ = read_packets(path)
+    want, _ = read_packets(data)
+    assert got[:intact] == want[:intact]
+
+
+# -- the malformed-capture set (tests/malformed/, table in its README) ------------------------------
+MALFORMED = Path(__file__).resolve().parent / "malformed"
+sys.path.insert(0, str(MALFORMED))
+import make_malformed as mm  # noqa: E402
+
+
+def test_malformed_set_is_up_to_date() -> None:
+    """The committed files and README table are exactly what make_malformed.py builds."""
+    for name, data in mm.outputs().items():
+        path = MALFORMED / name
+        assert path.exists() and path.read_bytes() == data, f"{name}: run python3 tests/malformed/make_malformed.py"
+        if name != "README.md":
+            assert len(data) < 16_000, f"{name}: keep the malformed files small"
+
+
+def _materialize(case: mm.Case, tmp_path: Path) -> Path:
+    """The file to analyze: the committed one, or the directory / FIFO / empty file made here."""
+    if case.build is not None:
+        return MALFORMED / case.name
+    path = tmp_path / case.name
+    if "directory" in case.name:
+        path.mkdir()
+    elif "fifo" in case.name:
+        os.mkfifo(path)
+    else:
+        path.write_bytes(b"")
+    return path
+
+
+def _cli_guarded(path: Path, args: tuple[str, ...]) -> tuple[int, str, str]:
+    """The CLI in a thread: a FIFO without a writer would block open() forever, so a hang fails
+    the test instead of freezing the suite."""
+    result: list[tuple[int, str, str]] = []
+    worker = threading.Thread(target=lambda: result.append(_cli("--json", "-", *args, str(path))), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    if worker.is_alive():
+        if path.is_fifo():
+            with open(path, "wb"):  # unblock the thread before failing
+                pass
+        pytest.fail(f"the CLI hung on {path.name}")
+    return result[0]
+
+
+@pytest.mark.parametrize("case", mm.CASES, ids=[c.name for c in mm.CASES])
+def test_malformed_capture(case: mm.Case, tmp_path: Path) -> None:
+    path = _materialize(case, tmp_path)
+    code, out, err = _cli_guarded(path, case.args)
+    assert code == case.exit, (code, err)
+    if case.exit:
+        assert out == ""
+        assert err.count("\n") == 1 and err.endswith("\n"), err
+        assert err.startswith(f"pcapsleuth: {path}: "), err  # names the file first
+        assert case.error is not None and case.error in err, err
+        assert "Traceback" not in err
+        return
+    assert err == "", err
+    cap = json.loads(out)["capture"]
+    assert cap["frames"] == case.frames
+    assert {d["kind"]: d["frames"] for d in cap["damage"]} == case.damage_frames
+
+
+def test_malformed_partial_analyses_keep_every_frame_read() -> None:
+    """A partial analysis gives the same packets as the undamaged capture up to the damage."""
+    from pcapsleuth.capture import read_packets
+
+    for case in mm.CASES:
+        if case.exit or case.build is None or not case.name.startswith("truncated-record"):
+            continue
+        damaged, _ = read_packets(MALFORMED / case.name)
+        whole, _ = read_packets(mm.SAMPLES / mm.REFUSED)
+        assert case.frames is not None and damaged == whole[:case.frames]
+
+
+@pytest.mark.parametrize("name,code", [
+    ("truncated-global-header.pcap", 4), ("gzip-bomb.pcap.gz", 5), ("a-directory.pcap", 3),
+    ("a-fifo.pcap", 3), ("tcp-offset-past-packet.pcap", 0), ("pcapng-block-length-huge.pcapng", 0),
+])
+def test_malformed_in_a_real_process(name: str, code: int, tmp_path: Path) -> None:
+    """The installed entry point on a separate interpreter: exit code, one line on stderr, and no
+    traceback anywhere - including interpreter-level output the in-process runs cannot see."""
+    import subprocess
+
+    case = next(c for c in mm.CASES if c.name == name)
+    path = _materialize(case, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "pcapsleuth", "analyze", "--no-html", *case.args, str(path)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONWARNINGS": "error", "PYTHONPATH": str(MALFORMED.parent.parent)})
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    if code:
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"pcapsleuth: {path}: "), proc.stderr
+        assert proc.stdout == ""
+    else:
+        # the terminal summary lists the damage with its frame numbers
+        assert proc.stderr == ""
+        for kind, frames in case.damage_frames.items():
+            assert f"damage     {kind}: {len(frames)} (frames {', '.join(map(str, frames))})" in proc.stdout
+
+
+def test_gzip_bomb_is_bounded_without_expanding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound holds as a stream: decompression stops within one read (1 MiB) of the limit, and
+    memory stays far below what the bomb expands to."""
+    import tracemalloc
+
+    from pcapsleuth import reader
+    from pcapsleuth.errors import DecompressionError
+
+    streams: list[reader._BoundedStream] = []
+
+    class Recorded(reader._BoundedStream):
+        def __init__(self, *args: object, **kw: object) -> None:
+            super().__init__(*args, **kw)  # type: ignore[arg-type]
+            streams.append(self)
+
+    monkeypatch.setattr(reader, "_BoundedStream", Recorded)
+    bomb = MALFORMED / "gzip-bomb.pcap.gz"
+    expanded = len(gzip.decompress(bomb.read_bytes()))
+    assert expanded > 800 * bomb.stat().st_size  # it is a bomb
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecompressionError, match="more than 1,000,000 bytes"), \
+                Capture(bomb, max_decompressed=1_000_000) as cap:
+            for _ in cap:
+                pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(streams) == 1
+    assert 1_000_000 < streams[0].produced <= 1_000_000 + (1 << 20)
+    assert peak < expanded // 2, f"peak {peak:,} bytes while the bomb expands to {expanded:,}"
+
+
+def test_compressed_members_padding_and_cuts() -> None:
+    """gzip members concatenated (`cat a.gz b.gz`) read as one capture; zero padding after the
+    last member is ignored; bzip2 and xz cut short keep the frames before the cut."""
+    import bz2
+    import lzma
+
+    # 400 frames of 1,000 incompressible bytes: bzip2 -1 makes 100 kB blocks, so a cut loses one
+    # block, not the whole file (a bzip2 block decompresses all at once or not at all).
+    rng = random.Random(7)
+    data = b.pcap([(1_000_000_000 + i * 1000, b.eth(b.ip4(b.tcp(seq=i, payload=rng.randbytes(1000)))))
+                   for i in range(400)])
+    ends = _pcap_record_ends(data)
+    half = ends[199]
+    two = gzip.compress(data[:half], mtime=0) + gzip.compress(data[half:], mtime=0) + bytes(512)
+    nos, cap = _read(two)
+    assert nos == list(range(1, 401)) and not cap.info.damage and cap.info.compression == "gzip"
+    for name, packed in (("bzip2", bz2.compress(data, 1)), ("xz", lzma.compress(data))):
+        cut = packed[: len(packed) * 3 // 4]
+        nos, cap = _read(cut)
+        damage = {d["kind"]: d for d in cap.info.damage.to_list()}
+        assert cap.info.compression == name
+        assert 100 < len(nos) < 400 and nos == list(range(1, len(nos) + 1)), name
+        assert damage["truncated_file"]["frames"] == [len(nos) + 1], (name, damage)
+        assert f"{name} stream ends early" in str(damage["truncated_file"]["detail"])
