@@ -33,6 +33,7 @@ from .errors import (
     EngineError,
     NotACaptureError,
     PcapsleuthError,
+    TruncatedHeaderError,
 )
 from .findings import Finding
 from .packet import Packet
@@ -61,6 +62,7 @@ __all__ = [
     "CaptureNotFoundError",
     "NotACaptureError",
     "EmptyCaptureError",
+    "TruncatedHeaderError",
     "DecompressionError",
     "EngineError",
 ]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ._version import __version__
-from .errors import PcapsleuthError
+from .errors import PcapsleuthError, printable
 from .findings import SEVERITIES
 
 __all__ = ["main"]
@@ -39,7 +39,7 @@ EXIT_INTERNAL = 7
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"pcapsleuth: error: {message}", file=sys.stderr)
+        print(f"pcapsleuth: error: {printable(message)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
         where = getattr(args, "captures", None) or [getattr(args, "capture", "?")]
-        print(f"pcapsleuth: {where[0]}: internal error: {type(exc).__name__}: {exc} "
+        print(f"pcapsleuth: {printable(where[0])}: internal error: {type(exc).__name__}: {printable(exc)} "
               "(please report it with the capture)", file=err)
         if os.environ.get("PCAPSLEUTH_DEBUG"):
             raise
@@ -185,7 +185,7 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         _outputs(args)
     except _UsageError as exc:
-        print(f"pcapsleuth: error: {exc}", file=err)
+        print(f"pcapsleuth: error: {printable(exc)}", file=err)
         return EXIT_USAGE
     stdout_taken = "-" in (args.json, args.markdown)
     html_default = not args.no_html and args.html is None and not stdout_taken
@@ -218,9 +218,9 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if not stdout_taken and args.html != "-":
                 out.write(summary_text(result))
                 if report is not None:
-                    out.write(f"report: {report}\n")
+                    out.write(f"report: {printable(report)}\n")
             elif report is not None and report != "-":
-                print(f"pcapsleuth: report: {report}", file=err)
+                print(f"pcapsleuth: report: {printable(report)}", file=err)
         if args.fail_on and severity_at_least(result.findings, args.fail_on):
             failed = True
     return EXIT_FAIL_ON if failed else EXIT_OK
@@ -260,7 +260,7 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             problem = problem or f"{opt} {value}: directory {os.path.dirname(os.path.abspath(value))} does not exist"
         dests[opt] = value
     if problem:
-        print(f"pcapsleuth: error: {problem}", file=err)
+        print(f"pcapsleuth: error: {printable(problem)}", file=err)
         return EXIT_USAGE
     v = analyze_vantage_points(caps, names, engine=args.engine, verify_checksums=not args.no_checksums,
                                max_decompressed=args.max_decompressed)
@@ -275,16 +275,16 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             html = render_html(first.result, first.source, None if report == "-" else report, args.template_dir,
                                vantage=v)
         except jinja2.TemplateError as exc:
-            print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
+            print(f"pcapsleuth: {printable(args.template_dir or 'built-in templates')}: template error: "
                   f"{type(exc).__name__}: {exc}", file=err)
             return EXIT_USAGE
         except OSError as exc:
             what = exc.strerror or str(exc)
             if args.html is not None:
-                print(f"pcapsleuth: {report}: cannot write the report: {what}", file=err)
+                print(f"pcapsleuth: {printable(report)}: cannot write the report: {what}", file=err)
                 return EXIT_USAGE
-            print(f"pcapsleuth: warning: {report}: cannot write the report: {what} (choose a place with --html "
-                  "PATH, or --no-html)", file=err)
+            print(f"pcapsleuth: warning: {printable(report)}: cannot write the report: {what} "
+                  "(choose a place with --html PATH, or --no-html)", file=err)
             report = None
         else:
             if report == "-":
@@ -294,15 +294,15 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             write_text(v.markdown_text(None if report == "-" else report), dest, out)
         except OSError as exc:
-            print(f"pcapsleuth: {dest}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
+            print(f"pcapsleuth: {printable(dest)}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
             return EXIT_USAGE
     if not args.quiet:
         if not stdout_taken and args.html != "-":
             out.write(v.summary_text())
             if report is not None:
-                out.write(f"report: {report}\n")
+                out.write(f"report: {printable(report)}\n")
         elif report is not None and report != "-":
-            print(f"pcapsleuth: report: {report}", file=err)
+            print(f"pcapsleuth: report: {printable(report)}", file=err)
     if args.fail_on and severity_at_least([f for _, f in v.all_findings()], args.fail_on):
         return EXIT_FAIL_ON
     return EXIT_OK
@@ -322,16 +322,16 @@ def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace
     try:
         html = html_report(result, capture, dest, args.template_dir)
     except jinja2.TemplateError as exc:
-        print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
+        print(f"pcapsleuth: {printable(args.template_dir or 'built-in templates')}: template error: "
               f"{type(exc).__name__}: {exc}", file=err)
         return EXIT_USAGE
     except OSError as exc:
         what = exc.strerror or str(exc)
         if explicit:
-            print(f"pcapsleuth: {dest}: cannot write the report: {what}", file=err)
+            print(f"pcapsleuth: {printable(dest)}: cannot write the report: {what}", file=err)
             return EXIT_USAGE
-        print(f"pcapsleuth: warning: {dest}: cannot write the report: {what} (choose a place with --html PATH, "
-              "or --no-html)", file=err)
+        print(f"pcapsleuth: warning: {printable(dest)}: cannot write the report: {what} "
+              "(choose a place with --html PATH, or --no-html)", file=err)
         return _SKIPPED
     if dest == "-":
         out.write(html)
@@ -347,11 +347,11 @@ def _write_markdown(result: Any, dest: str, report: str | None, args: argparse.N
     try:
         write_text(markdown_summary(result, report, template_dir=args.template_dir), dest, out)
     except jinja2.TemplateError as exc:
-        print(f"pcapsleuth: {args.template_dir or 'built-in templates'}: template error: "
+        print(f"pcapsleuth: {printable(args.template_dir or 'built-in templates')}: template error: "
               f"{type(exc).__name__}: {exc}", file=err)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"pcapsleuth: {dest}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
+        print(f"pcapsleuth: {printable(dest)}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
         return EXIT_USAGE
     return EXIT_OK
 

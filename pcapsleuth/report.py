@@ -744,7 +744,7 @@ def _context(result: AnalysisResult, source_path: str, env: jinja2.Environment, 
     by_sev = Counter(f.severity for f in b.findings)
     return {
         "version": __version__,
-        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "generated": _generated_at().strftime("%Y-%m-%d %H:%M:%S UTC"),
         "csp": csp,
         "style": Markup(style),
         "script": Markup(script),
@@ -765,6 +765,18 @@ def _context(result: AnalysisResult, source_path: str, env: jinja2.Environment, 
         "rerun": "pcapsleuth analyze " + shlex.quote(source_path),
         "vantage": None,
     }
+
+
+def _generated_at() -> _dt.datetime:
+    """When the report was made: now, or ``$SOURCE_DATE_EPOCH`` (reproducible builds' convention)
+    so that the same capture gives a byte-identical report."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        try:
+            return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    return _dt.datetime.now(_dt.timezone.utc)
 
 
 def render_html(result: AnalysisResult, source_path: str | os.PathLike[str] | None = None,

@@ -33,6 +33,8 @@ def iso_ts(ts_ns: int | None) -> str | None:
     """Integer nanoseconds to an ISO 8601 UTC string with nanosecond digits (``...T12:00:00.000000001Z``)."""
     if ts_ns is None:
         return None
+    # Beyond what datetime64[ns] holds (1677..2262) a timestamp is damage: clamp, as the reader does.
+    ts_ns = min(max(ts_ns, -(2**63) + 1), 2**63 - 1)
     sec, frac = divmod(ts_ns, 1_000_000_000)
     base = _ISO_SECONDS.get(sec)
     if base is None:

@@ -118,7 +118,8 @@ def ip6(l4: dpkt.Packet | bytes, *, nxt: int = 6, src: bytes = SRC6, dst: bytes 
     return hdr + src + dst + ext + payload
 
 
-def eth(payload: bytes, etype: int = 0x0800, *, src: bytes = MAC_A, dst: bytes = MAC_B, tags: tuple[tuple[int, int], ...] = ()) -> bytes:
+def eth(payload: bytes, etype: int = 0x0800, *, src: bytes = MAC_A, dst: bytes = MAC_B,
+        tags: tuple[tuple[int, int], ...] = ()) -> bytes:
     """Ethernet II; ``tags`` is ((TPID, VID), ...) outermost first."""
     hdr = dst + src
     for tpid, vid in tags:

@@ -109,8 +109,8 @@ def empty_pcap() -> bytes:
 PUBLIC = {
     "__version__", "analyze", "Analysis", "ConnectionView", "FindingView", "analyze_capture", "AnalysisResult",
     "Capture", "CaptureInfo", "read_packets", "Packet", "Connection", "Tracker", "Finding", "PcapsleuthError",
-    "CaptureOpenError", "CaptureNotFoundError", "NotACaptureError", "EmptyCaptureError", "DecompressionError",
-    "EngineError",
+    "CaptureOpenError", "CaptureNotFoundError", "NotACaptureError", "EmptyCaptureError", "TruncatedHeaderError",
+    "DecompressionError", "EngineError",
 }
 
 

@@ -71,3 +71,16 @@ def test_same_input_same_output(tmp_path: Path) -> None:
         doc = json.loads(a[f"0/{i}.json"])
         assert doc["capture"]["path"] == str(cap) and doc["capture"]["frames"] > 0
     assert any(json.loads(a[f"0/{i}.json"])["findings"] for i in range(len(CAPTURES)))
+
+
+def test_source_date_epoch_makes_the_report_byte_identical(tmp_path: Path) -> None:
+    """With $SOURCE_DATE_EPOCH (the reproducible-builds convention) the report's one varying line is
+    fixed too: two runs in different processes give the same bytes, dated by that epoch."""
+    env = {"SOURCE_DATE_EPOCH": "1700000000", "TZ": "UTC"}
+    a = _run(tmp_path / "a", {**env, "PYTHONHASHSEED": "1"})
+    b = _run(tmp_path / "b", {**env, "PYTHONHASHSEED": "2"})
+    htmls = [n for n in a if n.endswith(".html")]
+    assert len(htmls) == len(CAPTURES) * 2
+    for name in htmls:
+        assert a[name] == b[name], f"{name}: differs although SOURCE_DATE_EPOCH is set"
+        assert "on 2023-11-14 22:13:20 UTC." in a[name].decode(), name

@@ -116,7 +116,7 @@ def tshark_fields(tshark: str, path: Path) -> list[dict[str, list[str]]]:
     rows = []
     for line in run.stdout.splitlines():
         cols = line.split("\t")
-        rows.append({f: (c.split("|") if c else []) for f, c in zip(FIELDS, cols)})
+        rows.append({f: (c.split("|") if c else []) for f, c in zip(FIELDS, cols, strict=False)})
     return rows
 
 
@@ -236,7 +236,7 @@ def crosscheck(tshark: str, name: str, path: Path, tmp: Path) -> Result:
     if len(rows) != len(packets):
         res.mismatch["frame count"] += 1
         res.examples["frame count"] = f"tshark {len(rows)}, ours {len(packets)}"
-    for row, pkt in zip(rows, packets):
+    for row, pkt in zip(rows, packets, strict=False):
         if pkt.linktype in EXCLUDED_LINKTYPES:
             res.excluded += 1
             continue
@@ -335,7 +335,7 @@ def _engine_diff(path: Path) -> list[str]:
     diffs = []
     if len(fast) != len(slow):
         diffs.append(f"frame count: fast {len(fast)}, tshark {len(slow)}")
-    for a, b in zip(fast, slow):
+    for a, b in zip(fast, slow, strict=False):
         for field in ENGINE_FIELDS:
             if getattr(a, field) != getattr(b, field):
                 diffs.append(f"frame {a.no} {field}: fast {getattr(a, field)!r}, tshark {getattr(b, field)!r}")
@@ -370,7 +370,7 @@ def test_tshark_engine_inside_a_running_event_loop(corpus: Path) -> None:
 def test_tshark_engine_stops_early_without_leaking(corpus: Path) -> None:
     path = zeek_trace(corpus / "echo-connections")
     with TsharkCapture(path) as cap:
-        first = [p for _, p in zip(range(5), cap)]
+        first = [p for _, p in zip(range(5), cap, strict=False)]
     assert [p.no for p in first] == [1, 2, 3, 4, 5]
 
 

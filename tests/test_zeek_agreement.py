@@ -21,10 +21,9 @@ not change the numbers: an explained disagreement is still a disagreement.
 
 from __future__ import annotations
 
-import re
-
 import dataclasses
 import ipaddress
+import re
 import sys
 from collections import Counter
 from pathlib import Path
