@@ -234,6 +234,7 @@ class Connection:
         "ack_frame", "evidence", "n_control_evidence", "transitions", "close_first", "close_how",
         "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "successor",
         "last_syn_ts", "delete_at", "partial_close_at", "ws", "events", "event_counts", "events_dropped",
+        "event_bits",
     )
 
     def __init__(self, uid: str, index: int, key: tuple[Any, ...], proto: str, ip_version: int,
@@ -287,6 +288,7 @@ class Connection:
         #: Complete counts per (flag bit, sender is orig): exact even when ``events`` is capped.
         self.event_counts: dict[tuple[int, bool], int] = {}
         self.events_dropped = 0
+        self.event_bits = 0  # counted flags kept in ``events`` on a non-SYN segment (resp's << 32)
 
     # history ----------------------------------------------------------------------------------
     def check_history(self, ep: Endpoint, mask: int, code: str) -> bool:
@@ -726,14 +728,18 @@ class Tracker:
     def _event(self, conn: Connection, p: Packet, is_orig: bool, fl: int, extra: int, peer_frame: int) -> None:
         counts = conn.event_counts
         tcpflags = p.flags or 0
-        bits = counted_bits(fl, tcpflags)
+        counted = bits = counted_bits(fl, tcpflags)
         while bits:
             bit = bits & -bits
             k = (bit, is_orig)
             counts[k] = counts.get(k, 0) + 1
             bits ^= bit
-        if self.max_events is None or len(conn.events) < self.max_events:
+        # Beyond the cap a segment is still kept when it is the first (non-SYN) one of its side to
+        # carry one of its counted flags: every count then has a frame to show (20 extra at most).
+        new = 0 if tcpflags & TCP_SYN else (counted if is_orig else counted << 32) & ~conn.event_bits
+        if self.max_events is None or len(conn.events) < self.max_events or new:
             conn.events.append((p.no, p.ts, is_orig, fl, extra, peer_frame, tcpflags, p.payload_len or 0))
+            conn.event_bits |= new
         else:
             conn.events_dropped += 1
 

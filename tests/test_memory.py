@@ -74,3 +74,29 @@ def test_streamed_json_equals_the_document(name: str) -> None:
     # One connection and one finding per line: grep-able by uid.
     lines = [json.loads(ln.strip().rstrip(",")) for ln in text.splitlines() if ln.lstrip().startswith('{"uid"')]
     assert [d["uid"] for d in lines] == [c.uid for c in result.connections]
+
+
+@pytest.mark.parametrize("name", ["lossy-client.pcap", "lossy-server.pcap", "stalled-reader.pcap"])
+def test_capped_event_lists_still_show_every_finding(name: str) -> None:
+    """With the per-connection event list capped hard, the counts stay exact, every finding keeps at
+    least one frame (the first segment of each side to carry each counted flag is always kept), and
+    the findings made from counts are all still raised; only those made from the segments' pattern
+    (window updates) may go."""
+    path = next(p for p in sample_captures() if p.name == name)
+    results = []
+    for cap in (None, 2):
+        tr = Tracker(max_events=cap)
+        with Capture(path) as c:
+            for p in c:
+                tr.packet(p)
+        conns = tr.finish()
+        results.append((conns, detect(conns, c.info)))
+    (full_conns, full), (capped_conns, capped) = results
+    assert sum(c.events_dropped for c in capped_conns) > 0  # the cap did bite
+    assert {f.id for f in capped} <= {f.id for f in full}
+    counted = {"data.retransmission", "data.fast_retransmission", "data.rto", "data.zero_window",
+               "data.lost_segment", "data.duplicate_ack"}
+    assert {f.id for f in full} & counted <= {f.id for f in capped}
+    assert {f.id for f in full} & counted  # the sample does raise some of them
+    assert all(f.frames for f in capped)
+    assert [c.analysis_counts() for c in capped_conns] == [c.analysis_counts() for c in full_conns]
