@@ -13,7 +13,7 @@ from .detectors import detect
 from .findings import Finding
 from .reader import Source
 from .tracker import LIKELY_SERVER_PORTS, Connection, Tracker
-from .util import no_cyclic_gc
+from .util import json_safe, no_cyclic_gc
 
 __all__ = ["AnalysisResult", "analyze_capture"]
 
@@ -45,13 +45,16 @@ class AnalysisResult:
     def _write_json(self, fp: TextIO) -> None:
         enc = json.JSONEncoder(ensure_ascii=False).encode
         fp.write('{\n  "capture": ')
-        fp.write(json.dumps(self.capture.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  "))
-        for name, items in (("connections", self.connections), ("findings", self.findings)):
+        fp.write(json_safe(json.dumps(self.capture.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  ")))
+        # Connections hold only numbers, addresses and pcapsleuth's own words; capture strings
+        # (comments, interface names) reach the capture object and the findings' text.
+        for name, items, safe in (("connections", self.connections, False), ("findings", self.findings, True)):
             fp.write(f',\n  "{name}": [')
             sep = "\n    "
             for item in items:
                 fp.write(sep)
-                fp.write(enc(item.to_dict()))
+                text = enc(item.to_dict())
+                fp.write(json_safe(text) if safe else text)
                 sep = ",\n    "
             fp.write("\n  ]" if sep != "\n    " else "]")
         fp.write("\n}\n")

@@ -28,6 +28,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .util import json_safe
+
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
 
@@ -49,7 +51,7 @@ def json_text(doc: dict[str, Any] | AnalysisResult) -> str:
         buf = io.StringIO()
         doc.write_json(buf)
         return buf.getvalue()
-    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    return json_safe(json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)) + "\n"
 
 
 def write_json(doc: dict[str, Any] | AnalysisResult, dest: str | os.PathLike[str], out: TextIO | None = None) -> None:

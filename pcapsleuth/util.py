@@ -7,7 +7,7 @@ import datetime as _dt
 import gc
 from collections.abc import Iterator
 
-__all__ = ["iso_ts", "no_cyclic_gc", "ts_seconds"]
+__all__ = ["iso_ts", "json_safe", "no_cyclic_gc", "ts_seconds"]
 
 
 @contextlib.contextmanager
@@ -48,3 +48,15 @@ def iso_ts(ts_ns: int | None) -> str | None:
 def ts_seconds(ts_ns: int | None) -> float | None:
     """Nanoseconds to float seconds (for JSON fields such as durations)."""
     return None if ts_ns is None else ts_ns / 1e9
+
+
+#: Characters JSON may carry raw but a terminal would act on: DEL and the C1 controls (CSI is
+#: U+009B), line/paragraph separators, and the bidi embeddings, overrides and isolates.
+_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
+                                            *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+def json_safe(text: str) -> str:
+    """Encoded JSON with the characters above written as ``\\uXXXX`` escapes: the same document
+    once parsed, and nothing a terminal would act on when it is printed (``--json -``)."""
+    return text.translate(_JSON_ESCAPES)

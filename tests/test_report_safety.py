@@ -218,6 +218,9 @@ def test_json_keeps_the_strings_exactly(hostile: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert main(["analyze", "--no-html", "--json", "-", str(hostile)], stdout=out, stderr=err) == 0
     assert "\x1b" not in out.getvalue()  # written as \u001b
+    # C1 controls and bidi overrides, which JSON may carry raw, are escaped too (a terminal acts on them).
+    assert not re.search(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069]", out.getvalue()), "raw bidi/C1 in the JSON"
+    assert "\\u202e" in out.getvalue()
     cap = json.loads(out.getvalue())["capture"]
     assert cap["interfaces"][0]["name"] == HOSTILE["if_name"]
     assert cap["section_comments"] == [HOSTILE["shb_comment"]]
