@@ -236,10 +236,9 @@ def m_record(rng: random.Random, buf: bytearray, seeds: list[bytes]) -> bytearra
     return buf
 
 
-def m_pcapng_meta(rng: random.Random, buf: bytearray, seeds: list[bytes]) -> bytearray:
-    """SHB/IDB fields and options of a pcapng file: versions, link types, option lengths and values."""
-    if buf[:4] != b"\x0a\x0d\x0d\x0a":
-        return m_int(rng, buf, seeds)
+def _pcapng_blocks(buf: bytearray) -> list[tuple[int, int, int, str]]:
+    """The well-framed pcapng blocks from the start: (offset, type, length, byte order), up to the
+    first block whose length cannot be right."""
     pos, order, blocks = 0, "<", []
     while pos + 12 <= len(buf):
         if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
@@ -247,9 +246,16 @@ def m_pcapng_meta(rng: random.Random, buf: bytearray, seeds: list[bytes]) -> byt
         btype, blen = struct.unpack_from(order + "II", buf, pos)
         if blen < 12 or blen % 4 or pos + blen > len(buf):
             break
-        if btype in (0x0A0D0D0A, 1):
-            blocks.append((pos, btype, blen, order))
+        blocks.append((pos, btype, blen, order))
         pos += blen
+    return blocks
+
+
+def m_pcapng_meta(rng: random.Random, buf: bytearray, seeds: list[bytes]) -> bytearray:
+    """SHB/IDB fields and options of a pcapng file: versions, link types, option lengths and values."""
+    if buf[:4] != b"\x0a\x0d\x0d\x0a":
+        return m_int(rng, buf, seeds)
+    blocks = [b for b in _pcapng_blocks(buf) if b[1] in (0x0A0D0D0A, 1)]
     if not blocks:
         return m_int(rng, buf, seeds)
     pos, btype, blen, order = rng.choice(blocks)
@@ -369,15 +375,7 @@ def m_block_resize(rng: random.Random, buf: bytearray, seeds: list[bytes]) -> by
     framing stays intact and the block's own reader meets a body too short or too long for it."""
     if buf[:4] != b"\x0a\x0d\x0d\x0a":
         return m_record(rng, buf, seeds)
-    pos, order, blocks = 0, "<", []
-    while pos + 12 <= len(buf):
-        if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
-            order = "<" if buf[pos + 8:pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
-        btype, blen = struct.unpack_from(order + "II", buf, pos)
-        if blen < 12 or blen % 4 or pos + blen > len(buf):
-            break
-        blocks.append((pos, btype, blen, order))
-        pos += blen
+    blocks = _pcapng_blocks(buf)
     if not blocks:
         return m_record(rng, buf, seeds)
     pos, btype, blen, order = rng.choice(blocks)

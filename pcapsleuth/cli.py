@@ -229,10 +229,9 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Several captures of one incident, analyzed together as vantage points (:mod:`.vantage`):
     one JSON document, one report and one summary covering every point."""
-    import jinja2
 
     from .outputs import json_text, write_text
-    from .report import REPORT_SUFFIX, render_html, report_stem, severity_at_least
+    from .report import REPORT_SUFFIX, report_stem, severity_at_least
     from .vantage import analyze_vantage_points
 
     caps, names = args.captures, args.names or []
@@ -271,24 +270,12 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.html is not None or (not args.no_html and not stdout_taken):
         report = dests.get("--html") or args.html or stem + REPORT_SUFFIX
         first = v.points[0]
-        try:
-            html = render_html(first.result, first.source, None if report == "-" else report, args.template_dir,
-                               vantage=v)
-        except jinja2.TemplateError as exc:
-            print(f"pcapsleuth: {printable(args.template_dir or 'built-in templates')}: template error: "
-                  f"{type(exc).__name__}: {exc}", file=err)
-            return EXIT_USAGE
-        except OSError as exc:
-            what = exc.strerror or str(exc)
-            if args.html is not None:
-                print(f"pcapsleuth: {printable(report)}: cannot write the report: {what}", file=err)
-                return EXIT_USAGE
-            print(f"pcapsleuth: warning: {printable(report)}: cannot write the report: {what} "
-                  "(choose a place with --html PATH, or --no-html)", file=err)
+        code = _write_report(first.result, first.source, report, args, out, err, explicit=args.html is not None,
+                             vantage=v)
+        if code == _SKIPPED:
             report = None
-        else:
-            if report == "-":
-                out.write(html)
+        elif code:
+            return code
     if args.markdown:
         dest = dests.get("--markdown", args.markdown)
         try:
@@ -309,18 +296,18 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace, out: TextIO, err: TextIO, *,
-                  explicit: bool) -> int:
+                  explicit: bool, vantage: Any = None) -> int:
     """Render and write the HTML report; a template or write error is one line on stderr.
 
     For the default path a failure to write is a warning (the analysis itself succeeded);
-    for a path the user asked for it is an error.
+    for a path the user asked for it is an error. ``vantage``: the one report of several captures.
     """
     import jinja2
 
     from .outputs import html_report
 
     try:
-        html = html_report(result, capture, dest, args.template_dir)
+        html = html_report(result, capture, dest, args.template_dir, vantage=vantage)
     except jinja2.TemplateError as exc:
         print(f"pcapsleuth: {printable(args.template_dir or 'built-in templates')}: template error: "
               f"{type(exc).__name__}: {exc}", file=err)

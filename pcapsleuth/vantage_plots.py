@@ -16,15 +16,13 @@ Everything from the captures is escaped by the templates; the drawings are matpl
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
 from matplotlib.figure import Figure
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
+from .plots import _style  # the report's drawing style: fonts, no mathtext, stable SVG ids
 
 if TYPE_CHECKING:
     from .vantage import PathConnection, PathPacket, VantageResult
@@ -40,26 +38,11 @@ MISSED_WORDS = {
     "not_seen": "not seen",
 }
 
-_RC: dict[str, Any] = {
-    "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial"],
-    "font.size": 9,
-    "text.parse_math": False,
-    "svg.fonttype": "none",
-    "svg.hashsalt": "pcapsleuth",
-    "figure.dpi": 100,
-}
 
 _RST_C, _SYN_C, _SYNACK_C, _FIN_C, _DATA_C, _ACK_C = "#c62828", "#1565c0", "#2e7d32", "#7b1fa2", "#263238", "#78909c"
 _MISS_C = "#c62828"
 _GUTTER = 1.3  # inches: row time column
 _EDGE = 1.6  # inches beyond the outer lanes (room for labels)
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
-        yield
 
 
 def _colour(flags: int, length: int) -> str:
