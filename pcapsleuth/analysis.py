@@ -12,7 +12,7 @@ from .capture import Capture, CaptureInfo
 from .detectors import detect
 from .findings import Finding
 from .reader import Source
-from .tracker import LIKELY_SERVER_PORTS, Connection, Tracker
+from .tracker import LIKELY_SERVER_PORTS, MAX_CONNECTIONS, Connection, Tracker
 from .util import json_safe, no_cyclic_gc
 
 __all__ = ["AnalysisResult", "analyze_capture"]
@@ -25,10 +25,14 @@ class AnalysisResult:
     capture: CaptureInfo
     connections: list[Connection] = dataclasses.field(default_factory=list)
     findings: list[Finding] = dataclasses.field(default_factory=list)
+    #: What the tracker did with the packets: JSON ``tracking`` (``tcp_packets``, ``untracked``,
+    #: ``bad_ip_checksums``, ``max_connections``, ``evicted``).
+    tracking: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "capture": self.capture.to_dict(),
+            "tracking": dict(self.tracking),
             "connections": [c.to_dict() for c in self.connections],
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -46,6 +50,8 @@ class AnalysisResult:
         enc = json.JSONEncoder(ensure_ascii=False).encode
         fp.write('{\n  "capture": ')
         fp.write(json_safe(json.dumps(self.capture.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  ")))
+        fp.write(',\n  "tracking": ')
+        fp.write(json.dumps(self.tracking))
         # Connections hold only numbers, addresses and pcapsleuth's own words; capture strings
         # (comments, interface names) reach the capture object and the findings' text.
         for name, items, safe in (("connections", self.connections, False), ("findings", self.findings, True)):
@@ -68,11 +74,15 @@ class AnalysisResult:
 def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", verify_checksums: bool = True,
                     max_decompressed: int = 64 * 1024**3, strict_checksums: bool = False,
                     likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
-                    progress: Callable[[int, int | None, str], None] | None = None) -> AnalysisResult:
+                    progress: Callable[[int, int | None, str], None] | None = None,
+                    max_connections: int = MAX_CONNECTIONS) -> AnalysisResult:
     """Read one capture and track its connections.
 
     ``strict_checksums`` counts checksums that merely look offloaded as bad, as Zeek does
     without ``-C``; by default they are trusted (the NIC or loopback completes them).
+
+    ``max_connections`` bounds the connections tracked at once: beyond it the least recently
+    active tenth is finished early (counted in ``tracking.evicted``).
 
     ``progress`` is called as ``progress(done, total, unit)`` every few thousand packets and at the
     end (``unit`` ``"bytes"`` or ``"frames"``, see :mod:`pcapsleuth.progress`).
@@ -83,7 +93,8 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
         cap: Any = TsharkCapture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
     else:
         cap = Capture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
-    tracker = Tracker(strict_checksums=strict_checksums, likely_server_ports=likely_server_ports)
+    tracker = Tracker(strict_checksums=strict_checksums, likely_server_ports=likely_server_ports,
+                      max_connections=max_connections)
     feed = tracker.packet
     # The tracker builds millions of long-lived objects and no reference cycles: the cyclic
     # collector would only rescan them over and over (a fifth of the run time on big captures).
@@ -98,4 +109,7 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
                 feed_with_progress(cap, feed, progress)
         conns = tracker.finish()
         findings = detect(conns, cap.info)
-    return AnalysisResult(capture=cap.info, connections=conns, findings=findings)
+    tracking = {"tcp_packets": tracker.tcp_packets, "untracked": tracker.untracked,
+                "bad_ip_checksums": tracker.bad_ip_checksums, "max_connections": max_connections,
+                "evicted": tracker.evicted}
+    return AnalysisResult(capture=cap.info, connections=conns, findings=findings, tracking=tracking)

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-checksums", action="store_true", help="do not verify TCP/UDP checksums")
     a.add_argument("--max-decompressed", type=int, default=64 * 1024**3, metavar="BYTES",
                    help="refuse compressed input that expands beyond this (default 64 GiB)")
+    a.add_argument("--max-connections", type=int, default=2_000_000, metavar="N",
+                   help="connections tracked at once (default 2,000,000); beyond it the least recently active "
+                        "tenth is finished early and counted in the JSON's tracking.evicted")
     a.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     a.add_argument("--html", metavar="PATH",
                    help="write the HTML report to PATH ('-' for stdout; a directory with several captures). "
@@ -145,6 +148,8 @@ def _outputs(args: argparse.Namespace) -> None:
         raise _UsageError(f"only one output can go to stdout ('-'), not {' and '.join(to_stdout)}")
     if args.html and args.no_html:
         raise _UsageError("--html and --no-html contradict each other")
+    if args.max_connections < 1:
+        raise _UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     if args.template_dir is not None and not os.path.isdir(args.template_dir):
         raise _UsageError(f"--template-dir {args.template_dir}: not a directory")
     for opt, value in (("--html", args.html), ("--markdown", args.markdown)):
@@ -193,7 +198,7 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     failed = False
     for path in args.captures:
         result = analyze_capture(path, engine=args.engine, verify_checksums=not args.no_checksums,
-                                 max_decompressed=args.max_decompressed)
+                                 max_decompressed=args.max_decompressed, max_connections=args.max_connections)
         if args.json:
             _write_json(result, args.json, out)
         report: str | None = None
@@ -262,7 +267,7 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"pcapsleuth: error: {printable(problem)}", file=err)
         return EXIT_USAGE
     v = analyze_vantage_points(caps, names, engine=args.engine, verify_checksums=not args.no_checksums,
-                               max_decompressed=args.max_decompressed)
+                               max_decompressed=args.max_decompressed, max_connections=args.max_connections)
     if args.json:
         write_text(json_text(v.to_json_dict()), args.json, out)
     stdout_taken = "-" in (args.json, args.markdown)

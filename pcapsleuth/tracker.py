@@ -45,6 +45,7 @@ __all__ = [
     "conn_state",
     "counted_bits",
     "LIKELY_SERVER_PORTS",
+    "MAX_CONNECTIONS",
 ]
 
 _MASK = 0xFFFFFFFF
@@ -57,6 +58,8 @@ MAX_BLOCKS = 64
 _RETRANS_FAMILY = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION | RTO
 #: Analysis state of retired connections kept for a later session on the same tuple.
 RECENT_CONVERSATIONS = 16384  # out-of-order ranges remembered per endpoint for gap detection
+#: Connections tracked at once by default; beyond it the least recently active tenth is finished.
+MAX_CONNECTIONS = 2_000_000
 #: A closed connection whose tuple stays silent this long is final (Zeek's tcp_close_delay is 5 s).
 CLOSE_LINGER_NS = 5_000_000_000
 #: An idle connection is final after this long (Zeek's tcp_inactivity_timeout).
@@ -506,7 +509,7 @@ class Tracker:
     """
 
     def __init__(self, *, likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
-                 strict_checksums: bool = False, max_connections: int = 2_000_000,
+                 strict_checksums: bool = False, max_connections: int = MAX_CONNECTIONS,
                  max_events: int | None = 4096, slim_clean: bool = True) -> None:
         self.likely_server_ports = likely_server_ports
         #: True: a checksum that merely looks offloaded counts as bad (Zeek without -C).

@@ -49,7 +49,7 @@ def test_analyze_json_to_stdout_has_the_three_sections() -> None:
     code, out, _ = run("analyze", str(CLEAN), "--json", "-")
     assert code == 0
     doc = json.loads(out)
-    assert set(doc) == {"capture", "connections", "findings"}
+    assert set(doc) == {"capture", "tracking", "connections", "findings"}
     cap = doc["capture"]
     for key in ("path", "frames", "first_ts", "last_ts", "link_types", "interfaces", "damage"):
         assert key in cap

@@ -47,7 +47,7 @@ def _tshark_frames(tshark: str, path: Path, frames: list[int], fields: list[str]
 
 def test_finding_contract_fields() -> None:
     doc = _analyze("lb-client.pcap")
-    assert set(doc) == {"capture", "connections", "findings"}
+    assert set(doc) == {"capture", "tracking", "connections", "findings"}
     for f in doc["findings"]:
         assert set(f) >= {"id", "severity", "title", "summary", "explanation", "connections", "frames",
                           "first_ts", "last_ts", "evidence"}

@@ -100,3 +100,24 @@ def test_capped_event_lists_still_show_every_finding(name: str) -> None:
     assert {f.id for f in full} & counted  # the sample does raise some of them
     assert all(f.frames for f in capped)
     assert [c.analysis_counts() for c in capped_conns] == [c.analysis_counts() for c in full_conns]
+
+
+def test_max_connections_bounds_the_table_and_is_reported(tmp_path: Path) -> None:
+    """--max-connections: the table never holds more; the least recently active are finished early,
+    counted in the JSON's tracking object, and the scan is still recognised."""
+    from pcapsleuth.cli import main
+
+    path = next(p for p in sample_captures() if p.name == "portscan.pcap")
+    out = tmp_path / "o.json"
+    err = io.StringIO()
+    assert main(["analyze", "-q", "--no-html", "--max-connections", "40", "--json", str(out), str(path)],
+                stdout=io.StringIO(), stderr=err) == 0, err.getvalue()
+    doc = json.loads(out.read_text())
+    t = doc["tracking"]
+    assert t["max_connections"] == 40 and t["evicted"] > 0
+    # Finished early is not lost: every TCP packet is still in some connection's counts.
+    assert t["tcp_packets"] == sum(c["orig_pkts"] + c["resp_pkts"] for c in doc["connections"] if c["proto"] == "tcp")
+    assert "scan.port_scan" in {f["id"] for f in doc["findings"]}
+    err = io.StringIO()
+    assert main(["analyze", "--max-connections", "0", str(path)], stdout=io.StringIO(), stderr=err) == 2
+    assert "--max-connections" in err.getvalue()

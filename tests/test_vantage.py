@@ -195,7 +195,7 @@ def test_cli_separate_keeps_one_analysis_per_capture(tmp_path: Path, monkeypatch
     assert code == 0, err
     # Two separate single-capture documents, as before vantage analysis existed.
     docs = [json.loads(part) for part in re.split(r"(?<=\n})\n(?=\{)", out.strip())]
-    assert [set(d) for d in docs] == [{"capture", "connections", "findings"}] * 2
+    assert [set(d) for d in docs] == [{"capture", "tracking", "connections", "findings"}] * 2
 
 
 def test_cli_rejects_more_names_than_captures() -> None:
