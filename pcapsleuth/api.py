@@ -58,7 +58,7 @@ from .findings import SEVERITIES, Finding, catalog
 from .packet import Cksum, Direction, Frag, Packet, flags_str
 from .progress import Progress, ProgressCallback, auto_mode
 from .tcpanalysis import DUPLICATE_ACK, FLAG_NAMES, RTO
-from .tracker import EndpointState, counted_bits
+from .tracker import MAX_CONNECTIONS, EndpointState, counted_bits
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -440,7 +440,8 @@ def _progress_callback(progress: bool | None | ProgressCallback, label: str) -> 
 # -- the entry point -------------------------------------------------------------------------------
 def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, CaptureInput], *, engine: str = "fast",
             progress: bool | None | ProgressCallback = None, verify_checksums: bool = True,
-            strict_checksums: bool = False, max_decompressed: int = 64 * 1024**3) -> Analysis:
+            strict_checksums: bool = False, max_decompressed: int = 64 * 1024**3,
+            max_connections: int = MAX_CONNECTIONS) -> Analysis:
     """Analyze a capture (or several) and return an :class:`Analysis` to explore.
 
     ``captures``: a path (``str`` or :class:`pathlib.Path`), the capture's bytes, or a binary file
@@ -454,7 +455,8 @@ def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, Captu
     (Jupyter). ``progress``: ``None`` shows a progress bar in notebooks and on terminals for long
     analyses and nothing when output is not interactive; ``True``/``False`` force it on/off; a
     callable is called as ``progress(done, total, unit)``. ``verify_checksums``,
-    ``strict_checksums`` and ``max_decompressed`` are those of ``pcapsleuth analyze``.
+    ``strict_checksums``, ``max_decompressed`` and ``max_connections`` are those of ``pcapsleuth
+    analyze`` (``--max-connections``).
 
     Raises :class:`~pcapsleuth.errors.CaptureNotFoundError` (a ``FileNotFoundError``) naming a
     missing path before anything is read, and the other :class:`~pcapsleuth.errors.PcapsleuthError`
@@ -497,7 +499,7 @@ def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, Captu
         try:
             result = analyze_capture(inp.source(), engine=engine, verify_checksums=verify_checksums,
                                      max_decompressed=max_decompressed, strict_checksums=strict_checksums,
-                                     progress=callback)
+                                     progress=callback, max_connections=max_connections)
         finally:
             if bar is not None:
                 bar.close()

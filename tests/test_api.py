@@ -642,3 +642,10 @@ def test_analyze_passes_progress_on(monkeypatch: pytest.MonkeyPatch) -> None:
     ps.analyze(CW, progress=False)
     ps.analyze(CW)  # auto: stderr is no terminal here
     assert drawn.getvalue() == ""
+
+
+def test_max_connections_reaches_the_tracker() -> None:
+    a = ps.analyze(SAMPLES / "anomalies" / "portscan.pcap", progress=False, max_connections=40)
+    b = ps.analyze(SAMPLES / "anomalies" / "portscan.pcap", progress=False)
+    assert a._points[0].result.tracking["evicted"] > 0 == b._points[0].result.tracking["evicted"]
+    assert len(a.connections) >= len(b.connections)
