@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 import html
 import importlib
 import inspect
@@ -59,6 +58,7 @@ from .packet import Cksum, Direction, Frag, Packet, flags_str
 from .progress import Progress, ProgressCallback, auto_mode
 from .tcpanalysis import DUPLICATE_ACK, FLAG_NAMES, RTO
 from .tracker import MAX_CONNECTIONS, EndpointState, counted_bits
+from .util import no_cyclic_gc
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -639,19 +639,14 @@ class Analysis:
         frame range), ``<NA>`` for frames of none.
         """
         # Millions of small objects and no reference cycles: the cyclic collector would only rescan
-        # them (a third of the reading time), as in analysis.analyze_capture.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        # them (a third of the reading time).
+        with no_cyclic_gc():
             cols: dict[str, list[Any]] = {}
             for p in self._points:
                 pkts = self._read_packets(p)
                 _extend(cols, _packet_columns(pkts, _uid_assigner(p)), p.name if self._several else None)
                 del pkts
             return _typed_frame(cols, _PACKET_DTYPES, self._vantage_list())
-        finally:
-            if gc_was_enabled:
-                gc.enable()
 
     def _read_packets(self, p: _Point) -> list[Packet]:
         if p.name in self._tshark_packets:

@@ -32,6 +32,7 @@ __all__ = [
     "TCP_ECE",
     "TCP_CWR",
     "TCP_AE",
+    "flag_names",
     "flags_str",
 ]
 
@@ -116,3 +117,14 @@ def flags_str(flags: int | None) -> str:
     if flags is None:
         return ""
     return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit)
+
+
+_FLAG_ORDER = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (TCP_PSH, "PSH"), (TCP_ACK, "ACK"),
+               (TCP_URG, "URG"), (TCP_ECE, "ECE"), (TCP_CWR, "CWR"), (TCP_AE, "AE"))
+
+
+def flag_names(flags: int | None) -> str:
+    """TCP flags the way Wireshark lists them: ``SYN, ACK``, ``RST, ACK``, ``FIN, PSH, ACK``."""
+    if flags is None:
+        return ""
+    return ", ".join(name for bit, name in _FLAG_ORDER if flags & bit) or "<none>"

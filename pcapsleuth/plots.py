@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .packet import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, Packet
+from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet, flag_names
 
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
@@ -93,17 +93,6 @@ def outcome_of(conn_state: str, proto: str = "tcp") -> str:
     if proto != "tcp":
         return "other"
     return _OUTCOME_BY_STATE.get(conn_state, "other")
-
-
-_FLAG_ORDER = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (TCP_PSH, "PSH"), (TCP_ACK, "ACK"),
-               (TCP_URG, "URG"), (0x040, "ECE"), (0x080, "CWR"), (0x100, "AE"))
-
-
-def flag_names(flags: int | None) -> str:
-    """TCP flags the way Wireshark lists them: ``SYN, ACK``, ``RST, ACK``, ``FIN, PSH, ACK``."""
-    if flags is None:
-        return ""
-    return ", ".join(name for bit, name in _FLAG_ORDER if flags & bit) or "<none>"
 
 
 @contextmanager
@@ -342,16 +331,18 @@ def _timeline_aggregated(ax: Any, states: list[tuple[Connection, str]], t0: int,
 
 # -- ladder ----------------------------------------------------------------------------------------
 def _arrow_colour(p: Packet) -> str:
-    f = p.flags or 0
-    if f & TCP_RST:
+    return flag_colour(p.flags or 0, p.payload_len or 0)
+
+
+def flag_colour(flags: int, length: int) -> str:
+    """The colour of a segment's arrow in a ladder: RST, SYN, SYN-ACK, FIN, data, bare ACK."""
+    if flags & TCP_RST:
         return _RST_C
-    if f & TCP_SYN:
-        return _SYNACK_C if f & TCP_ACK else _SYN_C
-    if f & TCP_FIN:
+    if flags & TCP_SYN:
+        return _SYNACK_C if flags & TCP_ACK else _SYN_C
+    if flags & TCP_FIN:
         return _FIN_C
-    if p.payload_len:
-        return _DATA_C
-    return _ACK_C
+    return _DATA_C if length else _ACK_C
 
 
 def _packet_label(p: Packet) -> str:

@@ -35,7 +35,7 @@ from markupsafe import Markup, escape
 
 from ._version import __version__
 from .findings import SEVERITIES, Finding, severity_rank
-from .packet import Direction, Packet
+from .packet import Direction, Packet, flag_names
 from .resources import templates_dir
 from .util import iso_ts, no_cyclic_gc
 
@@ -329,7 +329,7 @@ class _Builder:
                 "src": _ep_text(*src),
                 "dst": _ep_text(*dst),
                 "src_key": src,
-                "flags": _flag_names(p.flags),
+                "flags": flag_names(p.flags),
                 "flag_class": _flag_class(p),
                 "seq": p.seq,
                 "ack": p.ack if p.flags is not None and p.flags & 0x010 else None,
@@ -661,12 +661,6 @@ def _first_sentence(text: str) -> str:
     if len(head) > 400:
         head = head[:397].rsplit(" ", 1)[0] + " ..."
     return head
-
-
-def _flag_names(flags: int | None) -> str:
-    from .plots import flag_names
-
-    return flag_names(flags)
 
 
 def _flag_class(p: Packet) -> str:

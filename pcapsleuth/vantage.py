@@ -97,7 +97,7 @@ from typing import Any
 from .analysis import AnalysisResult, analyze_capture
 from .capture import Capture, CaptureInfo
 from .findings import SEVERITIES, Finding
-from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Frag, Packet
+from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Frag, Packet, flag_names
 from .reader import Source
 from .tcpopts import parse_options
 from .util import iso_ts
@@ -378,14 +378,10 @@ def _fmt_s(ns: int, *, signed: bool = True) -> str:
     return ("+" if signed and ns > 0 else "") + human
 
 
-_FLAG_NAMES = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (0x008, "PSH"), (TCP_ACK, "ACK"),
-               (0x020, "URG"), (0x040, "ECE"), (0x080, "CWR"), (0x100, "AE"))
-
-
 def _kind(p: Packet) -> str:
     """``RST, ACK`` / ``SYN`` / ``ACK len 1448`` - Wireshark's flag names and the length."""
     f = p.flags or 0
-    names = ", ".join(n for bit, n in _FLAG_NAMES if f & bit) or "<no flags>"
+    names = flag_names(f) if f & 0x1FF else "<no flags>"
     return names + (f" len {p.payload_len}" if p.payload_len else "")
 
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 
-from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from .plots import _style  # the report's drawing style: fonts, no mathtext, stable SVG ids
+from .packet import TCP_ACK, TCP_RST, flag_names  # the label: FIN SYN RST PSH ACK only (flags & 0x01F)
+from .plots import _style, flag_colour  # the report's drawing style and arrow colours
 
 if TYPE_CHECKING:
     from .vantage import PathConnection, PathPacket, VantageResult
@@ -39,20 +39,9 @@ MISSED_WORDS = {
 }
 
 
-_RST_C, _SYN_C, _SYNACK_C, _FIN_C, _DATA_C, _ACK_C = "#c62828", "#1565c0", "#2e7d32", "#7b1fa2", "#263238", "#78909c"
 _MISS_C = "#c62828"
 _GUTTER = 1.3  # inches: row time column
 _EDGE = 1.6  # inches beyond the outer lanes (room for labels)
-
-
-def _colour(flags: int, length: int) -> str:
-    if flags & TCP_RST:
-        return _RST_C
-    if flags & TCP_SYN:
-        return _SYNACK_C if flags & TCP_ACK else _SYN_C
-    if flags & TCP_FIN:
-        return _FIN_C
-    return _DATA_C if length else _ACK_C
 
 
 def _fmt_delay(s: float) -> str:
@@ -163,7 +152,7 @@ def _ladder(result: VantageResult, pc: PathConnection, max_packets: int) -> Figu
         y0 = top + 0.5 * row + 0.12
         o = pp.any.first
         flags, length = o.flags or 0, o.payload_len or 0
-        colour = _colour(flags, length)
+        colour = flag_colour(flags, length)
         seen = sorted(pp.at, key=lambda p: (pp.at[p][0].ts_first - theta[p], lanes.index(p)))
         t_first = pp.at[seen[0]][0].ts_first - theta[seen[0]]
         pts: list[tuple[float, float, int]] = []
@@ -209,7 +198,7 @@ def _ladder(result: VantageResult, pc: PathConnection, max_packets: int) -> Figu
                     color=_MISS_C, fontstyle="italic", zorder=5)
         # Over the first leg (the middle of the whole line may be a lane with its frame numbers); a
         # packet seen at one point only is labelled beside its stub.
-        label = f"[{_flags(flags)}] seq={o.seq}" + (f" ack={o.ack}" if flags & TCP_ACK else "") + \
+        label = f"[{flag_names(flags & 0x01F)}] seq={o.seq}" + (f" ack={o.ack}" if flags & TCP_ACK else "") + \
             (f" len={length}" if length else "")
         align = "center"
         if len(pts) > 1:
@@ -226,11 +215,6 @@ def _ladder(result: VantageResult, pc: PathConnection, max_packets: int) -> Figu
     if not pkts:
         ax.text(width / 2, top + 0.3, "no packets", ha="center", va="center")
     return fig
-
-
-def _flags(flags: int) -> str:
-    names = ((TCP_FIN, "FIN"), (TCP_SYN, "SYN"), (TCP_RST, "RST"), (0x008, "PSH"), (TCP_ACK, "ACK"))
-    return ", ".join(n for bit, n in names if flags & bit) or "<none>"
 
 
 # -- the report section ------------------------------------------------------------------------------
