@@ -662,9 +662,7 @@ class RecordReader:
                 no += 1
                 ts = sec * 1_000_000_000 + frac * tick_ns
                 if ts < last_ts:
-                    damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
-                    if self.first_ts is None or ts < self.first_ts:
-                        self.first_ts = ts
+                    self._time_backwards(no, ts)
                 else:
                     if last_ts < 0:
                         self.first_ts = ts
@@ -879,9 +877,7 @@ class RecordReader:
                 if not 0 <= ts <= TS_MAX:
                     ts = self._ts_in_range(ts, no)
                 if ts < last_ts:
-                    damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
-                    if self.first_ts is None or ts < self.first_ts:
-                        self.first_ts = ts
+                    self._time_backwards(no, ts)
                 else:
                     if last_ts < 0:
                         self.first_ts = ts
@@ -897,6 +893,12 @@ class RecordReader:
             self.frames = no
             self.last_ts = last_ts if last_ts >= 0 else None
             self._stream_end(no)
+
+    def _time_backwards(self, no: int, ts: int) -> None:
+        """Frame ``no`` is older than the one before it (both loops' rare path)."""
+        self.damage.add("time_backwards", no, "timestamp earlier than the previous frame's")
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
 
     def _stream_end(self, no: int) -> None:
         """A compressed stream that ended early or corrupt: damage at the frame after the last one read."""
