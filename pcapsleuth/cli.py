@@ -197,8 +197,7 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     used: set[str] = set()
     failed = False
     for path in args.captures:
-        result = analyze_capture(path, engine=args.engine, verify_checksums=not args.no_checksums,
-                                 max_decompressed=args.max_decompressed, max_connections=args.max_connections)
+        result = analyze_capture(path, **_analysis_options(args))
         if args.json:
             _write_json(result, args.json, out)
         report: str | None = None
@@ -266,8 +265,7 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if problem:
         print(f"pcapsleuth: error: {printable(problem)}", file=err)
         return EXIT_USAGE
-    v = analyze_vantage_points(caps, names, engine=args.engine, verify_checksums=not args.no_checksums,
-                               max_decompressed=args.max_decompressed, max_connections=args.max_connections)
+    v = analyze_vantage_points(caps, names, **_analysis_options(args))
     if args.json:
         write_text(json_text(v.to_json_dict()), args.json, out)
     stdout_taken = "-" in (args.json, args.markdown)
@@ -298,6 +296,12 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.fail_on and severity_at_least([f for _, f in v.all_findings()], args.fail_on):
         return EXIT_FAIL_ON
     return EXIT_OK
+
+
+def _analysis_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``analyze_capture`` options ``analyze`` takes from its flags (one capture or several)."""
+    return {"engine": args.engine, "verify_checksums": not args.no_checksums,
+            "max_decompressed": args.max_decompressed, "max_connections": args.max_connections}
 
 
 def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace, out: TextIO, err: TextIO, *,

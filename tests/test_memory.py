@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,8 +28,8 @@ def _captures() -> list[Path]:
     return out
 
 
-def _analyze(path: Path, slim: bool) -> AnalysisResult:
-    tr = Tracker(slim_clean=slim)
+def _analyze(path: Path, slim: bool = True, **tracker_kw: Any) -> AnalysisResult:
+    tr = Tracker(slim_clean=slim, **tracker_kw)
     with Capture(path) as cap:
         for p in cap:
             tr.packet(p)
@@ -83,15 +84,9 @@ def test_capped_event_lists_still_show_every_finding(name: str) -> None:
     the findings made from counts are all still raised; only those made from the segments' pattern
     (window updates) may go."""
     path = next(p for p in sample_captures() if p.name == name)
-    results = []
-    for cap in (None, 2):
-        tr = Tracker(max_events=cap)
-        with Capture(path) as c:
-            for p in c:
-                tr.packet(p)
-        conns = tr.finish()
-        results.append((conns, detect(conns, c.info)))
-    (full_conns, full), (capped_conns, capped) = results
+    full_result, capped_result = _analyze(path, max_events=None), _analyze(path, max_events=2)
+    full_conns, full = full_result.connections, full_result.findings
+    capped_conns, capped = capped_result.connections, capped_result.findings
     assert sum(c.events_dropped for c in capped_conns) > 0  # the cap did bite
     assert {f.id for f in capped} <= {f.id for f in full}
     counted = {"data.retransmission", "data.fast_retransmission", "data.rto", "data.zero_window",
