@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from .capture import Capture, CaptureInfo
@@ -48,22 +48,10 @@ class AnalysisResult:
 
     def _write_json(self, fp: TextIO) -> None:
         enc = json.JSONEncoder(ensure_ascii=False).encode
-        fp.write('{\n  "capture": ')
-        fp.write(json_safe(json.dumps(self.capture.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  ")))
-        fp.write(',\n  "tracking": ')
-        fp.write(json.dumps(self.tracking))
         # Connections hold only numbers, addresses and pcapsleuth's own words; capture strings
         # (comments, interface names) reach the capture object and the findings' text.
-        for name, items, safe in (("connections", self.connections, False), ("findings", self.findings, True)):
-            fp.write(f',\n  "{name}": [')
-            sep = "\n    "
-            for item in items:
-                fp.write(sep)
-                text = enc(item.to_dict())
-                fp.write(json_safe(text) if safe else text)
-                sep = ",\n    "
-            fp.write("\n  ]" if sep != "\n    " else "]")
-        fp.write("\n}\n")
+        write_document(fp, self.capture, self.tracking, (enc(c.to_dict()) for c in self.connections),
+                       (json_safe(enc(f.to_dict())) for f in self.findings))
 
     def summary_text(self) -> str:
         from .summary import capture_summary
@@ -71,11 +59,29 @@ class AnalysisResult:
         return capture_summary(self.capture, self.connections, self.findings)
 
 
+def write_document(fp: TextIO, capture: CaptureInfo, tracking: dict[str, int], connections: Iterable[str],
+                   findings: Iterable[str]) -> None:
+    """The JSON document from its parts: connections and findings already encoded, one per line."""
+    fp.write('{\n  "capture": ')
+    fp.write(json_safe(json.dumps(capture.to_dict(), indent=2, ensure_ascii=False).replace("\n", "\n  ")))
+    fp.write(',\n  "tracking": ')
+    fp.write(json.dumps(tracking))
+    for name, lines in (("connections", connections), ("findings", findings)):
+        fp.write(f',\n  "{name}": [')
+        sep = "\n    "
+        for text in lines:
+            fp.write(sep)
+            fp.write(text)
+            sep = ",\n    "
+        fp.write("\n  ]" if sep != "\n    " else "]")
+    fp.write("\n}\n")
+
+
 def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", verify_checksums: bool = True,
                     max_decompressed: int = 64 * 1024**3, strict_checksums: bool = False,
                     likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
                     progress: Callable[[int, int | None, str], None] | None = None,
-                    max_connections: int = MAX_CONNECTIONS) -> AnalysisResult:
+                    max_connections: int = MAX_CONNECTIONS, streaming: bool = False) -> Any:
     """Read one capture and track its connections.
 
     ``strict_checksums`` counts checksums that merely look offloaded as bad, as Zeek does
@@ -83,6 +89,10 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
 
     ``max_connections`` bounds the connections tracked at once: beyond it the least recently
     active tenth is finished early (counted in ``tracking.evicted``).
+
+    ``streaming``: connections are released as soon as they are over (memory follows the
+    connections open at once, not the capture); returns a :class:`pcapsleuth.stream.StreamedResult`
+    (JSON, summary, findings) instead of an :class:`AnalysisResult` with connection objects.
 
     ``progress`` is called as ``progress(done, total, unit)`` every few thousand packets and at the
     end (``unit`` ``"bytes"`` or ``"frames"``, see :mod:`pcapsleuth.progress`).
@@ -93,8 +103,13 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
         cap: Any = TsharkCapture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
     else:
         cap = Capture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
+    sink = None
+    if streaming:
+        from .stream import StreamSink
+
+        sink = StreamSink(cap.info)
     tracker = Tracker(strict_checksums=strict_checksums, likely_server_ports=likely_server_ports,
-                      max_connections=max_connections)
+                      max_connections=max_connections, sink=sink)
     feed = tracker.packet
     # The tracker builds millions of long-lived objects and no reference cycles: the cyclic
     # collector would only rescan them over and over (a fifth of the run time on big captures).
@@ -108,8 +123,15 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
 
                 feed_with_progress(cap, feed, progress)
         conns = tracker.finish()
-        findings = detect(conns, cap.info)
+        if sink is not None:
+            refs = sink.finish()
+        else:
+            findings = detect(conns, cap.info)
     tracking = {"tcp_packets": tracker.tcp_packets, "untracked": tracker.untracked,
                 "bad_ip_checksums": tracker.bad_ip_checksums, "max_connections": max_connections,
                 "evicted": tracker.evicted}
+    if sink is not None:
+        from .stream import StreamedResult
+
+        return StreamedResult(cap.info, sink, refs, tracking)
     return AnalysisResult(capture=cap.info, connections=conns, findings=findings, tracking=tracking)

@@ -21,8 +21,13 @@ PER_ID = 5
 
 
 def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
-                    findings: list[Finding] | None = None) -> str:
-    """A few lines about the capture: size, frames, time span, link types, interfaces, damage."""
+                    findings: list[Finding] | None = None, *,
+                    conn_states: tuple[int, Counter[str]] | None = None) -> str:
+    """A few lines about the capture: size, frames, time span, link types, interfaces, damage.
+
+    ``conn_states`` (number of connections, TCP ``conn_state`` counts) stands in for ``conns``
+    when the connections are no longer in memory (a streaming analysis).
+    """
     size = f"{info.size:,} bytes" if info.size is not None else "size unknown"
     comp = f", {info.compression}" if info.compression else ""
     lines = [f"{info.path}: {info.format}{comp}, {size}, {info.frames:,} frames"]
@@ -46,10 +51,13 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
     else:
         lines.append("  damage     none")
     if conns is not None:
-        states = Counter(c.conn_state for c in conns if c.proto == "tcp")
+        conn_states = (len(conns), Counter(c.conn_state for c in conns if c.proto == "tcp"))
+    if conn_states is not None:
+        n, states = conn_states
         tcp = sum(states.values())
-        top = ", ".join(f"{k} {v}" for k, v in states.most_common(6))
-        lines.append(f"  connections {len(conns):,} ({tcp:,} TCP: {top or '-'})")
+        # Ties by name: the same line whichever order the connections were counted in.
+        top = ", ".join(f"{k} {v}" for k, v in sorted(states.items(), key=lambda kv: (-kv[1], kv[0]))[:6])
+        lines.append(f"  connections {n:,} ({tcp:,} TCP: {top or '-'})")
     if findings is not None:
         if not findings:
             lines.append("findings: none")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
 from .seq import seq_delta
@@ -60,6 +60,14 @@ _RETRANS_FAMILY = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
 RECENT_CONVERSATIONS = 16384  # out-of-order ranges remembered per endpoint for gap detection
 #: Connections tracked at once by default; beyond it the least recently active tenth is finished.
 MAX_CONNECTIONS = 2_000_000
+#: Streaming: 4-tuples whose last connection is remembered for linking a successor to it.
+RECENT_RETIRED = 1 << 18
+#: Streaming: how often (capture time) the active table is swept, and how far timestamps may step
+#: back without a connection being retired early.
+SWEEP_EVERY_NS = 1_000_000_000
+SWEEP_SLACK_NS = 2_000_000_000
+#: UDP and ICMP "connections" end after this much silence.
+OTHER_TIMEOUT_NS = 60_000_000_000
 #: A closed connection whose tuple stays silent this long is final (Zeek's tcp_close_delay is 5 s).
 CLOSE_LINGER_NS = 5_000_000_000
 #: An idle connection is final after this long (Zeek's tcp_inactivity_timeout).
@@ -237,7 +245,7 @@ class Connection:
         "ack_frame", "evidence", "n_control_evidence", "transitions", "close_first", "close_how",
         "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "successor",
         "last_syn_ts", "delete_at", "partial_close_at", "ws", "events", "event_counts", "events_dropped",
-        "event_bits",
+        "event_bits", "pred_facts", "rtt_final",
     )
 
     def __init__(self, uid: str, index: int, key: tuple[Any, ...], proto: str, ip_version: int,
@@ -257,6 +265,12 @@ class Connection:
         self.last_frame = 0
         self.predecessor: str | None = None
         self.pred_info: dict[str, Any] | None = None
+        #: What the detectors remembered of the predecessor when it was retired
+        #: (:meth:`pcapsleuth.detectors.Detection.pred_facts`); not part of the JSON.
+        self.pred_facts: Any = None
+        #: (orig, resp) RTT as the connection ended: the Wireshark conversation behind it may go on
+        #: with a later connection on the tuple (see ``Tracker._retire``).
+        self.rtt_final: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
         self.successor: str | None = None
         self.is_partial = False
         self.first_seen = 0  # 1 orig, 2 resp
@@ -424,6 +438,8 @@ class Connection:
 
     def _rtt(self, orig: bool) -> dict[str, Any] | None:
         """RTT of one side's data at the capture point (segment to its ACK, segments sent once)."""
+        if self.rtt_final is not None:
+            return self.rtt_final[0 if orig else 1]
         if self.ws is None:
             return None
         ep = self.orig if orig else self.resp
@@ -500,6 +516,30 @@ def _is_clean(ep: Endpoint) -> bool:
     return ep.state == _ESTABLISHED or (ep.state == _CLOSED and ep.prev_state == _ESTABLISHED)
 
 
+class RetireSink(Protocol):
+    """Where a streaming :class:`Tracker` hands finished connections (:mod:`pcapsleuth.stream`)."""
+
+    def retired(self, conn: Connection) -> Any:
+        """``conn`` is final; returns what a successor on its tuple should know (``pred_facts``)."""
+
+    def linked(self, old_uid: str, new_uid: str) -> None:
+        """A connection handed over earlier got a successor: ``old_uid``'s ``successor`` is ``new_uid``."""
+
+
+class _Retired(NamedTuple):
+    """A swept connection's digest: enough to link (and describe) a successor on its tuple."""
+
+    uid: str
+    last_ts: int
+    orig: tuple[str, int]
+    conn_state: str
+    history: str
+    orig_tcp_state: str
+    resp_tcp_state: str
+    syn_only: bool  # the originator's SYN was never answered (simultaneous open if the peer SYNs)
+    facts: Any
+
+
 class Tracker:
     """Feeds packets through per-connection state machines and yields finished connections.
 
@@ -510,7 +550,7 @@ class Tracker:
 
     def __init__(self, *, likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
                  strict_checksums: bool = False, max_connections: int = MAX_CONNECTIONS,
-                 max_events: int | None = 4096, slim_clean: bool = True) -> None:
+                 max_events: int | None = 4096, slim_clean: bool = True, sink: RetireSink | None = None) -> None:
         self.likely_server_ports = likely_server_ports
         #: True: a checksum that merely looks offloaded counts as bad (Zeek without -C).
         self.strict_checksums = strict_checksums
@@ -528,10 +568,19 @@ class Tracker:
         #: Drop the evidence packets of connections that closed cleanly (SYN, FIN, FIN, nothing
         #: unusual): no detector reads them, and a report refetches them.
         self.slim_clean = slim_clean
+        #: Streaming: finished connections go to the sink as soon as Zeek's timers have expired
+        #: them (see :meth:`_sweep`) and are not kept here; ``finish`` returns nothing.
+        self.sink = sink
+        #: Streaming: what is remembered of the last retired connection per 4-tuple, so that a later
+        #: connection on the tuple is linked to it as its predecessor (bounded, oldest dropped).
+        self.retired: dict[tuple[Any, ...], _Retired] = {}
+        self._next_sweep = 0
 
     # -- entry --------------------------------------------------------------------------------
     def packet(self, p: Packet) -> Connection | None:
         """Account one decoded packet; returns its connection (or None if it has none)."""
+        if p.ts >= self._next_sweep and self.sink is not None:
+            self._sweep(p.ts)
         proto = p.proto
         if p.cksum == Cksum.BAD_IP:
             self.bad_ip_checksums += 1  # dropped by the receiver's IP layer (and by Zeek)
@@ -549,7 +598,12 @@ class Tracker:
         return None
 
     def finish(self) -> list[Connection]:
-        """Close the books: every connection, in order of first frame."""
+        """Close the books: every connection, in order of first frame (streaming: handed to the
+        sink, none returned)."""
+        if self.sink is not None:
+            for key, conn in list(self.active.items()):
+                self._retire(key, conn)
+            return []
         for conn in self.active.values():
             conn.finished = True
             self.done.append(conn)
@@ -557,21 +611,78 @@ class Tracker:
         self.done.sort(key=lambda c: c.index)
         return self.done
 
-    def _retire(self, key: tuple[Any, ...], conn: Connection) -> None:
+    def _retire(self, key: tuple[Any, ...], conn: Connection, notify: bool = True) -> None:
         """The connection on ``key`` is final: out of the active table, into the results.
 
         Its per-segment analysis state is remembered a while (bounded), so that a later session on
         the same tuple is recognised as reusing it, as Wireshark's conversations are.
+        ``notify=False``: the caller hands it to the sink itself, once its successor is linked.
         """
         conn.finished = True
+        _freeze_rtt(conn)
         del self.active[key]
-        self.done.append(conn)
+        if self.sink is None:
+            self.done.append(conn)
+        elif notify:
+            self._to_sink(key, conn)
         ws = conn.ws
         if ws is not None:
             recent = self.recent_ws
             recent[key] = ws
             if len(recent) > RECENT_CONVERSATIONS:
                 del recent[next(iter(recent))]
+
+    def _to_sink(self, key: tuple[Any, ...], conn: Connection, remember: bool = True) -> Any:
+        """Streaming: hand a finished connection over; unless its successor is already linked
+        (``remember=False``), remember its tuple's digest. Returns the detectors' facts about it."""
+        assert self.sink is not None
+        facts = self.sink.retired(conn)
+        if remember:
+            o, r = conn.orig, conn.resp
+            retired = self.retired
+            retired.pop(key, None)
+            retired[key] = _Retired(conn.uid, conn.last_ts, (o.addr, o.port), conn.conn_state, conn.history_str,
+                                    o.tcp_state, r.tcp_state, o.state == _SYN_SENT and r.state == _INACTIVE, facts)
+            if len(retired) > RECENT_RETIRED:
+                del retired[next(iter(retired))]
+        return facts
+
+    def _sweep(self, now: int) -> None:
+        """Streaming: retire every connection that Zeek's timers have removed by ``now`` (less a
+        little slack for timestamps that step back): any later packet on its tuple would start a
+        new connection anyway (``_is_reuse``), so nothing more can reach it.
+
+        The active table is in order of last activity (``_touch``): the sweep walks it from the
+        idlest and stops at the first connection active within the slack.
+        """
+        self._next_sweep = now + SWEEP_EVERY_NS
+        horizon = now - SWEEP_SLACK_NS
+        victims = []
+        for key, conn in self.active.items():
+            if conn.last_ts > horizon:
+                break
+            if horizon - conn.last_ts >= (INACTIVITY_NS if conn.proto == "tcp" else OTHER_TIMEOUT_NS):
+                victims.append((key, conn))
+            elif conn.proto == "tcp" and (conn.orig.did_close or conn.resp.did_close) and self._expired(conn, horizon):
+                victims.append((key, conn))
+        for key, conn in victims:
+            self._retire(key, conn)
+
+    def _link_retired(self, key: tuple[Any, ...], conn: Connection, p: Packet) -> None:
+        """Streaming: ``conn`` is the first connection on a tuple whose last one was swept out."""
+        old = self.retired.pop(key, None)
+        if old is None:
+            return
+        conn.predecessor = old.uid
+        conn.pred_info = {"uid": old.uid, "conn_state": old.conn_state, "history": old.history,
+                          "orig_tcp_state": old.orig_tcp_state, "resp_tcp_state": old.resp_tcp_state,
+                          "gap_seconds": round((p.ts - old.last_ts) / 1e9, 6)}
+        conn.pred_facts = old.facts
+        flags = p.flags or 0
+        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN and (p.src, p.sport) != old.orig and old.syn_only:
+            conn.weird("simultaneous_open", p.no)
+        assert self.sink is not None
+        self.sink.linked(old.uid, conn.uid)
 
     # -- connection lookup ----------------------------------------------------------------------
     def _new_conn(self, p: Packet, key: tuple[Any, ...], proto: str, flip: bool) -> Connection:
@@ -692,12 +803,14 @@ class Tracker:
         if conn is None:
             ws = self.recent_ws.pop(key, None)
             conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
+            if self.sink is not None:
+                self._link_retired(key, conn, p)
         else:
             ws = conn.ws
             is_orig = src == conn.orig.addr and sport == conn.orig.port
             if self._is_reuse(conn, p, is_orig):
                 old = conn
-                self._retire(key, old)
+                self._retire(key, old, notify=False)
                 conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
                 conn.predecessor = old.uid
                 old.successor = conn.uid
@@ -705,6 +818,11 @@ class Tracker:
                 if (flags & (TCP_SYN | TCP_ACK) == TCP_SYN and not is_orig and old.orig.state == _SYN_SENT
                         and old.resp.state == _INACTIVE):
                     conn.weird("simultaneous_open", p.no)  # both ends sent a SYN (Zeek splits the tuple)
+                if self.sink is not None:
+                    conn.pred_facts = self._to_sink(key, old, remember=False)
+            elif self.sink is not None:
+                del self.active[key]  # least recently active first: see _sweep
+                self.active[key] = conn
         # Wireshark's conversation: one per tuple until a SYN arrives with another ISN.
         reused = ws.is_new_session(src, sport, flags, p.seq) if ws is not None else 0  # type: ignore[arg-type]
         if reused == 1:
@@ -754,11 +872,14 @@ class Tracker:
         else:
             key = (dst, dport, src, sport, proto)
         conn = self.active.get(key)
-        if conn is None or p.ts - conn.last_ts > 60_000_000_000:
+        if conn is None or p.ts - conn.last_ts > OTHER_TIMEOUT_NS:
             if conn is not None:
                 self._retire(key, conn)
             name = "udp" if proto == 17 else "icmp"
             conn = self._new_conn(p, key, name, False)
+        elif self.sink is not None:
+            del self.active[key]
+            self.active[key] = conn
         is_orig = src == conn.orig.addr and sport == conn.orig.port
         ep = conn.orig if is_orig else conn.resp
         if ep.pkts == 0:
@@ -1178,6 +1299,12 @@ def counted_bits(fl: int, tcpflags: int) -> int:
     if tcpflags & TCP_SYN and fl & _RETRANS_FAMILY:
         return (fl & ~_RETRANS_FAMILY) | SYN_RETRANSMISSION
     return fl
+
+
+def _freeze_rtt(conn: Connection) -> None:
+    """Fix a finished connection's RTT before a successor on its tuple shares its conversation."""
+    if conn.ws is not None and conn.rtt_final is None:
+        conn.rtt_final = (conn._rtt(True), conn._rtt(False))
 
 
 def _slim_if_clean(conn: Connection) -> None:

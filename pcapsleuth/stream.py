@@ -1,0 +1,205 @@
+"""Streaming analysis: memory that follows the connections open at once, not the capture's length.
+
+The tracker hands each connection over as soon as Zeek's timers have expired it
+(:meth:`Tracker._sweep`); :class:`StreamSink` runs the detectors on it, writes its JSON line to a
+temporary spill file and lets it go. Findings are spilled the same way. At the end the JSON document
+is merged from the spills in the order the in-memory analysis writes it (connections by first frame,
+findings by severity and first frame): byte for byte the same document
+(``tests/test_stream.py`` checks every sample and corpus capture).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from typing import IO, Any, TextIO
+
+from .capture import CaptureInfo
+from .findings import Finding, catalog
+from .tracker import Connection
+from .util import json_safe
+
+__all__ = ["StreamSink", "StreamedResult"]
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def uid_index(uid: str) -> int:
+    """``C000042`` -> 42 (the tracker numbers connections in order of first frame)."""
+    return int(uid[1:])
+
+
+class _Spill:
+    """Encoded lines in a temporary file, read back by (offset, length)."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="pcapsleuth-")
+        self.pos = 0
+
+    def write(self, text: str) -> tuple[int, int]:
+        data = text.encode()
+        at = self.pos
+        self.file.write(data)
+        self.pos += len(data)
+        return at, len(data)
+
+    def read(self, at: int, length: int) -> str:
+        f = self.file
+        f.seek(at)
+        return f.read(length).decode()
+
+    def rewind(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class FindingRef:
+    """A spilled finding: what sorting, suppression, ``--fail-on`` and the summary need; the rest
+    (:meth:`to_dict`, :attr:`summary`) is read back from the spill."""
+
+    __slots__ = ("id", "severity", "key", "conns", "at", "length", "spill")
+
+    def __init__(self, f: Finding, seq: int, spill: _Spill) -> None:
+        self.id = f.id
+        self.severity = f.severity
+        self.key = (*f.sort_key(), seq)
+        self.conns = array("q", (uid_index(u) for u in f.connections))
+        self.spill = spill
+        self.at, self.length = spill.write(json_safe(_encode(f.to_dict())))
+
+    def text(self) -> str:
+        return self.spill.read(self.at, self.length)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(self.text())  # type: ignore[no-any-return]
+
+    @property
+    def summary(self) -> str:
+        return str(self.to_dict()["summary"])
+
+
+class StreamSink:
+    """Takes finished connections from a streaming tracker (:class:`pcapsleuth.tracker.RetireSink`)."""
+
+    def __init__(self, info: CaptureInfo) -> None:
+        from .detectors import Detection
+
+        self.info = info
+        self.detection = Detection(info)
+        self._conns = _Spill()
+        self._findings = _Spill()
+        self._conn_at = array("q")
+        self._conn_len = array("q")
+        self._successor: dict[str, str] = {}
+        self.refs: list[FindingRef] = []
+        self.count = 0
+        self.states: Counter[str] = Counter()
+
+    # -- RetireSink -------------------------------------------------------------------------------
+    def retired(self, conn: Connection) -> Any:
+        facts = self.detection.pred_facts(conn)
+        for f in self.detection.add(conn):
+            self._finding(f)
+        at, length = self._conns.write(_encode(conn.to_dict()))
+        i = conn.index
+        if i >= len(self._conn_at):
+            grow = max(i + 1 - len(self._conn_at), len(self._conn_at))
+            self._conn_at.extend(array("q", bytes(8 * grow)))
+            self._conn_len.extend(array("q", bytes(8 * grow)))
+        self._conn_at[i] = at
+        self._conn_len[i] = length
+        self.count += 1
+        if conn.proto == "tcp":
+            self.states[conn.conn_state] += 1
+        return facts
+
+    def linked(self, old_uid: str, new_uid: str) -> None:
+        self._successor[old_uid] = new_uid
+
+    def _finding(self, f: Finding) -> None:
+        self.refs.append(FindingRef(f, len(self.refs), self._findings))
+
+    # -- the end ----------------------------------------------------------------------------------
+    def finish(self) -> list[FindingRef]:
+        """The findings after the detectors' last word, suppressed and sorted like ``detect``."""
+        for f in self.detection.finish():
+            self._finding(f)
+        self._conns.rewind()
+        self._findings.rewind()
+        cat = catalog()
+        victims: dict[str, bytearray] = {}
+        n = len(self._conn_at) + 1
+        for ref in self.refs:
+            for victim in cat[ref.id].get("suppresses", []):
+                marks = victims.setdefault(victim, bytearray(n))
+                for i in ref.conns:
+                    marks[i] = 1
+        out = []
+        for ref in self.refs:
+            marks = victims.get(ref.id)
+            if marks is not None and ref.conns and all(marks[i] for i in ref.conns):
+                continue
+            out.append(ref)
+        out.sort(key=lambda r: r.key)
+        self.refs = out
+        return out
+
+    def connection_lines(self) -> Iterator[str]:
+        """Each connection's JSON, in order of first frame, successors linked after the fact."""
+        at, length, succ = self._conn_at, self._conn_len, self._successor
+        for i in range(1, len(at)):
+            if not length[i]:
+                continue
+            text = self._conns.read(at[i], length[i])
+            if succ:
+                uid = f"C{i:06d}"
+                if uid in succ:
+                    d = json.loads(text)
+                    d["successor"] = succ[uid]
+                    text = _encode(d)
+            yield text
+
+    def close(self) -> None:
+        self._conns.close()
+        self._findings.close()
+
+
+class StreamedResult:
+    """The outcome of a streaming analysis: JSON, terminal summary, findings for ``--fail-on``.
+
+    Unlike :class:`pcapsleuth.analysis.AnalysisResult` it holds no connection objects: the
+    connections exist only as JSON lines in a temporary file (closed with the result).
+    """
+
+    def __init__(self, capture: CaptureInfo, sink: StreamSink, findings: list[FindingRef],
+                 tracking: dict[str, int]) -> None:
+        self.capture = capture
+        self.sink = sink
+        self.findings = findings
+        self.tracking = tracking
+
+    def write_json(self, fp: TextIO) -> None:
+        from .analysis import write_document
+
+        write_document(fp, self.capture, self.tracking, self.sink.connection_lines(),
+                       (ref.text() for ref in self.findings))
+
+    def summary_text(self) -> str:
+        from .summary import capture_summary
+
+        return capture_summary(self.capture, None, self.findings,  # type: ignore[arg-type]
+                               conn_states=(self.sink.count, self.sink.states))
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def __enter__(self) -> StreamedResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
