@@ -124,6 +124,7 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
                 feed_with_progress(cap, feed, progress)
         conns = tracker.finish()
         if sink is not None:
+            sink.swept = tracker.swept
             refs = sink.finish()
         else:
             findings = detect(conns, cap.info)

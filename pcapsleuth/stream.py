@@ -98,6 +98,7 @@ class StreamSink:
         self._successor: dict[str, str] = {}
         self.refs: list[FindingRef] = []
         self.count = 0
+        self.swept = 0  # of them, retired by the tracker's sweep before the capture ended
         self.states: Counter[str] = Counter()
 
     # -- RetireSink -------------------------------------------------------------------------------

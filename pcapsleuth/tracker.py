@@ -575,6 +575,7 @@ class Tracker:
         #: connection on the tuple is linked to it as its predecessor (bounded, oldest dropped).
         self.retired: dict[tuple[Any, ...], _Retired] = {}
         self._next_sweep = 0
+        self.swept = 0  # connections the sweep retired before the capture ended
 
     # -- entry --------------------------------------------------------------------------------
     def packet(self, p: Packet) -> Connection | None:
@@ -665,6 +666,7 @@ class Tracker:
                 victims.append((key, conn))
             elif conn.proto == "tcp" and (conn.orig.did_close or conn.resp.did_close) and self._expired(conn, horizon):
                 victims.append((key, conn))
+        self.swept += len(victims)
         for key, conn in victims:
             self._retire(key, conn)
 
