@@ -6,23 +6,48 @@ findings, aggregated the way an expert reads them: **one finding per connection 
 counts, the first and the worst frame, and what it means for *this* connection. Patterns that only
 make sense across connections (scans, SYN floods, reset storms) are judged over the capture.
 
+Per-connection detectors (:data:`PER_CONNECTION`) run as each connection is handed to
+:class:`pcapsleuth.detectors.Detection`; the cross-connection ones are accumulators
+(:func:`accumulators`) that keep counts, extremes and packed connection numbers, and judge at
+the end.
+
 Titles, severities, descriptions and suppression rules live in ``catalog.json``.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from . import tcpanalysis as ta
-from .detectors import DetectorContext, _ep_str, _fmt_s, _from, _sec
+from .detectors import (
+    _SEEN_HIGH,
+    _SEEN_LOW,
+    FirstFrames,
+    Indexes,
+    Names,
+    Pending,
+    Smallest,
+    _bits,
+    _ep_str,
+    _fmt_s,
+    _from,
+    _resp_is_low,
+    _sec,
+    _Succ,
+    _uid,
+    answerer_state,
+    time_wait_of,
+)
 from .findings import Finding
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from .tracker import ESTAB_S, TIME_WAIT, Connection
+from .tracker import ESTAB_S, Connection
 
-__all__ = ["ANOMALY_DETECTORS"]
+__all__ = ["PER_CONNECTION", "Accumulator", "accumulators", "syn_in_time_wait", "zero_window",
+           "zero_window_needs_end"]
 
 #: Frames listed per finding (the rest are counted).
 FRAMES_LISTED = 20
@@ -69,18 +94,17 @@ def _finding(fid: str, c: Connection, summary: str, explanation: str, frames: li
                    last_ts if last_ts is not None else c.last_ts, evidence, severity=severity)
 
 
-# -- data transfer ------------------------------------------------------------------------------
+# -- data transfer ---------------------------------------------------------------------------
 
-def detect_retransmissions(ctx: DetectorContext) -> list[Finding]:
+def _retransmissions(c: Connection) -> list[Finding]:
     out: list[Finding] = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not c.event_counts:
+    if c.proto != "tcp" or not c.event_counts:
+        return out
+    for orig in (True, False):
+        n = _count(c, _RETRANS, orig)
+        if not n:
             continue
-        for orig in (True, False):
-            n = _count(c, _RETRANS, orig)
-            if not n:
-                continue
-            out.extend(_retrans_findings(c, orig, n))
+        out.extend(_retrans_findings(c, orig, n))
     return out
 
 
@@ -175,279 +199,287 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     return out
 
 
-def detect_out_of_order(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        for orig in (True, False):
-            n = _count(c, ta.OUT_OF_ORDER, orig) if c.event_counts else 0
-            if not n:
-                continue
-            evs = _events(c, ta.OUT_OF_ORDER, orig)
-            if not evs:  # counted only on SYN segments, which _events leaves out: no frame to show
-                continue
-            who = _ep(c, orig)
-            out.append(_finding(
-                "data.out_of_order", c,
-                f"{n} segment(s) from {who} arrived out of order at the capture point.",
-                "A segment below the highest sequence number seen, arriving within one round trip of it, was "
-                "reordered on the way to the capture point (parallel links, ECMP, bonding, a busy middlebox) or "
-                "was a quick repair of a segment lost before the capture. Reordering beyond three segments "
-                "triggers needless fast retransmissions; Linux adapts its reordering threshold "
-                "(`nstat -az TcpExtTCPSACKReorder`).",
-                _frames(evs), {"sender": who, "out_of_order": n,
-                               "filled_unseen_holes": sum(1 for e in evs if e[3] & ta.LOST_UPSTREAM)},
-                evs[0][1] if evs else None))
+def _out_of_order(c: Connection) -> list[Finding]:
+    out: list[Finding] = []
+    for orig in (True, False):
+        n = _count(c, ta.OUT_OF_ORDER, orig) if c.event_counts else 0
+        if not n:
+            continue
+        evs = _events(c, ta.OUT_OF_ORDER, orig)
+        if not evs:  # counted only on SYN segments, which _events leaves out: no frame to show
+            continue
+        who = _ep(c, orig)
+        out.append(_finding(
+            "data.out_of_order", c,
+            f"{n} segment(s) from {who} arrived out of order at the capture point.",
+            "A segment below the highest sequence number seen, arriving within one round trip of it, was "
+            "reordered on the way to the capture point (parallel links, ECMP, bonding, a busy middlebox) or "
+            "was a quick repair of a segment lost before the capture. Reordering beyond three segments "
+            "triggers needless fast retransmissions; Linux adapts its reordering threshold "
+            "(`nstat -az TcpExtTCPSACKReorder`).",
+            _frames(evs), {"sender": who, "out_of_order": n,
+                           "filled_unseen_holes": sum(1 for e in evs if e[3] & ta.LOST_UPSTREAM)},
+            evs[0][1] if evs else None))
     return out
 
 
-def detect_capture_gaps(ctx: DetectorContext) -> list[Finding]:
+def _capture_gaps(c: Connection) -> list[Finding]:
     """"Previous segment not captured" and "ACKed segment never seen", told apart by what followed."""
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not c.event_counts:
-            continue
-        skip = _midstream_skip(c)
-        for orig in (True, False):
-            who, peer = _ep(c, orig), _ep(c, not orig)
-            lost = [e for e in _events(c, ta.LOST_PACKET, orig) if e[0] > skip]
-            if lost:
-                repaired = _count(c, ta.LOST_UPSTREAM, orig)
-                out.append(_finding(
-                    "data.lost_segment", c,
-                    f"{len(lost)} time(s) data from {who} jumped ahead of what the capture had seen (previous "
-                    f"segment not captured); {repaired} hole(s) were later filled by retransmissions.",
-                    f"A hole in {who}'s sequence numbers means segments were sent that this capture point never "
-                    f"saw. If {who} retransmitted them later, they were lost on the path before the capture point "
-                    f"(upstream loss). If it never did and {peer} acknowledged them anyway, the capture itself "
-                    f"dropped them (sniffer overload: check the capture tool's 'dropped by kernel' count) or the "
-                    f"packets took another path (asymmetric routing, bonding).",
-                    _frames(lost), {"sender": who, "holes": len(lost), "filled_by_retransmission": repaired},
-                    lost[0][1], lost[-1][1]))
-            unseen = [e for e in _events(c, ta.ACK_LOST_PACKET, orig) if e[0] > skip]
-            if unseen:
-                out.append(_finding(
-                    "data.ack_unseen_segment", c,
-                    f"{peer} acknowledged data from {who} that this capture never saw ({len(unseen)} time(s)).",
-                    f"An ACK covering sequence numbers the capture never saw proves {who} sent them and {peer} "
-                    f"received them: the capture point missed them. Either the capture dropped packets "
-                    f"(overload, snaplen and buffer settings: tcpdump -B) or those packets took a path that "
-                    f"bypasses the capture point (asymmetric routing, multiple uplinks). It is not network loss.",
-                    _frames(unseen), {"receiver": peer, "sender": who, "acks_of_unseen_data": len(unseen)},
-                    unseen[0][1], unseen[-1][1]))
-    return out
-
-
-def detect_duplicate_acks(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        for orig in (True, False):
-            n = _count(c, ta.DUPLICATE_ACK, orig) if c.event_counts else 0
-            if n < 3:
-                continue
-            evs = _events(c, ta.DUPLICATE_ACK, orig)
-            runs = [e[4] for i, e in enumerate(evs) if i + 1 == len(evs) or evs[i + 1][4] <= e[4]]
-            who = _ep(c, orig)
-            longest = max(runs) if runs else n
+    out: list[Finding] = []
+    if c.proto != "tcp" or not c.event_counts:
+        return out
+    skip = _midstream_skip(c)
+    for orig in (True, False):
+        who, peer = _ep(c, orig), _ep(c, not orig)
+        lost = [e for e in _events(c, ta.LOST_PACKET, orig) if e[0] > skip]
+        if lost:
+            repaired = _count(c, ta.LOST_UPSTREAM, orig)
             out.append(_finding(
-                "data.duplicate_ack", c,
-                f"{who} sent {n} duplicate ACKs in {len(runs)} run(s) (longest run {longest}).",
-                f"A duplicate ACK repeats the last acknowledgment: {who} received data beyond a hole and keeps "
-                f"asking for the missing segment. Three in a row trigger a fast retransmission. Long runs mean "
-                f"the sender kept sending while one segment was missing (a large window over a lossy path).",
-                _frames(evs), {"receiver": who, "duplicate_acks": n, "runs": len(runs), "longest_run": longest},
-                evs[0][1] if evs else None, severity="info"))
-    return out
-
-
-# -- windows ----------------------------------------------------------------------------------
-
-def detect_zero_window(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        ws = c.ws
-        if c.proto != "tcp" or ws is None:
-            continue
-        for orig in (True, False):
-            ep = c.orig if orig else c.resp
-            d = ws.dirs(ep.addr, ep.port)[0]
-            zw = _events(c, ta.ZERO_WINDOW, orig)
-            probes = _events(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
-            if not zw:
-                if probes:
-                    out.append(_finding(
-                        "data.zero_window_probe", c,
-                        f"{_ep(c, not orig)} probed a zero window of {_ep(c, orig)} {len(probes)} time(s).",
-                        "Zero-window probes are sent while the receiver advertises no room; the capture does not "
-                        "show the zero window itself (it began before the capture).",
-                        _frames(probes), {"prober": _ep(c, not orig), "probes": len(probes)}, probes[0][1]))
-                continue
-            episodes = list(d.zw_episodes)
-            open_ep = d.zw_since
-            durations = [_sec(e[3] - e[1]) for e in episodes]
-            still = open_ep is not None
-            if still:
-                assert open_ep is not None
-                durations.append(_sec(max(ctx.capture_end, c.last_ts) - open_ep[1]))
-            longest = max(durations) if durations else 0.0
-            total = round(sum(durations), 6)
-            reader, writer = _ep(c, orig), _ep(c, not orig)
-            n_probes = _count(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
-            linux = _count(c, ta.ZWP_LINUX, not orig)
-            summary = (f"{reader} advertised a zero window {len(durations)} time(s): its application stopped "
-                       f"reading, and {writer} had to stop sending for {_fmt_s(total)} in all (longest "
-                       f"{_fmt_s(longest)}" + (", still closed when the capture ended" if still else "")
-                       + f"); {n_probes} zero-window probe(s) from {writer}.")
-            explanation = (
-                f"A zero window means {reader}'s receive buffer is full: the kernel has data the application has "
-                f"not read. The sender {writer} stops and probes the window with growing intervals until the "
-                f"reader makes room (a window update). The cause is on {reader}'s side: a slow or blocked "
-                f"consumer (a stuck thread, a full downstream queue, GC pauses) or a receive buffer too small "
-                f"for the rate. On {reader}: `ss -tmi` shows Recv-Q (unread bytes) and rcv_space; check what the "
-                f"reading process is doing. Linux probes with an empty segment one byte below the next sequence "
-                f"number, which Wireshark labels a keep-alive: here they are counted as probes"
-                + (f" ({linux} of them)." if linux else "."))
-            sev = "error" if still or longest >= 10 else "warning"
-            reopen = [e[2] for e in episodes]
-            frames = [zw[0][0]] + [p[0] for p in probes[:8]] + reopen[:8]
-            ev = {"reader": reader, "sender": writer, "zero_window_segments": _count(c, ta.ZERO_WINDOW, orig),
-                  "episodes": len(durations), "stalled_s": total, "longest_s": longest, "still_closed_at_end": still,
-                  "probes": n_probes, "linux_style_probes": linux,
-                  "episode_list": [{"start_frame": e[0], "reopen_frame": e[2], "seconds": _sec(e[3] - e[1]),
-                                    "probes": e[4]} for e in episodes[:FRAMES_LISTED]]}
-            out.append(_finding("data.zero_window", c, summary, explanation, frames, ev, zw[0][1], None, sev))
-    return out
-
-
-def detect_window_patterns(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not c.event_counts:
-            continue
-        for orig in (True, False):
-            who, peer = _ep(c, orig), _ep(c, not orig)
-            full = _events(c, ta.WINDOW_FULL, orig)
-            if full:
-                out.append(_finding(
-                    "data.window_full", c,
-                    f"{who} filled {peer}'s advertised receive window {_count(c, ta.WINDOW_FULL, orig)} time(s).",
-                    f"The sender {who} had more to send but reached the edge of the window {peer} offered: the "
-                    f"transfer is limited by the receiver (its buffer or its application), not by the network. "
-                    f"If throughput matters, check {peer}'s receive buffer (net.ipv4.tcp_rmem, SO_RCVBUF) and "
-                    f"window scaling.",
-                    _frames(full), {"sender": who, "receiver": peer, "window_full": _count(c, ta.WINDOW_FULL, orig)},
-                    full[0][1]))
-            shrink = _events(c, ta.WINDOW_SHRINK, orig)
-            if shrink:
-                out.append(_finding(
-                    "data.window_shrink", c,
-                    f"{who} shrank its advertised window {len(shrink)} time(s): the right edge moved left.",
-                    f"RFC 9293 discourages shrinking a window already offered: the sender may have data in flight "
-                    f"beyond the new edge, which {who} will then drop. Linux never shrinks the window (unless "
-                    f"net.ipv4.tcp_shrink_window=1); seeing it points at another stack, a middlebox rewriting "
-                    f"windows, or window-scale disagreement between the two ends.",
-                    _frames(shrink), {"advertiser": who, "shrinks": len(shrink)}, shrink[0][1]))
-            upd = _events(c, ta.WINDOW_UPDATE, orig)
-            if len(upd) >= 3:
-                out.append(_finding(
-                    "data.window_update", c,
-                    f"{who} sent {len(upd)} pure window updates.",
-                    f"A window update re-advertises a larger window without new data: {who}'s application read "
-                    f"from a buffer that had been (nearly) full. Many of them mean the reader works in bursts.",
-                    _frames(upd), {"advertiser": who, "window_updates": len(upd)}, upd[0][1], severity="info"))
-    return out
-
-
-def detect_keep_alive(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not c.event_counts:
-            continue
-        for orig in (True, False):
-            ka = [e for e in _events(c, ta.KEEP_ALIVE, orig) if not e[3] & ta.ZWP_LINUX]
-            if not ka:
-                continue
-            acks = [e for e in _events(c, ta.KEEP_ALIVE_ACK, not orig) if not e[3] & ta.ZWP_LINUX_ACK]
-            who, peer = _ep(c, orig), _ep(c, not orig)
-            gaps = [_sec(b[1] - a[1]) for a, b in zip(ka, ka[1:], strict=False)]
-            unanswered = len(ka) - len(acks)
-            sev = "warning" if unanswered >= 3 and not acks else "info"
-            summary = (f"{who} sent {len(ka)} keep-alive probe(s) to {peer}"
-                       + (f" every {_fmt_s(statistics.median(gaps))}" if gaps else "")
-                       + f"; {len(acks)} answered.")
-            expl = (f"Keep-alives test an idle connection: an empty segment one byte behind, which the peer must "
-                    f"acknowledge. Answered keep-alives are normal on idle connections (SO_KEEPALIVE, "
-                    f"net.ipv4.tcp_keepalive_time). Unanswered ones mean {peer} is gone or unreachable; after "
-                    f"tcp_keepalive_probes failures the kernel aborts the connection with ETIMEDOUT.")
-            out.append(_finding("data.keep_alive", c, summary, expl, _frames(ka + acks),
-                                {"sender": who, "probes": len(ka), "answered": len(acks), "interval_s": gaps[:10]},
-                                ka[0][1], ka[-1][1], sev))
-    return out
-
-
-# -- resets ------------------------------------------------------------------------------------
-
-def detect_resets(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not (c.orig.rsts or c.resp.rsts):
-            continue
-        rst_frames = sorted(c.orig.rsts + c.resp.rsts)
-        first = rst_frames[0]
-        by_orig = first in c.orig.rsts
-        who, peer = _ep(c, by_orig), _ep(c, not by_orig)
-        rst_pkt = next((p for p in c.evidence if p.no == first), None)
-        rst_ts = rst_pkt.ts if rst_pkt is not None else c.last_ts
-        data_o, data_r = c.orig.data_bytes, c.resp.data_bytes
-        handshake_done = c.ack_frame is not None or c.orig.data_pkts or c.resp.data_pkts
-        with_data = [p for p in c.evidence if p.flags is not None and p.flags & TCP_RST and p.payload_len]
-        if with_data:
+                "data.lost_segment", c,
+                f"{len(lost)} time(s) data from {who} jumped ahead of what the capture had seen (previous "
+                f"segment not captured); {repaired} hole(s) were later filled by retransmissions.",
+                f"A hole in {who}'s sequence numbers means segments were sent that this capture point never "
+                f"saw. If {who} retransmitted them later, they were lost on the path before the capture point "
+                f"(upstream loss). If it never did and {peer} acknowledged them anyway, the capture itself "
+                f"dropped them (sniffer overload: check the capture tool's 'dropped by kernel' count) or the "
+                f"packets took another path (asymmetric routing, bonding).",
+                _frames(lost), {"sender": who, "holes": len(lost), "filled_by_retransmission": repaired},
+                lost[0][1], lost[-1][1]))
+        unseen = [e for e in _events(c, ta.ACK_LOST_PACKET, orig) if e[0] > skip]
+        if unseen:
             out.append(_finding(
-                "reset.with_data", c,
-                f"RST frame {with_data[0].no} from {_ep(c, _from(c, with_data[0], 'orig'))} carries "
-                f"{with_data[0].payload_len} bytes of payload.",
-                "RFC 9293 allows data in a RST as diagnostic text; most stacks never send it. Some firewalls and "
-                "middleboxes put a reason there; it is never delivered to the application. Read it in the "
-                "evidence packet (Wireshark: Follow TCP Stream does not show it).",
-                [p.no for p in with_data[:FRAMES_LISTED]], {"rst_frames": [p.no for p in with_data[:FRAMES_LISTED]]},
-                with_data[0].ts))
-        if not handshake_done or (not data_o and not data_r):
-            if c.synack_frame is not None and c.ack_frame is None and first > c.synack_frame:
-                out.append(_finding(
-                    "reset.handshake", c,
-                    f"{who} reset the connection during the handshake (frame {first}), after the SYN-ACK.",
-                    "A reset between the SYN-ACK and the final ACK: the client gave up on the attempt (its socket "
-                    "was already closed or answered by someone else), or a firewall or load balancer reset a "
-                    "half-open connection. The application saw 'connection reset' or a failed connect().",
-                    [f for f in (c.syn_frame, c.synack_frame, first) if f], {"reset_by": who, "rst_frame": first},
-                    rst_ts))
+                "data.ack_unseen_segment", c,
+                f"{peer} acknowledged data from {who} that this capture never saw ({len(unseen)} time(s)).",
+                f"An ACK covering sequence numbers the capture never saw proves {who} sent them and {peer} "
+                f"received them: the capture point missed them. Either the capture dropped packets "
+                f"(overload, snaplen and buffer settings: tcpdump -B) or those packets took a path that "
+                f"bypasses the capture point (asymmetric routing, multiple uplinks). It is not network loss.",
+                _frames(unseen), {"receiver": peer, "sender": who, "acks_of_unseen_data": len(unseen)},
+                unseen[0][1], unseen[-1][1]))
+    return out
+
+
+def _duplicate_acks(c: Connection) -> list[Finding]:
+    out: list[Finding] = []
+    for orig in (True, False):
+        n = _count(c, ta.DUPLICATE_ACK, orig) if c.event_counts else 0
+        if n < 3:
             continue
-        o_fin = bool(c.orig.fins) and c.orig.fins[0] < first
-        r_fin = bool(c.resp.fins) and c.resp.fins[0] < first
-        if o_fin and r_fin:
-            continue  # both sides had closed: the RST ends nothing (late data after close() is reset)
-        fin_before = o_fin or r_fin
-        resetter = c.orig if by_orig else c.resp
-        other = c.resp if by_orig else c.orig
-        unread = _unread_before_reset(c, by_orig, first)
-        phase = "during the close" if fin_before else "mid-stream"
-        why = ("with unread data in its receive buffer: it closed the socket while " + peer + " had sent data it "
-               "never read (the kernel turns such a close into a RST)") if unread else (
-            "without a FIN: an abortive close (SO_LINGER with a zero timeout, a crashed or killed process, or "
-            "a firewall / load balancer timing the connection out)")
-        summary = (f"{who} reset the connection {phase} (frame {first}, {_fmt_s(_sec(rst_ts - c.first_ts))} after it "
-                   f"started) after {data_o} bytes from {_ep(c, True)} and {data_r} bytes from {_ep(c, False)}; "
-                   f"likely {'an unread-data close' if unread else 'an abortive close'}.")
+        evs = _events(c, ta.DUPLICATE_ACK, orig)
+        runs = [e[4] for i, e in enumerate(evs) if i + 1 == len(evs) or evs[i + 1][4] <= e[4]]
+        who = _ep(c, orig)
+        longest = max(runs) if runs else n
+        out.append(_finding(
+            "data.duplicate_ack", c,
+            f"{who} sent {n} duplicate ACKs in {len(runs)} run(s) (longest run {longest}).",
+            f"A duplicate ACK repeats the last acknowledgment: {who} received data beyond a hole and keeps "
+            f"asking for the missing segment. Three in a row trigger a fast retransmission. Long runs mean "
+            f"the sender kept sending while one segment was missing (a large window over a lossy path).",
+            _frames(evs), {"receiver": who, "duplicate_acks": n, "runs": len(runs), "longest_run": longest},
+            evs[0][1] if evs else None, severity="info"))
+    return out
+
+
+# -- windows ---------------------------------------------------------------------------------
+
+def zero_window(c: Connection, capture_end: int) -> list[Finding]:
+    """Zero windows per side; ``capture_end`` matters only for a window still closed at the end
+    (:func:`zero_window_needs_end`)."""
+    out: list[Finding] = []
+    ws = c.ws
+    if c.proto != "tcp" or ws is None or not c.events:  # every zero-window fact is an event
+        return out
+    for orig in (True, False):
+        ep = c.orig if orig else c.resp
+        d = ws.dirs(ep.addr, ep.port)[0]
+        zw = _events(c, ta.ZERO_WINDOW, orig)
+        probes = _events(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
+        if not zw:
+            if probes:
+                out.append(_finding(
+                    "data.zero_window_probe", c,
+                    f"{_ep(c, not orig)} probed a zero window of {_ep(c, orig)} {len(probes)} time(s).",
+                    "Zero-window probes are sent while the receiver advertises no room; the capture does not "
+                    "show the zero window itself (it began before the capture).",
+                    _frames(probes), {"prober": _ep(c, not orig), "probes": len(probes)}, probes[0][1]))
+            continue
+        episodes = list(d.zw_episodes)
+        open_ep = d.zw_since
+        durations = [_sec(e[3] - e[1]) for e in episodes]
+        still = open_ep is not None
+        if still:
+            assert open_ep is not None
+            durations.append(_sec(max(capture_end, c.last_ts) - open_ep[1]))
+        longest = max(durations) if durations else 0.0
+        total = round(sum(durations), 6)
+        reader, writer = _ep(c, orig), _ep(c, not orig)
+        n_probes = _count(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
+        linux = _count(c, ta.ZWP_LINUX, not orig)
+        summary = (f"{reader} advertised a zero window {len(durations)} time(s): its application stopped "
+                   f"reading, and {writer} had to stop sending for {_fmt_s(total)} in all (longest "
+                   f"{_fmt_s(longest)}" + (", still closed when the capture ended" if still else "")
+                   + f"); {n_probes} zero-window probe(s) from {writer}.")
         explanation = (
-            f"{who} ended the connection with a RST {why}. {peer}'s application gets ECONNRESET "
-            f"('connection reset by peer') on its next read or write, and data still in flight is lost. "
-            f"Check {who}'s application logs at that time; `nstat -az TcpExtTCPAbortOnData TcpExtTCPAbortOnClose "
-            f"TcpExtTCPAbortOnTimeout` on the resetting host tells which kernel path sent it.")
-        ev = {"reset_by": who, "peer": peer, "rst_frame": first, "phase": phase,
-              "seconds_after_start": _sec(rst_ts - c.first_ts), "orig_bytes": data_o, "resp_bytes": data_r,
-              "unread_data_likely": unread, "resetter_sent_fin": bool(resetter.fins),
-              "peer_sent_fin": bool(other.fins), "rst_count": len(rst_frames)}
-        out.append(_finding("reset.abort", c, summary, explanation, rst_frames[:FRAMES_LISTED], ev, rst_ts,
-                            severity="notice" if fin_before else "warning"))
+            f"A zero window means {reader}'s receive buffer is full: the kernel has data the application has "
+            f"not read. The sender {writer} stops and probes the window with growing intervals until the "
+            f"reader makes room (a window update). The cause is on {reader}'s side: a slow or blocked "
+            f"consumer (a stuck thread, a full downstream queue, GC pauses) or a receive buffer too small "
+            f"for the rate. On {reader}: `ss -tmi` shows Recv-Q (unread bytes) and rcv_space; check what the "
+            f"reading process is doing. Linux probes with an empty segment one byte below the next sequence "
+            f"number, which Wireshark labels a keep-alive: here they are counted as probes"
+            + (f" ({linux} of them)." if linux else "."))
+        sev = "error" if still or longest >= 10 else "warning"
+        reopen = [e[2] for e in episodes]
+        frames = [zw[0][0]] + [p[0] for p in probes[:8]] + reopen[:8]
+        ev = {"reader": reader, "sender": writer, "zero_window_segments": _count(c, ta.ZERO_WINDOW, orig),
+              "episodes": len(durations), "stalled_s": total, "longest_s": longest, "still_closed_at_end": still,
+              "probes": n_probes, "linux_style_probes": linux,
+              "episode_list": [{"start_frame": e[0], "reopen_frame": e[2], "seconds": _sec(e[3] - e[1]),
+                                "probes": e[4]} for e in episodes[:FRAMES_LISTED]]}
+        out.append(_finding("data.zero_window", c, summary, explanation, frames, ev, zw[0][1], None, sev))
+    return out
+
+
+def zero_window_needs_end(c: Connection) -> bool:
+    """Is a zero window still closed when ``c`` ended? Its stall is measured to the capture's end,
+    known only at the end of the stream."""
+    ws = c.ws
+    if c.proto != "tcp" or ws is None or not c.events:
+        return False
+    for orig in (True, False):
+        ep = c.orig if orig else c.resp
+        if ws.dirs(ep.addr, ep.port)[0].zw_since is not None and _events(c, ta.ZERO_WINDOW, orig):
+            return True
+    return False
+
+
+def _window_patterns(c: Connection) -> list[Finding]:
+    out: list[Finding] = []
+    if c.proto != "tcp" or not c.event_counts:
+        return out
+    for orig in (True, False):
+        who, peer = _ep(c, orig), _ep(c, not orig)
+        full = _events(c, ta.WINDOW_FULL, orig)
+        if full:
+            out.append(_finding(
+                "data.window_full", c,
+                f"{who} filled {peer}'s advertised receive window {_count(c, ta.WINDOW_FULL, orig)} time(s).",
+                f"The sender {who} had more to send but reached the edge of the window {peer} offered: the "
+                f"transfer is limited by the receiver (its buffer or its application), not by the network. "
+                f"If throughput matters, check {peer}'s receive buffer (net.ipv4.tcp_rmem, SO_RCVBUF) and "
+                f"window scaling.",
+                _frames(full), {"sender": who, "receiver": peer, "window_full": _count(c, ta.WINDOW_FULL, orig)},
+                full[0][1]))
+        shrink = _events(c, ta.WINDOW_SHRINK, orig)
+        if shrink:
+            out.append(_finding(
+                "data.window_shrink", c,
+                f"{who} shrank its advertised window {len(shrink)} time(s): the right edge moved left.",
+                f"RFC 9293 discourages shrinking a window already offered: the sender may have data in flight "
+                f"beyond the new edge, which {who} will then drop. Linux never shrinks the window (unless "
+                f"net.ipv4.tcp_shrink_window=1); seeing it points at another stack, a middlebox rewriting "
+                f"windows, or window-scale disagreement between the two ends.",
+                _frames(shrink), {"advertiser": who, "shrinks": len(shrink)}, shrink[0][1]))
+        upd = _events(c, ta.WINDOW_UPDATE, orig)
+        if len(upd) >= 3:
+            out.append(_finding(
+                "data.window_update", c,
+                f"{who} sent {len(upd)} pure window updates.",
+                f"A window update re-advertises a larger window without new data: {who}'s application read "
+                f"from a buffer that had been (nearly) full. Many of them mean the reader works in bursts.",
+                _frames(upd), {"advertiser": who, "window_updates": len(upd)}, upd[0][1], severity="info"))
+    return out
+
+
+def _keep_alive(c: Connection) -> list[Finding]:
+    out: list[Finding] = []
+    if c.proto != "tcp" or not c.event_counts:
+        return out
+    for orig in (True, False):
+        ka = [e for e in _events(c, ta.KEEP_ALIVE, orig) if not e[3] & ta.ZWP_LINUX]
+        if not ka:
+            continue
+        acks = [e for e in _events(c, ta.KEEP_ALIVE_ACK, not orig) if not e[3] & ta.ZWP_LINUX_ACK]
+        who, peer = _ep(c, orig), _ep(c, not orig)
+        gaps = [_sec(b[1] - a[1]) for a, b in zip(ka, ka[1:], strict=False)]
+        unanswered = len(ka) - len(acks)
+        sev = "warning" if unanswered >= 3 and not acks else "info"
+        summary = (f"{who} sent {len(ka)} keep-alive probe(s) to {peer}"
+                   + (f" every {_fmt_s(statistics.median(gaps))}" if gaps else "")
+                   + f"; {len(acks)} answered.")
+        expl = (f"Keep-alives test an idle connection: an empty segment one byte behind, which the peer must "
+                f"acknowledge. Answered keep-alives are normal on idle connections (SO_KEEPALIVE, "
+                f"net.ipv4.tcp_keepalive_time). Unanswered ones mean {peer} is gone or unreachable; after "
+                f"tcp_keepalive_probes failures the kernel aborts the connection with ETIMEDOUT.")
+        out.append(_finding("data.keep_alive", c, summary, expl, _frames(ka + acks),
+                            {"sender": who, "probes": len(ka), "answered": len(acks), "interval_s": gaps[:10]},
+                            ka[0][1], ka[-1][1], sev))
+    return out
+
+
+# -- resets ----------------------------------------------------------------------------------
+
+def _resets(c: Connection) -> list[Finding]:
+    out: list[Finding] = []
+    if c.proto != "tcp" or not (c.orig.rsts or c.resp.rsts):
+        return out
+    rst_frames = sorted(c.orig.rsts + c.resp.rsts)
+    first = rst_frames[0]
+    by_orig = first in c.orig.rsts
+    who, peer = _ep(c, by_orig), _ep(c, not by_orig)
+    rst_pkt = next((p for p in c.evidence if p.no == first), None)
+    rst_ts = rst_pkt.ts if rst_pkt is not None else c.last_ts
+    data_o, data_r = c.orig.data_bytes, c.resp.data_bytes
+    handshake_done = c.ack_frame is not None or c.orig.data_pkts or c.resp.data_pkts
+    with_data = [p for p in c.evidence if p.flags is not None and p.flags & TCP_RST and p.payload_len]
+    if with_data:
+        out.append(_finding(
+            "reset.with_data", c,
+            f"RST frame {with_data[0].no} from {_ep(c, _from(c, with_data[0], 'orig'))} carries "
+            f"{with_data[0].payload_len} bytes of payload.",
+            "RFC 9293 allows data in a RST as diagnostic text; most stacks never send it. Some firewalls and "
+            "middleboxes put a reason there; it is never delivered to the application. Read it in the "
+            "evidence packet (Wireshark: Follow TCP Stream does not show it).",
+            [p.no for p in with_data[:FRAMES_LISTED]], {"rst_frames": [p.no for p in with_data[:FRAMES_LISTED]]},
+            with_data[0].ts))
+    if not handshake_done or (not data_o and not data_r):
+        if c.synack_frame is not None and c.ack_frame is None and first > c.synack_frame:
+            out.append(_finding(
+                "reset.handshake", c,
+                f"{who} reset the connection during the handshake (frame {first}), after the SYN-ACK.",
+                "A reset between the SYN-ACK and the final ACK: the client gave up on the attempt (its socket "
+                "was already closed or answered by someone else), or a firewall or load balancer reset a "
+                "half-open connection. The application saw 'connection reset' or a failed connect().",
+                [f for f in (c.syn_frame, c.synack_frame, first) if f], {"reset_by": who, "rst_frame": first},
+                rst_ts))
+        return out
+    o_fin = bool(c.orig.fins) and c.orig.fins[0] < first
+    r_fin = bool(c.resp.fins) and c.resp.fins[0] < first
+    if o_fin and r_fin:
+        return out  # both sides had closed: the RST ends nothing (late data after close() is reset)
+    fin_before = o_fin or r_fin
+    resetter = c.orig if by_orig else c.resp
+    other = c.resp if by_orig else c.orig
+    unread = _unread_before_reset(c, by_orig, first)
+    phase = "during the close" if fin_before else "mid-stream"
+    why = ("with unread data in its receive buffer: it closed the socket while " + peer + " had sent data it "
+           "never read (the kernel turns such a close into a RST)") if unread else (
+        "without a FIN: an abortive close (SO_LINGER with a zero timeout, a crashed or killed process, or "
+        "a firewall / load balancer timing the connection out)")
+    summary = (f"{who} reset the connection {phase} (frame {first}, {_fmt_s(_sec(rst_ts - c.first_ts))} after it "
+               f"started) after {data_o} bytes from {_ep(c, True)} and {data_r} bytes from {_ep(c, False)}; "
+               f"likely {'an unread-data close' if unread else 'an abortive close'}.")
+    explanation = (
+        f"{who} ended the connection with a RST {why}. {peer}'s application gets ECONNRESET "
+        f"('connection reset by peer') on its next read or write, and data still in flight is lost. "
+        f"Check {who}'s application logs at that time; `nstat -az TcpExtTCPAbortOnData TcpExtTCPAbortOnClose "
+        f"TcpExtTCPAbortOnTimeout` on the resetting host tells which kernel path sent it.")
+    ev = {"reset_by": who, "peer": peer, "rst_frame": first, "phase": phase,
+          "seconds_after_start": _sec(rst_ts - c.first_ts), "orig_bytes": data_o, "resp_bytes": data_r,
+          "unread_data_likely": unread, "resetter_sent_fin": bool(resetter.fins),
+          "peer_sent_fin": bool(other.fins), "rst_count": len(rst_frames)}
+    out.append(_finding("reset.abort", c, summary, explanation, rst_frames[:FRAMES_LISTED], ev, rst_ts,
+                        severity="notice" if fin_before else "warning"))
     return out
 
 
@@ -467,36 +499,57 @@ def _unread_before_reset(c: Connection, by_orig: bool, rst_frame: int) -> bool:
     return resetter.window <= resetter.max_window - mss
 
 
-def detect_reset_storm(ctx: DetectorContext) -> list[Finding]:
-    per_sender: dict[str, list[tuple[Connection, int]]] = defaultdict(list)
-    total: Counter[str] = Counter()
-    for c in ctx.conns:
+class _Sender:
+    __slots__ = ("items", "first_ts", "last_ts")
+
+    def __init__(self, first_ts: int, last_ts: int) -> None:
+        self.items = array("q")  # (first RST frame, connection number << 1 | side) pairs
+        self.first_ts = first_ts
+        self.last_ts = last_ts
+
+
+class _ResetStorm:
+    """reset.storm: per address, its TCP connections and those it reset (refused handshakes are
+    handshake.refused, scans are scan.*)."""
+
+    def __init__(self) -> None:
+        self.total: Counter[str] = Counter()
+        self.senders: dict[str, _Sender] = {}
+
+    def add(self, c: Connection) -> None:
         if c.proto != "tcp":
-            continue
-        total[c.orig.addr] += 1
-        total[c.resp.addr] += 1
+            return
+        self.total[c.orig.addr] += 1
+        self.total[c.resp.addr] += 1
         if c.synack_frame is None and not c.orig.data_pkts:
-            continue  # refused handshakes are handshake.refused, scans are scan.*
-        for ep in (c.orig, c.resp):
+            return
+        for side, ep in enumerate((c.orig, c.resp)):
             if ep.rsts:
-                per_sender[ep.addr].append((c, ep.rsts[0]))
-    out = []
-    for addr, items in per_sender.items():
-        if len(items) < 20 or len(items) < total[addr] // 2:
-            continue
-        items.sort(key=lambda x: x[1])
-        frames = [f for _, f in items[:FRAMES_LISTED]]
-        span = _sec(max(c.last_ts for c, _ in items) - min(c.first_ts for c, _ in items))
-        out.append(Finding(
-            "reset.storm",
-            f"{addr} reset {len(items)} of its {total[addr]} established connections within {_fmt_s(span)}.",
-            f"Most connections of {addr} end in a RST. One host resetting many established connections at once "
-            f"points at a restart or crash of its service, a firewall or load balancer flushing its state table "
-            f"(conntrack, idle timeouts), or an application that closes sockets abortively by design "
-            f"(SO_LINGER 0). Check the host's service and the middleboxes' logs at that time.",
-            frames, [c.uid for c, _ in items], min(c.first_ts for c, _ in items), max(c.last_ts for c, _ in items),
-            {"sender": addr, "connections_reset": len(items), "connections": total[addr], "span_s": span}))
-    return out
+                s = self.senders.get(ep.addr)
+                if s is None:
+                    s = self.senders[ep.addr] = _Sender(c.first_ts, c.last_ts)
+                s.items.extend((ep.rsts[0], c.index << 1 | side))
+                s.first_ts = min(s.first_ts, c.first_ts)
+                s.last_ts = max(s.last_ts, c.last_ts)
+
+    def finish(self, end: int) -> Iterator[Finding]:
+        for addr, s in self.senders.items():
+            n = len(s.items) // 2
+            if n < 20 or n < self.total[addr] // 2:
+                continue
+            items = sorted(zip(s.items[::2], s.items[1::2], strict=True))
+            frames = [f for f, _ in items[:FRAMES_LISTED]]
+            span = _sec(s.last_ts - s.first_ts)
+            yield Finding(
+                "reset.storm",
+                f"{addr} reset {n} of its {self.total[addr]} established connections within {_fmt_s(span)}.",
+                f"Most connections of {addr} end in a RST. One host resetting many established connections at once "
+                f"points at a restart or crash of its service, a firewall or load balancer flushing its state table "
+                f"(conntrack, idle timeouts), or an application that closes sockets abortively by design "
+                f"(SO_LINGER 0). Check the host's service and the middleboxes' logs at that time.",
+                frames, [_uid(k >> 1) for _, k in items], s.first_ts, s.last_ts,
+                {"sender": addr, "connections_reset": n, "connections": self.total[addr], "span_s": span})
+        self.senders = {}
 
 
 # -- protocol violations (Zeek's weirds, judged) --------------------------------------------------
@@ -535,300 +588,483 @@ _WEIRDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def detect_protocol(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not c.weirds:
+def _protocol(c: Connection) -> list[Finding]:
+    out: list[Finding] = []
+    if c.proto != "tcp" or not c.weirds:
+        return out
+    seen: set[str] = set()
+    for name, frames in sorted(c.weirds.items()):
+        spec = _WEIRDS.get(name)
+        if spec is None or spec[0] in seen:
             continue
-        seen: set[str] = set()
-        for name, frames in sorted(c.weirds.items()):
-            spec = _WEIRDS.get(name)
-            if spec is None or spec[0] in seen:
-                continue
-            fid, text, expl = spec
-            seen.add(fid)
-            pkt = next((p for p in c.evidence if p.no == frames[0]), None)
-            who = _ep(c, _from(c, pkt, "orig")) if pkt is not None else "a side"
-            said = text.format(who=who)
-            summary = said[0].upper() + said[1:] + f" (frame {frames[0]}" + (
-                f" and {len(frames) - 1} more)." if len(frames) > 1 else ").")
-            sev = ""
-            if name == "SYN_with_data" and pkt is not None and b"\x22" in (pkt.options or b""):
-                sev = "info"
-                summary += " It carries a TCP Fast Open cookie option."
-            out.append(_finding(fid, c, summary, expl, list(frames), {"weird": name, "frames": list(frames)},
-                                pkt.ts if pkt is not None else None, severity=sev))
-        # SYN-ACK announcing window scaling to a SYN that did not: RFC 7323 forbids it.
-        so, ro = c.orig.syn_opts, c.resp.syn_opts
-        if so is not None and ro is not None and "wscale" in ro and "wscale" not in so and c.synack_frame:
-            out.append(_finding("protocol.wscale_anomaly", c,
-                                f"The SYN-ACK (frame {c.synack_frame}) announced window scaling although the SYN "
-                                f"did not.", "RFC 7323: window scaling is used only if both SYNs carry the option; "
-                                "a SYN-ACK that sends it unasked is a stack or middlebox bug.",
-                                [c.synack_frame], {"syn_wscale": None, "synack_wscale": ro.get("wscale")}))
+        fid, text, expl = spec
+        seen.add(fid)
+        pkt = next((p for p in c.evidence if p.no == frames[0]), None)
+        who = _ep(c, _from(c, pkt, "orig")) if pkt is not None else "a side"
+        said = text.format(who=who)
+        summary = said[0].upper() + said[1:] + f" (frame {frames[0]}" + (
+            f" and {len(frames) - 1} more)." if len(frames) > 1 else ").")
+        sev = ""
+        if name == "SYN_with_data" and pkt is not None and b"\x22" in (pkt.options or b""):
+            sev = "info"
+            summary += " It carries a TCP Fast Open cookie option."
+        out.append(_finding(fid, c, summary, expl, list(frames), {"weird": name, "frames": list(frames)},
+                            pkt.ts if pkt is not None else None, severity=sev))
+    # SYN-ACK announcing window scaling to a SYN that did not: RFC 7323 forbids it.
+    so, ro = c.orig.syn_opts, c.resp.syn_opts
+    if so is not None and ro is not None and "wscale" in ro and "wscale" not in so and c.synack_frame:
+        out.append(_finding("protocol.wscale_anomaly", c,
+                            f"The SYN-ACK (frame {c.synack_frame}) announced window scaling although the SYN "
+                            f"did not.", "RFC 7323: window scaling is used only if both SYNs carry the option; "
+                            "a SYN-ACK that sends it unasked is a stack or middlebox bug.",
+                            [c.synack_frame], {"syn_wscale": None, "synack_wscale": ro.get("wscale")}))
     return out
 
 
-def detect_mss(ctx: DetectorContext) -> list[Finding]:
-    """SYNs without an MSS option or with a tiny one, grouped per announcing address."""
-    per_addr: dict[tuple[str, str], list[tuple[Connection, bool, int | None]]] = defaultdict(list)
-    for c in ctx.conns:
+class _MssGroup:
+    __slots__ = ("keys", "first", "values", "first_ts", "last_ts")
+
+    def __init__(self, first_ts: int, last_ts: int) -> None:
+        self.keys = Indexes()  # connection number << 1 | side (a loopback pair may count twice)
+        self.first = Smallest(FRAMES_LISTED)  # the SYN frames of the first ones
+        self.values: set[int] = set()
+        self.first_ts = first_ts
+        self.last_ts = last_ts
+
+
+class _Mss:
+    """protocol.mss_anomaly: SYNs without an MSS option or with a tiny one, per announcing address."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str], _MssGroup] = {}
+
+    def add(self, c: Connection) -> None:
         if c.proto != "tcp":
-            continue
-        for orig in (True, False):
-            ep = c.orig if orig else c.resp
+            return
+        for side, ep in enumerate((c.orig, c.resp)):
             if ep.syn_opts is None or not ep.syns:
                 continue
             mss = ep.syn_opts.get("mss")
             if mss is None:
-                per_addr[(ep.addr, "missing")].append((c, orig, mss))
+                kind = "missing"
             elif mss < 536 and not (c.ip_version == 6 and mss >= 1220):
-                per_addr[(ep.addr, "small")].append((c, orig, mss))
-    out = []
-    for (addr, kind), items in per_addr.items():
-        n = len(items)
-        values = sorted({m for _, _, m in items if m is not None})
-        problem = ("no MSS option (the peer must assume 536 bytes, or 1220 for IPv6)" if kind == "missing"
-                   else f"an MSS of only {', '.join(map(str, values))} bytes")
-        frames = [(c.orig if o else c.resp).syns[0] for c, o, _ in items[:FRAMES_LISTED]]
-        out.append(Finding(
-            "protocol.mss_anomaly", f"{n} SYN(s) from {addr} announced {problem}.",
-            "Every modern stack announces its MSS in the SYN. A missing or tiny MSS means a stripped option "
-            "(a middlebox), an MSS-clamping rule set far too low, or a crafted packet (scanners); small segments "
-            "cost throughput. Check `iptables -t mangle -S | grep TCPMSS` on the path and the interface MTUs.",
-            frames, [c.uid for c, _, _ in items], min(c.first_ts for c, _, _ in items),
-            max(c.last_ts for c, _, _ in items),
-            {"address": addr, "problem": kind, "syns": n, "mss_values": values}))
-    return out
-
-
-def detect_challenge_ack(ctx: DetectorContext) -> list[Finding]:
-    """A bare ACK answering a SYN on a tuple the answerer thinks is synchronized (RFC 5961 4.2)."""
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not c.syn_frame or c.synack_frame:
-            continue
-        syn = next((p for p in c.evidence if p.no == c.syn_frame), None)
-        if syn is None:
-            continue
-        for p in c.evidence:
-            if p.no <= syn.no or p.flags is None or not _from(c, p, "resp"):
+                kind = "small"
+            else:
                 continue
-            want = (syn.seq + 1) & 0xFFFFFFFF  # type: ignore[operator]
-            if p.flags & (TCP_SYN | TCP_RST | TCP_FIN) == 0 and p.flags & TCP_ACK and p.ack != want:
-                pred = ctx.by_uid.get(c.predecessor) if c.predecessor else None
-                state = None
-                if pred is not None:
-                    state = pred.resp.tcp_state if pred.resp.addr == c.resp.addr else pred.orig.tcp_state
-                out.append(_finding(
-                    "protocol.challenge_ack", c,
-                    f"{_ep(c, False)} answered the SYN (frame {syn.no}) with a challenge ACK (frame {p.no}) "
-                    f"carrying ack {p.ack} instead of a SYN-ACK"
-                    + (f"; its socket for this 4-tuple was still in {state}" if state else "") + ".",
-                    "RFC 5961: a SYN arriving on a synchronized connection is answered with an ACK of the current "
-                    "state (a challenge ACK) instead of resetting. The client answers it with a RST, which kills "
-                    "the stale socket, and retries. It means the server still held a connection on this tuple "
-                    "(CLOSE_WAIT, ESTABLISHED or TIME-WAIT) that the client had forgotten. Linux rate-limits "
-                    "challenge ACKs (net.ipv4.tcp_challenge_ack_limit); `nstat -az TcpExtTCPChallengeACK`.",
-                    [syn.no, p.no], {"syn_frame": syn.no, "challenge_frame": p.no, "ack": p.ack,
-                                     "predecessor": c.predecessor, "answerer_state": state}, syn.ts))
-                break
+            g = self.groups.get((ep.addr, kind))
+            if g is None:
+                g = self.groups[(ep.addr, kind)] = _MssGroup(c.first_ts, c.last_ts)
+            key = c.index << 1 | side
+            g.keys.add(key)
+            g.first.add(key, ep.syns[0])
+            if mss is not None:
+                g.values.add(mss)
+            g.first_ts = min(g.first_ts, c.first_ts)
+            g.last_ts = max(g.last_ts, c.last_ts)
+
+    def finish(self, end: int) -> Iterator[Finding]:
+        for (addr, kind), g in self.groups.items():
+            n = g.keys.n
+            values = sorted(g.values)
+            problem = ("no MSS option (the peer must assume 536 bytes, or 1220 for IPv6)" if kind == "missing"
+                       else f"an MSS of only {', '.join(map(str, values))} bytes")
+            frames = [f for _, f in g.first.items()]
+            yield Finding(
+                "protocol.mss_anomaly", f"{n} SYN(s) from {addr} announced {problem}.",
+                "Every modern stack announces its MSS in the SYN. A missing or tiny MSS means a stripped option "
+                "(a middlebox), an MSS-clamping rule set far too low, or a crafted packet (scanners); small segments "
+                "cost throughput. Check `iptables -t mangle -S | grep TCPMSS` on the path and the interface MTUs.",
+                frames, [_uid(k >> 1) for k in g.keys.sorted()], g.first_ts, g.last_ts,
+                {"address": addr, "problem": kind, "syns": n, "mss_values": values})
+        self.groups = {}
+
+
+def _challenge_ack(c: Connection) -> list[Finding]:
+    """A bare ACK answering a SYN on a tuple the answerer thinks is synchronized (RFC 5961 4.2)."""
+    out: list[Finding] = []
+    if c.proto != "tcp" or not c.syn_frame or c.synack_frame:
+        return out
+    syn = next((p for p in c.evidence if p.no == c.syn_frame), None)
+    if syn is None:
+        return out
+    for p in c.evidence:
+        if p.no <= syn.no or p.flags is None or not _from(c, p, "resp"):
+            continue
+        want = (syn.seq + 1) & 0xFFFFFFFF  # type: ignore[operator]
+        if p.flags & (TCP_SYN | TCP_RST | TCP_FIN) == 0 and p.flags & TCP_ACK and p.ack != want:
+            state = answerer_state(c)
+            out.append(_finding(
+                "protocol.challenge_ack", c,
+                f"{_ep(c, False)} answered the SYN (frame {syn.no}) with a challenge ACK (frame {p.no}) "
+                f"carrying ack {p.ack} instead of a SYN-ACK"
+                + (f"; its socket for this 4-tuple was still in {state}" if state else "") + ".",
+                "RFC 5961: a SYN arriving on a synchronized connection is answered with an ACK of the current "
+                "state (a challenge ACK) instead of resetting. The client answers it with a RST, which kills "
+                "the stale socket, and retries. It means the server still held a connection on this tuple "
+                "(CLOSE_WAIT, ESTABLISHED or TIME-WAIT) that the client had forgotten. Linux rate-limits "
+                "challenge ACKs (net.ipv4.tcp_challenge_ack_limit); `nstat -az TcpExtTCPChallengeACK`.",
+                [syn.no, p.no], {"syn_frame": syn.no, "challenge_frame": p.no, "ack": p.ack,
+                                 "predecessor": c.predecessor, "answerer_state": state}, syn.ts))
+            break
     return out
 
 
-def detect_syn_in_time_wait(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or not c.predecessor or not c.syn_frame:
-            continue
-        pred = ctx.by_uid.get(c.predecessor)
-        if pred is None:
-            continue
-        # The side that receives the new SYN: the new connection's responder, in the old one's roles.
-        old = pred.orig if (pred.orig.addr, pred.orig.port) == (c.resp.addr, c.resp.port) else pred.resp
-        old_peer = pred.resp if old is pred.orig else pred.orig
-        if old.tcp_state != TIME_WAIT:
-            continue
-        isn = c.orig.isn
-        if isn is None:
-            continue
-        last = old_peer.fin_raw if old_peer.fin_raw is not None else old_peer.last_seq
-        older = ((isn - last) & 0xFFFFFFFF) >= 0x80000000
-        gap = _sec(c.first_ts - pred.last_ts)
-        accepted = c.synack_frame is not None
-        succ = ctx.by_uid.get(c.successor) if c.successor else None
-        retried = succ is not None and succ.synack_frame is not None
+def syn_in_time_wait(c: Connection) -> Pending | None:
+    """protocol.syn_in_time_wait; whether a retry connected shows in the successor, so it waits."""
+    if c.proto != "tcp" or not c.predecessor or not c.syn_frame:
+        return None
+    # The side that receives the new SYN: the new connection's responder, in the old one's roles.
+    tw = time_wait_of(c)
+    if tw is None:
+        return None
+    isn = c.orig.isn
+    if isn is None:
+        return None
+    last, old_fin, pred_last_ts = tw
+    older = ((isn - last) & 0xFFFFFFFF) >= 0x80000000
+    gap = _sec(c.first_ts - pred_last_ts)
+    accepted = c.synack_frame is not None
+    pred = c.predecessor
+    said = (f"A SYN (frame {c.syn_frame}) reused the 4-tuple of {pred} {_fmt_s(gap)} after it closed, while "
+            f"{_ep(c, False)} held it in TIME-WAIT; the new ISN is {'lower' if older else 'higher'} than the old "
+            f"connection's last sequence number; ")
+    frames = [f for f in (old_fin, c.syn_frame, c.synack_frame) if f]
+    conn = {"uid": c.uid, "orig": _ep(c, True), "resp": _ep(c, False)}
+    uid, first_ts, last_ts = c.uid, c.first_ts, c.last_ts
+
+    def resolve(succ: _Succ | None, _end: int) -> list[Finding]:
+        retried = succ is not None and succ.synack
         outcome = ("the SYN was accepted" if accepted else
                    "it was answered with the old connection's numbers, and the retry connected" if retried else
                    "it was not accepted")
-        out.append(_finding(
-            "protocol.syn_in_time_wait", c,
-            f"A SYN (frame {c.syn_frame}) reused the 4-tuple of {pred.uid} {_fmt_s(gap)} after it closed, while "
-            f"{_ep(c, False)} held it in TIME-WAIT; the new ISN is {'lower' if older else 'higher'} than the old "
-            f"connection's last sequence number; " + outcome + ".",
+        return [Finding(
+            "protocol.syn_in_time_wait", said + outcome + ".",
             "A socket in TIME-WAIT keeps the tuple for 60 s (Linux) so late segments of the old connection are not "
             "taken for a new one. RFC 6191 / Linux accept a SYN into TIME-WAIT only if its ISN (or timestamp) is "
             "higher than the old connection's; otherwise the SYN is answered with an ACK of the old state or "
             "dropped, and connect() stalls. Clients that bind fixed source ports or reuse ports aggressively hit "
             "this; let the ephemeral port range and TCP timestamps do their work.",
-            [f for f in (old.fins[0] if old.fins else None, c.syn_frame, c.synack_frame) if f],
-            {"predecessor": pred.uid, "seconds_since_close": gap, "new_isn": isn, "old_last_seq": last,
-             "isn_lower": older, "accepted": accepted, "retry_connected": retried},
-            severity="notice" if accepted or retried else "warning"))
-    return out
+            frames, [uid], first_ts, last_ts,
+            {"predecessor": pred, "seconds_since_close": gap, "new_isn": isn, "old_last_seq": last,
+             "isn_lower": older, "accepted": accepted, "retry_connected": retried, "connection": conn},
+            severity="notice" if accepted or retried else "warning")]
+
+    return resolve
 
 
-def detect_bad_checksums(ctx: DetectorContext) -> list[Finding]:
-    bad = [(c, c.orig.bad_checksums + c.resp.bad_checksums) for c in ctx.conns
-           if c.proto == "tcp" and (c.orig.bad_checksums or c.resp.bad_checksums)]
-    if not bad:
-        return []
-    total = sum(n for _, n in bad)
-    frames = [f for c, _ in bad for f in c.weirds.get("bad_TCP_checksum", [])][:FRAMES_LISTED]
-    if not frames:
-        return []
-    return [Finding(
-        "capture.bad_checksum",
-        f"{total} TCP segment(s) on {len(bad)} connection(s) have bad checksums (checksums a NIC or loopback "
-        f"fills in later are not counted).",
-        "A receiver drops a segment whose checksum is wrong, so for the connection it never arrived. Checksums "
-        "that are merely unfilled (TX offload, captured on the sending host) are recognised and not counted. "
-        "Real corruption points at a faulty NIC, cable or middlebox; check `ethtool -S` error counters and "
-        "`nstat -az TcpInCsumErrors` on the receiver.",
-        frames, [c.uid for c, _ in bad], min(c.first_ts for c, _ in bad), max(c.last_ts for c, _ in bad),
-        {"segments": total, "connections": len(bad)})]
+class _BadChecksums:
+    """capture.bad_checksum: one finding for the capture."""
+
+    def __init__(self) -> None:
+        self.uids = Indexes()
+        self.segments = 0
+        self.frames = FirstFrames(FRAMES_LISTED)
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+
+    def add(self, c: Connection) -> None:
+        if c.proto != "tcp" or not (c.orig.bad_checksums or c.resp.bad_checksums):
+            return
+        self.segments += c.orig.bad_checksums + c.resp.bad_checksums
+        self.uids.add(c.index)
+        self.frames.add(c.index, c.weirds.get("bad_TCP_checksum", []))
+        self.first_ts = c.first_ts if self.first_ts is None else min(self.first_ts, c.first_ts)
+        self.last_ts = c.last_ts if self.last_ts is None else max(self.last_ts, c.last_ts)
+
+    def finish(self, end: int) -> Iterator[Finding]:
+        frames = self.frames.frames()
+        if not self.uids.n or not frames:
+            return
+        total, n = self.segments, self.uids.n
+        yield Finding(
+            "capture.bad_checksum",
+            f"{total} TCP segment(s) on {n} connection(s) have bad checksums (checksums a NIC or loopback "
+            f"fills in later are not counted).",
+            "A receiver drops a segment whose checksum is wrong, so for the connection it never arrived. Checksums "
+            "that are merely unfilled (TX offload, captured on the sending host) are recognised and not counted. "
+            "Real corruption points at a faulty NIC, cable or middlebox; check `ethtool -S` error counters and "
+            "`nstat -az TcpInCsumErrors` on the receiver.",
+            frames, self.uids.uids(), self.first_ts, self.last_ts,
+            {"segments": total, "connections": n})
 
 
-def detect_duplicate_frames(ctx: DetectorContext) -> list[Finding]:
-    dup = [(c, _count(c, ta.DUPLICATE_FRAME)) for c in ctx.conns if c.event_counts]
-    dup = [(c, n) for c, n in dup if n]
-    if not dup:
-        return []
-    total = sum(n for _, n in dup)
-    frames = [e[0] for c, _ in dup for e in c.events if e[3] & ta.DUPLICATE_FRAME][:FRAMES_LISTED]
-    return [Finding(
-        "capture.duplicate_frames",
-        f"{total} frame(s) on {len(dup)} connection(s) are second copies of an IP datagram already captured "
-        f"(same IP ID, within 100 ms): counted once, not as retransmissions.",
-        "The same datagram captured twice is a property of the capture point, not of the network: a host that "
-        "forwards or bridges on the capturing interface (the packet is seen in and out), a SPAN port mirroring "
-        "both directions or several VLANs, or 'any' captures on Linux. Wireshark reports these copies as "
-        "retransmissions. A real retransmission is a new datagram with a new IP ID.",
-        frames, [c.uid for c, _ in dup], min(c.first_ts for c, _ in dup), max(c.last_ts for c, _ in dup),
-        {"duplicates": total, "connections": len(dup)}, severity="info")]
+class _DuplicateFrames:
+    """capture.duplicate_frames: one finding for the capture."""
+
+    def __init__(self) -> None:
+        self.uids = Indexes()
+        self.duplicates = 0
+        self.frames = FirstFrames(FRAMES_LISTED)
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+
+    def add(self, c: Connection) -> None:
+        if not c.event_counts:
+            return
+        n = _count(c, ta.DUPLICATE_FRAME)
+        if not n:
+            return
+        self.duplicates += n
+        self.uids.add(c.index)
+        self.frames.add(c.index, [e[0] for e in c.events if e[3] & ta.DUPLICATE_FRAME][:FRAMES_LISTED])
+        self.first_ts = c.first_ts if self.first_ts is None else min(self.first_ts, c.first_ts)
+        self.last_ts = c.last_ts if self.last_ts is None else max(self.last_ts, c.last_ts)
+
+    def finish(self, end: int) -> Iterator[Finding]:
+        if not self.uids.n:
+            return
+        total, n = self.duplicates, self.uids.n
+        yield Finding(
+            "capture.duplicate_frames",
+            f"{total} frame(s) on {n} connection(s) are second copies of an IP datagram already captured "
+            f"(same IP ID, within 100 ms): counted once, not as retransmissions.",
+            "The same datagram captured twice is a property of the capture point, not of the network: a host that "
+            "forwards or bridges on the capturing interface (the packet is seen in and out), a SPAN port mirroring "
+            "both directions or several VLANs, or 'any' captures on Linux. Wireshark reports these copies as "
+            "retransmissions. A real retransmission is a new datagram with a new IP ID.",
+            self.frames.frames(), self.uids.uids(), self.first_ts, self.last_ts,
+            {"duplicates": total, "connections": n}, severity="info")
 
 
-# -- whole-capture patterns ---------------------------------------------------------------------
+# -- whole-capture patterns ------------------------------------------------------------------
 
-def detect_scans(ctx: DetectorContext) -> list[Finding]:
-    """Port scans (one source, many ports) and SYN floods (one port, many sources), from attempts."""
-    attempts = [c for c in ctx.conns if c.proto == "tcp" and c.syn_frame is not None]
-    by_src: dict[tuple[str, str], list[Connection]] = defaultdict(list)
-    by_dst: dict[tuple[str, int], list[Connection]] = defaultdict(list)
-    for c in attempts:
-        by_src[(c.orig.addr, c.resp.addr)].append(c)
-        by_dst[(c.resp.addr, c.resp.port)].append(c)
-    out = []
-    for (src, dst), conns in by_src.items():
-        ports = {c.resp.port for c in conns}
-        if len(ports) < 20:
-            continue
-        failed = [c for c in conns if c.ack_frame is None]
-        open_ports = sorted({c.resp.port for c in conns if c.synack_frame is not None})
-        if len(failed) < len(conns) // 2:
-            continue
-        span = _sec(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
-        out.append(Finding(
-            "scan.port_scan",
-            f"{src} probed {len(ports)} ports on {dst} in {_fmt_s(span)}: {len(open_ports)} answered with a SYN-ACK "
-            f"({', '.join(map(str, open_ports[:10]))}{' ...' if len(open_ports) > 10 else ''}), the rest were "
-            f"refused or unanswered.",
-            "Many connection attempts from one source to many ports of one host, most of them failing: a port scan "
-            "(nmap, masscan) or a misconfigured client walking a port range. Scanners often reset the SYN-ACK "
-            "instead of completing the handshake (a 'SYN scan'). Check whether the source is authorised.",
-            sorted(c.syn_frame for c in conns if c.syn_frame)[:FRAMES_LISTED], [c.uid for c in conns],
-            min(c.first_ts for c in conns), max(c.last_ts for c in conns),
-            {"source": src, "target": dst, "ports_probed": len(ports), "open_ports": open_ports[:100],
-             "attempts": len(conns), "failed": len(failed), "span_s": span}))
-    for (dst, port), conns in by_dst.items():
-        sources = {(c.orig.addr, c.orig.port) for c in conns}
+#: Beyond this many distinct ports a group's ports are kept as a 65536-bit map (8 KiB).
+_PORT_SET_MAX = 512
+
+
+class _SrcGroup:
+    """scan.port_scan: the attempts from one address to another."""
+
+    __slots__ = ("n", "ports", "nports", "failed", "open_ports", "first_min", "first_max", "last_max", "syn_frames",
+                 "uids")
+
+    def __init__(self, c: Connection) -> None:
+        self.n = self.nports = self.failed = 0
+        self.ports: set[int] | bytearray = set()
+        self.open_ports: set[int] | None = None
+        self.first_min = self.first_max = c.first_ts
+        self.last_max = c.last_ts
+        self.syn_frames = Smallest(FRAMES_LISTED)
+        self.uids = Indexes()
+
+    def add_port(self, port: int) -> None:
+        ports = self.ports
+        if isinstance(ports, set):
+            if port not in ports:
+                ports.add(port)
+                self.nports += 1
+                if len(ports) > _PORT_SET_MAX:
+                    bits = bytearray(8192)
+                    for p in ports:
+                        bits[p >> 3] |= 1 << (p & 7)
+                    self.ports = bits
+        elif not ports[port >> 3] & 1 << (port & 7):
+            ports[port >> 3] |= 1 << (port & 7)
+            self.nports += 1
+
+
+class _DstGroup:
+    """scan.syn_flood: the attempts to one address and port that were not refused outright (those
+    are rows in :class:`_Scans`, folded in at the end)."""
+
+    __slots__ = ("n", "sources", "addrs", "failed", "answered", "first_min", "first_max", "last_max", "syn_frames",
+                 "uids")
+
+    def __init__(self, c: Connection) -> None:
+        self.n = self.sources = self.failed = self.answered = 0
+        self.addrs: str | set[str] = c.orig.addr
+        self.first_min = self.first_max = c.first_ts
+        self.last_max = c.last_ts
+        self.syn_frames: Smallest | None = None
+        self.uids: Indexes | None = None
+
+    def add_addr(self, addr: str) -> None:
+        addrs = self.addrs
+        if isinstance(addrs, set):
+            addrs.add(addr)
+        elif addr != addrs:
+            self.addrs = {addrs, addr}
+
+    def span(self, first_ts: int, last_ts: int) -> None:
+        self.first_min = min(self.first_min, first_ts)
+        self.first_max = max(self.first_max, first_ts)
+        self.last_max = max(self.last_max, last_ts)
+
+
+class _Scans:
+    """Port scans (one source, many ports) and SYN floods (one port, many sources), from attempts.
+
+    Distinct sources of a SYN flood are counted without keeping them: a source repeats in a group
+    only on the same 4-tuple, and ``pred_facts`` tells whether an earlier generation of the tuple
+    was already an attempt to the same responder. Refused attempts (a RST instead of a SYN-ACK: a
+    SYN scan is millions of them, none part of a flood) are rows of four ints.
+    """
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+        self.by_src: dict[tuple[str, str], _SrcGroup] = {}
+        self.by_dst: dict[tuple[str, int], _DstGroup] = {}
+        #: Refused attempts: destination, source address number << 1 | new source, first ts, last ts.
+        self.refused = array("q")
+
+    def add(self, c: Connection) -> None:
+        if c.proto != "tcp" or c.syn_frame is None:
+            return
+        o, r = c.orig, c.resp
+        g = self.by_src.get((o.addr, r.addr))
+        if g is None:
+            g = self.by_src[(o.addr, r.addr)] = _SrcGroup(c)
+        g.n += 1
+        g.add_port(r.port)
+        if c.ack_frame is None:
+            g.failed += 1
+        if c.synack_frame is not None:
+            if g.open_ports is None:
+                g.open_ports = set()
+            g.open_ports.add(r.port)
+        g.first_min = min(g.first_min, c.first_ts)
+        g.first_max = max(g.first_max, c.first_ts)
+        g.last_max = max(g.last_max, c.last_ts)
+        if c.syn_frame:
+            g.syn_frames.add(c.syn_frame)
+        g.uids.add(c.index)
+
+        new_source = 0 if _bits(c.pred_facts) & (_SEEN_LOW if _resp_is_low(c) else _SEEN_HIGH) else 1
         # Refusals (a RST instead of a SYN-ACK) leave nothing in a SYN queue: a closed port, reported
         # as handshake.refused, not a flood.
-        failed = [c for c in conns if c.ack_frame is None and not (c.synack_frame is None and c.resp.rsts)]
-        if len(sources) < 50 or len(failed) < 0.8 * len(conns):
-            continue
-        addrs = {c.orig.addr for c in conns}
-        span = _sec(max(c.first_ts for c in conns) - min(c.first_ts for c in conns))
-        answered = sum(1 for c in failed if c.synack_frame is not None)
-        out.append(Finding(
-            "scan.syn_flood",
-            f"{len(failed)} of {len(conns)} connection attempts to {dst}:{port} from {len(addrs)} address(es) and "
-            f"{len(sources)} source ports never completed the handshake in {_fmt_s(span)}; {answered} got a SYN-ACK "
-            f"that was never acknowledged.",
-            "Many SYNs to one port whose handshakes never complete fill the listener's SYN queue: a SYN flood "
-            "(often with spoofed sources), or clients that give up because the server is overloaded. Linux "
-            "defends with SYN cookies (net.ipv4.tcp_syncookies; `nstat -az TcpExtSyncookiesSent "
-            "TcpExtListenOverflows TcpExtListenDrops`). Check the listener's backlog (`ss -ltn`: Recv-Q vs "
-            "Send-Q).",
-            sorted(c.syn_frame for c in failed if c.syn_frame)[:FRAMES_LISTED], [c.uid for c in failed],
-            min(c.first_ts for c in conns), max(c.last_ts for c in conns),
-            {"target": f"{dst}:{port}", "attempts": len(conns), "incomplete": len(failed),
-             "source_addresses": len(addrs), "source_tuples": len(sources), "synack_unacknowledged": answered,
-             "span_s": span}))
-    return out
+        refused = c.synack_frame is None and bool(r.rsts)
+        failed = c.ack_frame is None and not refused
+        if c.ack_frame is None and refused:
+            self.refused.extend((self.names.endpoint(r.addr, r.port), self.names.id(o.addr) << 1 | new_source,
+                                 c.first_ts, c.last_ts))
+            return
+        d = self.by_dst.get((r.addr, r.port))
+        if d is None:
+            d = self.by_dst[(r.addr, r.port)] = _DstGroup(c)
+        d.n += 1
+        d.sources += new_source
+        d.add_addr(o.addr)
+        d.span(c.first_ts, c.last_ts)
+        if failed:
+            d.failed += 1
+            if c.synack_frame is not None:
+                d.answered += 1
+            if d.uids is None or d.syn_frames is None:
+                d.uids, d.syn_frames = Indexes(), Smallest(FRAMES_LISTED)
+            if c.syn_frame:
+                d.syn_frames.add(c.syn_frame)
+            d.uids.add(c.index)
+
+    def finish(self, end: int) -> Iterator[Finding]:
+        for (src, dst), g in self.by_src.items():
+            if g.nports < 20 or g.failed < g.n // 2:
+                continue
+            open_ports = sorted(g.open_ports or ())
+            span = _sec(g.first_max - g.first_min)
+            yield Finding(
+                "scan.port_scan",
+                f"{src} probed {g.nports} ports on {dst} in {_fmt_s(span)}: {len(open_ports)} answered with a SYN-ACK "
+                f"({', '.join(map(str, open_ports[:10]))}{' ...' if len(open_ports) > 10 else ''}), the rest were "
+                f"refused or unanswered.",
+                "Many connection attempts from one source to many ports of one host, most of them failing: a port scan "
+                "(nmap, masscan) or a misconfigured client walking a port range. Scanners often reset the SYN-ACK "
+                "instead of completing the handshake (a 'SYN scan'). Check whether the source is authorised.",
+                [f for f, _ in g.syn_frames.items()], g.uids.uids(), g.first_min, g.last_max,
+                {"source": src, "target": dst, "ports_probed": g.nports, "open_ports": open_ports[:100],
+                 "attempts": g.n, "failed": g.failed, "span_s": span})
+        self.by_src = {}
+        # Only a group with an attempt that failed can be a flood: fold the refusals into those.
+        names = self.names
+        floods = {names.endpoint(*key): d for key, d in self.by_dst.items() if d.failed}
+        rows = self.refused
+        for k in range(0, len(rows), 4):
+            d = floods.get(rows[k])
+            if d is not None:
+                d.n += 1
+                d.sources += rows[k + 1] & 1
+                d.add_addr(names.names[rows[k + 1] >> 1])
+                d.span(rows[k + 2], rows[k + 3])
+        self.refused = array("q")
+        for (dst, port), d in self.by_dst.items():
+            if d.sources < 50 or d.failed < 0.8 * d.n:
+                continue
+            assert d.uids is not None and d.syn_frames is not None
+            n_addrs = len(d.addrs) if isinstance(d.addrs, set) else 1
+            span = _sec(d.first_max - d.first_min)
+            yield Finding(
+                "scan.syn_flood",
+                f"{d.failed} of {d.n} connection attempts to {dst}:{port} from {n_addrs} address(es) and "
+                f"{d.sources} source ports never completed the handshake in {_fmt_s(span)}; {d.answered} got a SYN-ACK "
+                f"that was never acknowledged.",
+                "Many SYNs to one port whose handshakes never complete fill the listener's SYN queue: a SYN flood "
+                "(often with spoofed sources), or clients that give up because the server is overloaded. Linux "
+                "defends with SYN cookies (net.ipv4.tcp_syncookies; `nstat -az TcpExtSyncookiesSent "
+                "TcpExtListenOverflows TcpExtListenDrops`). Check the listener's backlog (`ss -ltn`: Recv-Q vs "
+                "Send-Q).",
+                [f for f, _ in d.syn_frames.items()], d.uids.uids(), d.first_min, d.last_max,
+                {"target": f"{dst}:{port}", "attempts": d.n, "incomplete": d.failed,
+                 "source_addresses": n_addrs, "source_tuples": d.sources, "synack_unacknowledged": d.answered,
+                 "span_s": span})
+        self.by_dst = {}
 
 
-def detect_half_open(ctx: DetectorContext) -> list[Finding]:
+def _half_open(c: Connection) -> list[Finding]:
     """An established connection where one side keeps sending and the other has vanished."""
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp" or c.ws is None or c.orig.tcp_state != ESTAB_S and c.resp.tcp_state != ESTAB_S:
+    out: list[Finding] = []
+    if c.proto != "tcp" or c.ws is None or c.orig.tcp_state != ESTAB_S and c.resp.tcp_state != ESTAB_S:
+        return out
+    if c.orig.fins or c.resp.fins:
+        return out
+    for orig in (True, False):
+        ep, other = (c.orig, c.resp) if orig else (c.resp, c.orig)
+        if other.last_ts >= ep.last_ts or not c.event_counts:
             continue
-        if c.orig.fins or c.resp.fins:
+        tail = [e for e in c.events if e[2] == orig and e[1] > other.last_ts
+                and e[3] & (_RETRANS | ta.KEEP_ALIVE)]
+        if len(tail) < 3:
             continue
-        for orig in (True, False):
-            ep, other = (c.orig, c.resp) if orig else (c.resp, c.orig)
-            if other.last_ts >= ep.last_ts or not c.event_counts:
-                continue
-            tail = [e for e in c.events if e[2] == orig and e[1] > other.last_ts
-                    and e[3] & (_RETRANS | ta.KEEP_ALIVE)]
-            if len(tail) < 3:
-                continue
-            silent = _sec(ep.last_ts - other.last_ts)
-            if silent < 1.0:
-                continue
-            rst_end = bool(ep.rsts) and ep.rsts[-1] >= tail[-1][0]
-            out.append(_finding(
-                "close.half_open", c,
-                f"{_ep(c, not orig)} went silent: for the last {_fmt_s(silent)} {_ep(c, orig)} sent {len(tail)} "
-                f"retransmission(s) or keep-alive(s) that were never answered"
-                + ("; it finally reset the connection." if rst_end else "."),
-                f"A half-open connection: {_ep(c, orig)} still believes in it, while {_ep(c, not orig)} crashed, "
-                f"rebooted, lost its state (a NAT or firewall timed the flow out) or became unreachable. The "
-                f"sender retries until tcp_retries2 (about 15 minutes by default) or its keep-alive gives up. "
-                f"Lower net.ipv4.tcp_retries2 or use TCP_USER_TIMEOUT / keep-alives to fail faster.",
-                _frames(tail), {"live_side": _ep(c, orig), "silent_side": _ep(c, not orig), "silent_s": silent,
-                                "unanswered": len(tail), "reset_at_end": rst_end}, tail[0][1], tail[-1][1],
-                "warning"))
+        silent = _sec(ep.last_ts - other.last_ts)
+        if silent < 1.0:
+            continue
+        rst_end = bool(ep.rsts) and ep.rsts[-1] >= tail[-1][0]
+        out.append(_finding(
+            "close.half_open", c,
+            f"{_ep(c, not orig)} went silent: for the last {_fmt_s(silent)} {_ep(c, orig)} sent {len(tail)} "
+            f"retransmission(s) or keep-alive(s) that were never answered"
+            + ("; it finally reset the connection." if rst_end else "."),
+            f"A half-open connection: {_ep(c, orig)} still believes in it, while {_ep(c, not orig)} crashed, "
+            f"rebooted, lost its state (a NAT or firewall timed the flow out) or became unreachable. The "
+            f"sender retries until tcp_retries2 (about 15 minutes by default) or its keep-alive gives up. "
+            f"Lower net.ipv4.tcp_retries2 or use TCP_USER_TIMEOUT / keep-alives to fail faster.",
+            _frames(tail), {"live_side": _ep(c, orig), "silent_side": _ep(c, not orig), "silent_s": silent,
+                            "unanswered": len(tail), "reset_at_end": rst_end}, tail[0][1], tail[-1][1],
+            "warning"))
     return out
 
 
-ANOMALY_DETECTORS: list[Callable[[DetectorContext], list[Finding]]] = [
-    detect_retransmissions,
-    detect_out_of_order,
-    detect_capture_gaps,
-    detect_duplicate_acks,
-    detect_zero_window,
-    detect_window_patterns,
-    detect_keep_alive,
-    detect_resets,
-    detect_reset_storm,
-    detect_protocol,
-    detect_mss,
-    detect_challenge_ack,
-    detect_syn_in_time_wait,
-    detect_bad_checksums,
-    detect_duplicate_frames,
-    detect_scans,
-    detect_half_open,
-]
+class Accumulator(Protocol):
+    """A detector judged over many connections: fed each one, asked at the end."""
+
+    def add(self, c: Connection) -> None: ...
+
+    def finish(self, end: int) -> Iterable[Finding]: ...
+
+
+#: Detectors that judge one connection alone, in the order their findings are listed.
+PER_CONNECTION: tuple[Callable[[Connection], list[Finding]], ...] = (
+    _retransmissions,
+    _out_of_order,
+    _capture_gaps,
+    _duplicate_acks,
+    _window_patterns,
+    _keep_alive,
+    _resets,
+    _protocol,
+    _challenge_ack,
+    _half_open,
+)
+
+
+def accumulators(names: Names) -> list[Accumulator]:
+    """Fresh cross-connection detectors for one stream."""
+    return [_ResetStorm(), _Mss(), _BadChecksums(), _DuplicateFrames(), _Scans(names)]

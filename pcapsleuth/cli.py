@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from ._version import __version__
 from .errors import PcapsleuthError, printable
 from .findings import SEVERITIES
+from .tracker import MAX_CONNECTIONS
 
 __all__ = ["main"]
 
@@ -61,9 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-checksums", action="store_true", help="do not verify TCP/UDP checksums")
     a.add_argument("--max-decompressed", type=int, default=64 * 1024**3, metavar="BYTES",
                    help="refuse compressed input that expands beyond this (default 64 GiB)")
-    a.add_argument("--max-connections", type=int, default=2_000_000, metavar="N",
-                   help="connections tracked at once (default 2,000,000); beyond it the least recently active "
-                        "tenth is finished early and counted in the JSON's tracking.evicted")
+    a.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, metavar="N",
+                   help=f"connections tracked at once (default {MAX_CONNECTIONS:,}, about 6 KB each); beyond it "
+                        "the least recently active tenth is finished early and counted in the JSON's "
+                        "tracking.evicted")
     a.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     a.add_argument("--html", metavar="PATH",
                    help="write the HTML report to PATH ('-' for stdout; a directory with several captures). "
@@ -196,8 +198,11 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     html_default = not args.no_html and args.html is None and not stdout_taken
     used: set[str] = set()
     failed = False
+    # Without a report or a Markdown summary nothing needs the connection objects: stream them
+    # (memory follows the connections open at once, not the capture's length).
+    streaming = args.html is None and not html_default and not args.markdown
     for path in args.captures:
-        result = analyze_capture(path, **_analysis_options(args))
+        result = analyze_capture(path, streaming=streaming, **_analysis_options(args))
         if args.json:
             _write_json(result, args.json, out)
         report: str | None = None
@@ -227,6 +232,8 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print(f"pcapsleuth: report: {printable(report)}", file=err)
         if args.fail_on and severity_at_least(result.findings, args.fail_on):
             failed = True
+        if streaming:
+            result.close()  # its spill files
     return EXIT_FAIL_ON if failed else EXIT_OK
 
 

@@ -1,8 +1,15 @@
 """Detectors: turn what the connection state machines saw into findings with evidence.
 
-Each detector is a function ``(ctx) -> list[Finding]`` over the finished connections. They judge
-only on what the capture shows and say so when the evidence stops short ("never guess beyond
-the evidence"): a cause is named only when the frames support it.
+The detectors judge only on what the capture shows and say so when the evidence stops short
+("never guess beyond the evidence"): a cause is named only when the frames support it.
+
+They run as a stream (:class:`Detection`): each finished connection is handed over once, in the
+order the tracker retires it (not the order of first frames), and may be released right after.
+Findings about one connection are returned at once; findings that need a later connection (the
+successor on the same 4-tuple) or the end of the capture wait in compact form, and findings about
+groups of connections (scans, refusals, leaks ...) are accumulated as counts, extremes, small sets,
+the first few items in full and the connection numbers in a packed array. Memory then follows the
+interesting connections, not the capture's length. :func:`detect` runs the same over a list.
 
 The incidents these detectors exist for (see DEVELOPERS.md):
 
@@ -15,19 +22,34 @@ The incidents these detectors exist for (see DEVELOPERS.md):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
+import heapq
 import ipaddress
+from array import array
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from .capture import CaptureInfo
 from .findings import Finding, catalog
 from .packet import TCP_ACK, TCP_RST, TCP_SYN, Packet, flags_str
-from .tracker import CLOSE_WAIT, FIN_WAIT_1, FIN_WAIT_2, Connection
+from .tracker import (
+    CLOSE_WAIT,
+    CLOSED_S,
+    CLOSING,
+    ESTAB_S,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    SYN_RCVD_S,
+    SYN_SENT_S,
+    TIME_WAIT,
+    Connection,
+)
 
-__all__ = ["detect", "DetectorContext"]
+__all__ = ["detect", "Detection", "DetectorContext"]
 
 _MASK = 0xFFFFFFFF
 #: Groups larger than this are summarized: the first ones listed, the rest counted.
@@ -36,6 +58,8 @@ GROUP_LIST = 20
 
 @dataclasses.dataclass
 class DetectorContext:
+    """The whole capture at once (kept for callers that want it; the detectors use :class:`Detection`)."""
+
     conns: list[Connection]
     info: CaptureInfo
     by_uid: dict[str, Connection]
@@ -56,13 +80,26 @@ class DetectorContext:
 
 def detect(conns: list[Connection], info: CaptureInfo) -> list[Finding]:
     """Run every detector; findings sorted by severity, then first evidence frame."""
-    ctx = DetectorContext(conns=conns, info=info, by_uid={c.uid: c for c in conns})
+    by_uid: dict[str, Connection] | None = None
+    for c in sorted(conns, key=_conn_index):  # a predecessor's facts include its own predecessor's
+        if c.predecessor and c.pred_facts is None:
+            if by_uid is None:
+                by_uid = {x.uid: x for x in conns}
+            pred = by_uid.get(c.predecessor)
+            if pred is not None:
+                c.pred_facts = Detection.pred_facts(pred)
+    d = Detection(info)
     findings: list[Finding] = []
-    for det in _all_detectors():
-        findings.extend(det(ctx))
+    for c in conns:
+        findings.extend(d.add(c))
+    findings.extend(d.finish())
     findings = _suppress(findings)
     findings.sort(key=Finding.sort_key)
     return findings
+
+
+def _conn_index(c: Connection) -> int:
+    return c.index
 
 
 def _suppress(findings: list[Finding]) -> list[Finding]:
@@ -137,68 +174,527 @@ def _syn_groups(c: Connection) -> list[list[Packet]]:
     return list(groups.values())
 
 
+def _uid(index: int) -> str:
+    """The tracker's uid for a connection number (``C000042``)."""
+    return f"C{index:06d}"
+
+
+def _index_of(uid: str) -> int:
+    return int(uid[1:])
+
+
+def _resp_is_low(c: Connection) -> bool:
+    """Is the responder the lower endpoint of the 4-tuple (the tracker's key order)? Generations of a
+    tuple share its two endpoints, so this names a side across them whichever end originated."""
+    return (c.resp.addr, c.resp.port) <= (c.orig.addr, c.orig.port)
+
+
+# -- compact state -------------------------------------------------------------------------------
+
+class Indexes:
+    """Connection numbers of a group, in the order added, delta-encoded in a bytearray.
+
+    Connections retire in nearly increasing order, so most take one or two bytes instead of a
+    Python int each. :meth:`uids` gives them sorted, as the connections' first frames order them.
+    """
+
+    __slots__ = ("data", "last", "n")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.last = 0
+        self.n = 0
+
+    def add(self, i: int) -> None:
+        d = i - self.last
+        self.last = i
+        self.n += 1
+        z = d << 1 if d >= 0 else ((-d) << 1) - 1  # zigzag: small negative steps stay small
+        data = self.data
+        while z >= 0x80:
+            data.append((z & 0x7F) | 0x80)
+            z >>= 7
+        data.append(z)
+
+    def values(self) -> list[int]:
+        out = []
+        cur = z = shift = 0
+        for b in self.data:
+            z |= (b & 0x7F) << shift
+            if b & 0x80:
+                shift += 7
+                continue
+            cur += -((z + 1) >> 1) if z & 1 else z >> 1
+            out.append(cur)
+            z = shift = 0
+        return out
+
+    def sorted(self) -> list[int]:
+        return sorted(self.values())
+
+    def uids(self) -> list[str]:
+        return [_uid(i) for i in self.sorted()]
+
+
+class Smallest:
+    """The ``n`` items with the smallest keys seen so far (keys unique), for "the first ones listed"
+    when connections do not arrive in the order the listing uses."""
+
+    __slots__ = ("n", "heap")
+
+    def __init__(self, n: int = GROUP_LIST) -> None:
+        self.n = n
+        self.heap: list[tuple[int, Any]] = []
+
+    def add(self, key: int, item: Any = None) -> None:
+        h = self.heap
+        if len(h) < self.n:
+            heapq.heappush(h, (-key, item))
+        elif -h[0][0] > key:
+            heapq.heapreplace(h, (-key, item))
+
+    def items(self) -> list[tuple[int, Any]]:
+        """(key, item) in increasing key order."""
+        return sorted(((-k, item) for k, item in self.heap), key=lambda ki: ki[0])
+
+
+class FirstFrames:
+    """The first ``limit`` frames of per-connection frame lists concatenated in connection order:
+    only the lowest-numbered connections whose lists reach ``limit`` are kept."""
+
+    __slots__ = ("limit", "entries")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.entries: list[tuple[int, list[int]]] = []
+
+    def add(self, index: int, frames: list[int]) -> None:
+        if not frames:
+            return
+        entries = self.entries
+        bisect.insort(entries, (index, frames[: self.limit]))
+        total = 0
+        for k, (_, fr) in enumerate(entries):
+            total += len(fr)
+            if total >= self.limit:
+                del entries[k + 1:]
+                break
+
+    def frames(self) -> list[int]:
+        return [f for _, fr in self.entries for f in fr][: self.limit]
+
+
+class Names:
+    """Strings (addresses, MACs) as small numbers, so that per-connection rows are plain ints."""
+
+    __slots__ = ("ids", "names")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def id(self, s: str) -> int:
+        i = self.ids.get(s)
+        if i is None:
+            i = self.ids[s] = len(self.names)
+            self.names.append(s)
+        return i
+
+    def endpoint(self, addr: str, port: int) -> int:
+        return self.id(addr) << 16 | port
+
+    def split(self, key: int) -> tuple[str, int]:
+        return self.names[key >> 16], key & 0xFFFF
+
+
+# -- what a successor learns about its predecessor -------------------------------------------------
+#
+# ``Detection.pred_facts`` packs into one int (shared for the common small values): bits 0-1 say
+# whether an attempt (a SYN) answered by the low / high endpoint of the tuple was seen in the
+# generations so far (scan.syn_flood counts distinct sources from it); bits 2-3 whether the
+# connection waits for its successor (facts about it / only that it exists); bits 4-7 and 8-11 the
+# RFC 793 state of the socket a new SYN to the low / high endpoint meets (protocol.challenge_ack);
+# bits 12-13 which old socket was in TIME-WAIT, and above them that side's numbers and the old
+# connection's last timestamp (protocol.syn_in_time_wait). A half-closed predecessor (or a value
+# out of range) gives a :class:`_Facts` instead.
+
+_SEEN_LOW, _SEEN_HIGH, _SUCC_FACTS, _SUCC_SEEN = 1, 2, 4, 8
+_TW_LOW, _TW_HIGH = 1 << 12, 1 << 13
+_PAYLOAD = 14
+_STATES: tuple[str | None, ...] = (None, SYN_SENT_S, SYN_RCVD_S, ESTAB_S, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
+                                   CLOSING, LAST_ACK, TIME_WAIT, CLOSED_S)
+_STATE_CODE = {s: i for i, s in enumerate(_STATES)}
+_SMALL_CODES: dict[int, int] = {}
+
+
+class _HalfClose(NamedTuple):
+    """One side's FIN was ACKed and the other (``stuck``) never sent one (see :func:`_half_closed`)."""
+
+    closer_addr: str
+    closer_port: int
+    closer_fin_raw: int
+    stuck_addr: str
+    stuck_port: int
+    stuck_last_seq: int
+    stuck_role: str
+    fin_frame: int | None
+    fin_ack_no: int
+    fin_ack_ts: int
+    fin_ts: int
+
+
+class _Facts(NamedTuple):
+    """``pred_facts`` decoded (or, when an int cannot hold them, as stored)."""
+
+    bits: int  # the flag bits (0-3 and 12-13) of the packed form
+    state_low: str | None
+    state_high: str | None
+    tw_low: tuple[int, int | None] | None  # (old peer's FIN or last seq, old FIN frame)
+    tw_high: tuple[int, int | None] | None
+    last_ts: int
+    hc: _HalfClose | None
+
+
+class _Succ(NamedTuple):
+    """What a connection waiting for its successor needs to know about it."""
+
+    uid: str
+    first_ts: int
+    synack: bool
+    retry_syn: int | None  # frames of the successor's first SYN and the SYN-ACK answering it
+    retry_synack: int | None
+    retry_synack_ts: int | None
+
+
+#: A finding waiting for the successor (None if none came) or the capture's end.
+Pending = Callable[[_Succ | None, int], list[Finding]]
+
+
+def _bits(facts: Any) -> int:
+    if facts is None:
+        return 0
+    if isinstance(facts, int):
+        return facts & 0x3FFF
+    return int(facts.bits)
+
+
+def _decode(facts: Any) -> _Facts | None:
+    if facts is None or isinstance(facts, _Facts):
+        return facts
+    v = int(facts)
+    tw_low = tw_high = None
+    last_ts = 0
+    if v & (_TW_LOW | _TW_HIGH):
+        p = v >> _PAYLOAD
+        if v & _TW_LOW:
+            tw_low = (p & _MASK, _fin_frame((p >> 32) & 0xFFFFFFFFFFFF))
+        if v & _TW_HIGH:
+            tw_high = ((p >> 80) & _MASK, _fin_frame((p >> 112) & 0xFFFFFFFFFFFF))
+        last_ts = p >> 160
+    return _Facts(v & 0x3FFF, _STATES[(v >> 4) & 15], _STATES[(v >> 8) & 15], tw_low, tw_high, last_ts, None)
+
+
+def _fin_code(frame: int | None) -> int:
+    return 0 if frame is None else frame + 1
+
+
+def _fin_frame(code: int) -> int | None:
+    return code - 1 if code else None
+
+
+def answerer_state(c: Connection) -> str | None:
+    """The RFC 793 state the predecessor left the socket a SYN of ``c`` reaches (by address, as the
+    challenge-ACK finding always named it); None without a predecessor."""
+    f = _decode(c.pred_facts) if c.predecessor else None
+    if f is None:
+        return None
+    return f.state_low if _resp_is_low(c) else f.state_high
+
+
+def time_wait_of(c: Connection) -> tuple[int, int | None, int] | None:
+    """If the predecessor's socket at ``c``'s responder was in TIME-WAIT: (its peer's FIN or last
+    sequence number, its own FIN frame, the predecessor's last timestamp)."""
+    f = _decode(c.pred_facts) if c.predecessor else None
+    if f is None:
+        return None
+    tw = f.tw_low if _resp_is_low(c) else f.tw_high
+    return None if tw is None else (tw[0], tw[1], f.last_ts)
+
+
+def _succ_facts(x: Connection) -> _Succ:
+    retry_syn = retry_synack = None
+    for p in x.evidence:
+        if p.flags is None:
+            continue
+        if retry_syn is None and p.flags & TCP_SYN and not p.flags & TCP_ACK and _from(x, p, "orig"):
+            retry_syn = p
+        elif retry_syn is not None and p.flags & TCP_SYN and p.flags & TCP_ACK and _from(x, p, "resp"):
+            retry_synack = p
+            break
+    return _Succ(x.uid, x.first_ts, x.synack_frame is not None, retry_syn.no if retry_syn is not None else None,
+                 retry_synack.no if retry_synack is not None else None,
+                 retry_synack.ts if retry_synack is not None else None)
+
+
+def _successor_needs(c: Connection) -> int:
+    """Does ``c`` wait for its successor: for facts about it (_SUCC_FACTS), or only to know whether
+    there is one (_SUCC_SEEN)? The same tests as the detectors that wait."""
+    if c.proto != "tcp":
+        return 0
+    bits = 0
+    if _half_closed(c) is not None:
+        bits |= _SUCC_FACTS  # close.close_wait_leak
+    if c.predecessor and c.pred_facts is not None:
+        f = _decode(c.pred_facts)
+        assert f is not None
+        if f.hc is not None and _syn_groups(c):
+            bits |= _SUCC_FACTS  # reuse.peer_in_close_wait
+        if c.syn_frame and c.orig.isn is not None and time_wait_of(c) is not None:
+            bits |= _SUCC_FACTS  # protocol.syn_in_time_wait
+    if _unanswered_syns(c) is not None:
+        bits |= _SUCC_SEEN  # handshake.unanswered_syn: did the client give up?
+    return bits
+
+
+# -- the stream ------------------------------------------------------------------------------------
+
+class Detection:
+    """The detectors over a stream of finished connections (see the module docstring).
+
+    >>> d = Detection(info)                    # doctest: +SKIP
+    >>> for c in retired: found += d.add(c)    # doctest: +SKIP
+    >>> found += d.finish()                    # doctest: +SKIP
+
+    Findings come unsuppressed and unsorted: the caller applies ``_suppress`` and
+    ``Finding.sort_key`` (as :func:`detect` does).
+    """
+
+    def __init__(self, info: CaptureInfo) -> None:
+        from . import anomalies
+
+        self.info = info
+        self.names = Names()
+        self._conflicts = _Conflicts()
+        self._unanswered = _Unanswered(info, self.names)
+        self._collisions = _Collisions()
+        self._leaks = _Leaks()
+        self._refused = _Refused(self.names)
+        self._per_conn = anomalies.PER_CONNECTION
+        self._zero_window = anomalies.zero_window
+        self._zero_window_needs_end = anomalies.zero_window_needs_end
+        self._syn_in_time_wait = anomalies.syn_in_time_wait
+        self._groups = anomalies.accumulators(self.names)
+        #: Findings waiting for a connection's successor, by connection number.
+        self._waiting: dict[int, list[Pending]] = {}
+        #: Successors added before their predecessor (only in orders other than retirement order).
+        self._early: dict[int, _Succ] = {}
+        #: Connections (waiting for one) whose successor has been added.
+        self._succeeded: set[int] = set()
+        #: Connections with a zero window still open when they ended: judged at the capture's end.
+        self._open_windows: list[Connection] = []
+
+    @staticmethod
+    def pred_facts(old: Connection) -> Any:
+        """What a successor on ``old``'s 4-tuple needs to know about it (see the comment above
+        ``_SEEN_LOW``): None, a shared small int, a packed int, or a :class:`_Facts`."""
+        if old.proto != "tcp":
+            return None
+        o, r = old.orig, old.resp
+        bits = _bits(old.pred_facts) & (_SEEN_LOW | _SEEN_HIGH)
+        resp_low = _resp_is_low(old)
+        if old.syn_frame is not None:
+            bits |= _SEEN_LOW if resp_low else _SEEN_HIGH
+        bits |= _successor_needs(old)
+        low, high = (r, o) if resp_low else (o, r)
+        st_low = r.tcp_state if r.addr == low.addr else o.tcp_state
+        st_high = r.tcp_state if r.addr == high.addr else o.tcp_state
+
+        def tw(addr: str, port: int) -> tuple[int, int | None] | None:
+            old_ep = o if (o.addr, o.port) == (addr, port) else r
+            if old_ep.tcp_state != TIME_WAIT:
+                return None
+            peer = r if old_ep is o else o
+            last = peer.fin_raw if peer.fin_raw is not None else peer.last_seq
+            return (last, old_ep.fins[0] if old_ep.fins else None)
+
+        tw_low, tw_high = tw(low.addr, low.port), tw(high.addr, high.port)
+        hc = _half_closed(old)
+        codes = (_STATE_CODE.get(st_low), _STATE_CODE.get(st_high))
+        packable = hc is None and None not in codes and all(
+            t is None or (0 <= t[0] <= _MASK and _fin_code(t[1]) < 1 << 48) for t in (tw_low, tw_high))
+        if not packable:
+            if tw_low is not None:
+                bits |= _TW_LOW
+            if tw_high is not None:
+                bits |= _TW_HIGH
+            return _Facts(bits, st_low, st_high, tw_low, tw_high, old.last_ts, hc)
+        v = bits | codes[0] << 4 | codes[1] << 8  # type: ignore[operator]
+        if tw_low is None and tw_high is None:
+            return _SMALL_CODES.setdefault(v, v) if v else None
+        p = 0
+        if tw_low is not None:
+            v |= _TW_LOW
+            p |= tw_low[0] | _fin_code(tw_low[1]) << 32
+        if tw_high is not None:
+            v |= _TW_HIGH
+            p |= tw_high[0] << 80 | _fin_code(tw_high[1]) << 112
+        return v | (p | old.last_ts << 160) << _PAYLOAD
+
+    def add(self, c: Connection) -> list[Finding]:
+        """``c`` is finished: no more packets will reach it. Returns the findings final now."""
+        out: list[Finding] = []
+        if c.predecessor:
+            self._link(c, out)
+        self._conflicts.add(c)
+        self._unanswered.add(c)
+        if c.proto == "tcp":
+            index = c.index
+            for start in (self._collisions.start, self._leaks.start, self._syn_in_time_wait):
+                pending = start(c)
+                if pending is not None:
+                    self._wait(index, pending, out)
+            if self._early:
+                self._early.pop(index, None)
+        self._refused.add(c)
+        if self._zero_window_needs_end(c):
+            self._open_windows.append(c)  # rare: kept whole until the capture's end
+        else:
+            out.extend(self._zero_window(c, 0))
+        for det in self._per_conn:
+            out.extend(det(c))
+        for group in self._groups:
+            group.add(c)
+        return out
+
+    def _link(self, c: Connection, out: list[Finding]) -> None:
+        """``c`` is the successor of an earlier connection on its tuple: what waited for it."""
+        assert c.predecessor is not None
+        p = _index_of(c.predecessor)
+        waiting = self._waiting.pop(p, None)
+        needs = _bits(c.pred_facts) & (_SUCC_FACTS | _SUCC_SEEN)
+        if waiting is None and not needs:
+            return
+        succ = _succ_facts(c)
+        if needs & _SUCC_SEEN:
+            self._succeeded.add(p)
+        if waiting is not None:
+            for pending in waiting:
+                out.extend(pending(succ, 0))
+        elif needs & _SUCC_FACTS:
+            self._early[p] = succ  # the predecessor has not been added yet
+
+    def _wait(self, index: int, pending: Pending, out: list[Finding]) -> None:
+        succ = self._early.get(index)
+        if succ is not None:
+            out.extend(pending(succ, 0))
+        else:
+            self._waiting.setdefault(index, []).append(pending)
+
+    def finish(self) -> list[Finding]:
+        """All remaining findings (call once). ``self.info.last_ts`` (the capture's end) is final only now."""
+        return list(self.iter_finish())
+
+    def iter_finish(self) -> Iterator[Finding]:
+        """:meth:`finish`, one finding at a time (a big scan ends in tens of thousands of groups)."""
+        end = self.info.last_ts or 0
+        waiting, self._waiting = self._waiting, {}
+        for pendings in waiting.values():
+            for pending in pendings:
+                yield from pending(None, end)
+        for c in self._open_windows:
+            yield from self._zero_window(c, end)
+        self._open_windows = []
+        yield from self._conflicts.finish()
+        yield from self._unanswered.finish(end, self._succeeded)
+        yield from self._collisions.finish()
+        yield from self._leaks.finish()
+        yield from self._refused.finish()
+        for group in self._groups:
+            yield from group.finish(end)
+
+
 # -- handshake.conflicting_replies -------------------------------------------------------------
 
-def detect_conflicting_replies(ctx: DetectorContext) -> list[Finding]:
+class _ConflictGroup:
+    __slots__ = ("n", "first", "first_index", "top", "uids", "last_ts")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.first: Finding | None = None
+        self.first_index = 0
+        self.top = Smallest()
+        self.uids = Indexes()
+        self.last_ts = 0
+
+
+class _Conflicts:
     """One finding per answering address and view; repeated attempts are listed in its evidence."""
-    groups: dict[tuple[str, int, str], list[Finding]] = defaultdict(list)
-    for f in _conflicting_replies_each(ctx):
-        c = ctx.by_uid[f.connections[0]]
-        groups[(c.resp.addr, c.resp.port, f.evidence["view"])].append(f)
-    out = []
-    for items in groups.values():
-        first = items[0]
-        if len(items) > 1:
-            n = len(items)
-            first.summary = (f"{n} connection attempts met the same conflict; first: " + first.summary)
-            first.evidence["attempts_affected"] = n
-            first.evidence["per_attempt"] = [
-                {"uid": f.connections[0], "frames": f.frames,
-                 "differing_attributes": f.evidence["differing_attributes"]}
-                for f in items[:GROUP_LIST]]
-            first.evidence["left_out"] = max(0, n - GROUP_LIST)
-            first.connections = [f.connections[0] for f in items]
-            first.frames = sorted({fr for f in items[:GROUP_LIST] for fr in f.frames})
-            first.last_ts = max(f.last_ts or 0 for f in items)
-        else:
-            first.evidence["attempts_affected"] = 1
-        out.append(first)
-    return out
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, int, str], _ConflictGroup] = {}
+
+    def add(self, c: Connection) -> None:
+        f = _conflicting_replies_one(c)
+        if f is None:
+            return
+        key = (c.resp.addr, c.resp.port, f.evidence["view"])
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = _ConflictGroup()
+        g.n += 1
+        g.uids.add(c.index)
+        g.last_ts = max(g.last_ts, f.last_ts or 0)
+        if g.first is None or c.index < g.first_index:
+            g.first, g.first_index = f, c.index
+        g.top.add(c.index, (f.frames, f.evidence["differing_attributes"]))
+
+    def finish(self) -> Iterator[Finding]:
+        for g in sorted(self.groups.values(), key=lambda g: g.first_index):
+            first = g.first
+            assert first is not None
+            n = g.n
+            if n > 1:
+                top = g.top.items()
+                first.summary = (f"{n} connection attempts met the same conflict; first: " + first.summary)
+                first.evidence["attempts_affected"] = n
+                first.evidence["per_attempt"] = [
+                    {"uid": _uid(i), "frames": frames, "differing_attributes": diff} for i, (frames, diff) in top]
+                first.evidence["left_out"] = max(0, n - GROUP_LIST)
+                first.connections = g.uids.uids()
+                first.frames = sorted({fr for _, (frames, _) in top for fr in frames})
+                first.last_ts = g.last_ts
+            else:
+                first.evidence["attempts_affected"] = 1
+            yield first
+        self.groups = {}
 
 
-def _conflicting_replies_each(ctx: DetectorContext) -> list[Finding]:
-    out = []
-    for c in ctx.conns:
-        if c.proto != "tcp":
-            continue
-        for syns in _syn_groups(c):
-            syn = syns[0]
-            want_ack = (syn.seq + 1) & _MASK  # type: ignore[operator]
-            rst = synack = None
-            for p in c.evidence:
-                if p.no <= syn.no or p.flags is None:
-                    continue
-                if _from(c, p, "orig"):
-                    if p.flags & TCP_ACK and not p.flags & TCP_RST and p.ack != 0:
-                        break  # the client moved on: replies after this answer something else
-                    continue
-                # Both replies must answer *this* SYN: they acknowledge exactly its sequence number.
-                # (RST injectors are sloppy: some acknowledge the SYN's own number, or nothing.)
-                if rst is None and p.flags & TCP_RST and (not p.flags & TCP_ACK or p.ack in (want_ack, syn.seq)):
-                    rst = p
-                if synack is None and p.flags & TCP_SYN and p.flags & TCP_ACK and p.ack == want_ack:
-                    synack = p
-            if rst is not None and synack is not None:
-                out.append(_conflict_finding(ctx, c, syn, rst, synack))
-                break
-        else:
-            f = _responder_view(ctx, c)
-            if f is not None:
-                out.append(f)
-    return out
+def _conflicting_replies_one(c: Connection) -> Finding | None:
+    if c.proto != "tcp":
+        return None
+    for syns in _syn_groups(c):
+        syn = syns[0]
+        want_ack = (syn.seq + 1) & _MASK  # type: ignore[operator]
+        rst = synack = None
+        for p in c.evidence:
+            if p.no <= syn.no or p.flags is None:
+                continue
+            if _from(c, p, "orig"):
+                if p.flags & TCP_ACK and not p.flags & TCP_RST and p.ack != 0:
+                    break  # the client moved on: replies after this answer something else
+                continue
+            # Both replies must answer *this* SYN: they acknowledge exactly its sequence number.
+            # (RST injectors are sloppy: some acknowledge the SYN's own number, or nothing.)
+            if rst is None and p.flags & TCP_RST and (not p.flags & TCP_ACK or p.ack in (want_ack, syn.seq)):
+                rst = p
+            if synack is None and p.flags & TCP_SYN and p.flags & TCP_ACK and p.ack == want_ack:
+                synack = p
+        if rst is not None and synack is not None:
+            return _conflict_finding(c, syn, rst, synack)
+    return _responder_view(c)
 
 
-def _conflict_finding(ctx: DetectorContext, c: Connection, syn: Packet, rst: Packet, synack: Packet) -> Finding:
+def _conflict_finding(c: Connection, syn: Packet, rst: Packet, synack: Packet) -> Finding:
     diffs: dict[str, dict[str, Any]] = {}
     for attr in ("src_mac", "ttl", "ip_id", "window"):
         a, b = getattr(rst, attr), getattr(synack, attr)
@@ -259,7 +755,7 @@ def _conflict_finding(ctx: DetectorContext, c: Connection, syn: Packet, rst: Pac
                    max(rst.ts, synack.ts), evidence)
 
 
-def _responder_view(ctx: DetectorContext, c: Connection) -> Finding | None:
+def _responder_view(c: Connection) -> Finding | None:
     """Backend-side view: SYN, our SYN-ACK, then the client resets the connection it asked for."""
     if c.proto != "tcp" or c.synack_frame is None or c.ack_frame is not None:
         return None
@@ -325,79 +821,136 @@ def _schedule(intervals: list[float]) -> str:
     return "irregular"
 
 
-def detect_unanswered_syn(ctx: DetectorContext) -> list[Finding]:
-    per_listener: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
-    for c in ctx.conns:
-        if c.proto != "tcp" or c.resp.pkts or c.resp.bad_checksums:
-            continue
-        groups = _syn_groups(c)
-        if not groups:
-            continue
-        if any(_from(c, p, "orig") and p.flags is not None and p.flags & TCP_ACK and not p.flags & TCP_RST
-               for p in c.evidence):
-            continue  # the client ACKed an answer the capture did not see (one-sided capture)
-        syns = max(groups, key=len)
-        ts = [p.ts for p in syns]
+def _unanswered_syns(c: Connection) -> list[Packet] | None:
+    """The SYNs of an attempt the responder never answered at all (the largest group), else None."""
+    if c.proto != "tcp" or c.resp.pkts or c.resp.bad_checksums:
+        return None
+    groups = _syn_groups(c)
+    if not groups:
+        return None
+    if any(_from(c, p, "orig") and p.flags is not None and p.flags & TCP_ACK and not p.flags & TCP_RST
+           for p in c.evidence):
+        return None  # the client ACKed an answer the capture did not see (one-sided capture)
+    return max(groups, key=len)
+
+
+_LOOP, _PRED_HALF_CLOSED, _ORIG_RST = 1, 2, 4
+_NEVER = 1 << 62
+
+
+class _Unanswered:
+    """Unanswered attempts, kept as int records until the capture's end decides which count (the
+    client may still have been waiting) and why (the accept queue needs every handshake's fate)."""
+
+    def __init__(self, info: CaptureInfo, names: Names) -> None:
+        self.info = info
+        self.names = names
+        #: Per attempt: index, listener, client, flags, predecessor, client RST ts, n, n frames, n ts.
+        self.records = array("q")
+        #: Handshakes whose responder sent no data (it may never have accepted them): listener,
+        #: index, ACK ts, ACK frame, first frame that shows it served or closed them.
+        self.handshakes = array("q")
+
+    def add(self, c: Connection) -> None:
+        if c.proto != "tcp":
+            return
+        if c.ack_frame is not None and c.ack_ts is not None and not c.resp.data_bytes:
+            cutoff = min(c.resp.fins[0] if c.resp.fins else _NEVER,
+                         c.close_frame if c.close_frame is not None else _NEVER)
+            self.handshakes.extend((self.names.endpoint(c.resp.addr, c.resp.port), c.index, c.ack_ts, c.ack_frame,
+                                    cutoff))
+        syns = _unanswered_syns(c)
+        if syns is None:
+            return
         orig_rst = next((p.ts for p in c.evidence if _from(c, p, "orig") and p.flags is not None
                          and p.flags & TCP_RST), None)
-        window_end = orig_rst if orig_rst is not None else ctx.capture_end
-        if window_end - ts[0] < 1_000_000_000:
-            continue  # the capture (or the client) stopped before an answer was due: no evidence
-        intervals = [round((b - a) / 1e9, 3) for a, b in zip(ts, ts[1:], strict=False)]
-        last_gap = intervals[-1] if intervals else 1.0
-        end = ctx.capture_end
-        expected_next = ts[-1] + int(max(last_gap * 2, 1.0) * 1e9)
-        gave_up = end > expected_next + 500_000_000 or c.successor is not None
-        until = (expected_next if gave_up else end) - ts[0]
-        loop = _is_loopback(c, ctx.info)
-        cause, cause_detail = _unanswered_cause(ctx, c, syns[0])
-        per_listener[(c.resp.addr, c.resp.port, cause)].append({
-            "conn": c, "syns": syns, "intervals": intervals, "gave_up": gave_up, "until": _sec(until),
-            "loopback": loop, "schedule": _schedule(intervals), "cause_detail": cause_detail,
-        })
-    out = []
-    for (addr, port, cause), items in per_listener.items():
-        out.append(_unanswered_finding(ctx, addr, port, cause, items))
-    return out
+        if orig_rst is not None and orig_rst - syns[0].ts < 1_000_000_000:
+            return  # the client stopped before an answer was due: no evidence
+        flags = _LOOP if _is_loopback(c, self.info) else 0
+        pred = 0
+        if c.predecessor:
+            f = _decode(c.pred_facts)
+            if f is not None and f.hc is not None:
+                flags |= _PRED_HALF_CLOSED
+                pred = _index_of(c.predecessor)
+        if orig_rst is not None:
+            flags |= _ORIG_RST
+        rec = self.records
+        rec.extend((c.index, self.names.endpoint(c.resp.addr, c.resp.port),
+                    self.names.endpoint(c.orig.addr, c.orig.port), flags, pred, orig_rst or 0, len(syns)))
+        rec.extend(p.no for p in syns)
+        rec.extend(p.ts for p in syns)
+
+    def finish(self, end: int, succeeded: set[int]) -> Iterator[Finding]:
+        rec = self.records
+        items: list[dict[str, Any]] = []
+        i = 0
+        while i < len(rec):
+            index, lkey, ckey, flags, pred, orig_rst, n = rec[i:i + 7]
+            nos = list(rec[i + 7:i + 7 + n])
+            ts = list(rec[i + 7 + n:i + 7 + 2 * n])
+            i += 7 + 2 * n
+            window_end = orig_rst if flags & _ORIG_RST else end
+            if window_end - ts[0] < 1_000_000_000:
+                continue  # the capture stopped before an answer was due: no evidence
+            intervals = [round((b - a) / 1e9, 3) for a, b in zip(ts, ts[1:], strict=False)]
+            last_gap = intervals[-1] if intervals else 1.0
+            expected_next = ts[-1] + int(max(last_gap * 2, 1.0) * 1e9)
+            gave_up = end > expected_next + 500_000_000 or index in succeeded
+            until = (expected_next if gave_up else end) - ts[0]
+            items.append({"index": index, "lkey": lkey, "client": _ep_str(*self.names.split(ckey)), "nos": nos,
+                          "ts": ts, "intervals": intervals, "gave_up": gave_up, "until": _sec(until),
+                          "loopback": bool(flags & _LOOP), "schedule": _schedule(intervals),
+                          "pred": pred if flags & _PRED_HALF_CLOSED else None})
+        self.records = array("q")
+        waiting_for = {it["lkey"] for it in items if it["pred"] is None}
+        handshakes: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
+        hs = self.handshakes
+        for k in range(0, len(hs), 5):
+            if hs[k] in waiting_for:
+                handshakes[hs[k]].append((hs[k + 1], hs[k + 2], hs[k + 3], hs[k + 4]))
+        self.handshakes = array("q")
+        for lst in handshakes.values():
+            lst.sort()
+        per_listener: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+        for it in sorted(items, key=lambda it: it["index"]):
+            cause, it["cause_detail"] = _unanswered_cause(it, handshakes.get(it["lkey"], ()))
+            per_listener[(it["lkey"], cause)].append(it)
+        for (lkey, cause), group in per_listener.items():
+            addr, port = self.names.split(lkey)
+            yield _unanswered_finding(addr, port, cause, group)
 
 
-def _unanswered_cause(ctx: DetectorContext, c: Connection, syn: Packet) -> tuple[str, dict[str, Any]]:
-    pred = ctx.by_uid.get(c.predecessor) if c.predecessor else None
-    if pred is not None and _half_closed(pred) is not None:
-        return "close_wait_collision", {"predecessor": pred.uid}
+def _unanswered_cause(it: dict[str, Any], handshakes: Any) -> tuple[str, dict[str, Any]]:
+    if it["pred"] is not None:
+        return "close_wait_collision", {"predecessor": _uid(it["pred"])}
     # Handshakes to the same listener that completed while the application never served them.
-    waiting = []
-    for o in ctx.handshakes_by_listener.get((c.resp.addr, c.resp.port), ()):
-        if o is c or o.ack_ts is None or o.ack_ts > syn.ts:
-            continue
-        served = o.resp.data_bytes > 0 or (o.resp.fins and o.resp.fins[0] < syn.no)
-        closed_before = o.close_frame is not None and o.close_frame < syn.no
-        if not served and not closed_before:
-            waiting.append(o)
+    syn_no, syn_ts = it["nos"][0], it["ts"][0]
+    waiting = [(o, frame) for o, ack_ts, frame, cutoff in handshakes
+               if o != it["index"] and ack_ts <= syn_ts and cutoff >= syn_no]
     if waiting:
-        return "accept_queue_full", {"established_not_accepted": [o.uid for o in waiting[:GROUP_LIST]],
+        return "accept_queue_full", {"established_not_accepted": [_uid(o) for o, _ in waiting[:GROUP_LIST]],
                                      "established_not_accepted_count": len(waiting),
-                                     "handshake_frames": [o.ack_frame for o in waiting[:GROUP_LIST]]}
+                                     "handshake_frames": [f for _, f in waiting[:GROUP_LIST]]}
     return "unknown", {}
 
 
-def _unanswered_finding(ctx: DetectorContext, addr: str, port: int, cause: str,
-                        items: list[dict[str, Any]]) -> Finding:
-    items.sort(key=lambda it: it["syns"][0].no)
+def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, Any]]) -> Finding:
+    items.sort(key=lambda it: it["nos"][0])
     first = items[0]
     loop = any(it["loopback"] for it in items)
     dest = _ep_str(addr, port)
     n = len(items)
-    attempts = sum(len(it["syns"]) for it in items)
+    attempts = sum(len(it["nos"]) for it in items)
     frames: list[int] = []
     for it in items[:GROUP_LIST]:
-        frames.extend(p.no for p in it["syns"][:16])
-    per_conn = [{"uid": it["conn"].uid, "client": _ep_str(it["conn"].orig.addr, it["conn"].orig.port),
-                 "attempts": len(it["syns"]), "intervals": it["intervals"], "schedule": it["schedule"],
-                 "gave_up": it["gave_up"], "until_s": it["until"], "first_frame": it["syns"][0].no}
+        frames.extend(it["nos"][:16])
+    per_conn = [{"uid": _uid(it["index"]), "client": it["client"],
+                 "attempts": len(it["nos"]), "intervals": it["intervals"], "schedule": it["schedule"],
+                 "gave_up": it["gave_up"], "until_s": it["until"], "first_frame": it["nos"][0]}
                 for it in items[:GROUP_LIST]]
     evidence: dict[str, Any] = {
-        "attempts": len(first["syns"]),
+        "attempts": len(first["nos"]),
         "intervals": first["intervals"],
         "schedule": first["schedule"],
         "until_s": first["until"],
@@ -424,7 +977,7 @@ def _unanswered_finding(ctx: DetectorContext, addr: str, port: int, cause: str,
         "close_wait_collision": "; likely cause: the 4-tuple collides with a socket left in CLOSE_WAIT",
     }.get(cause, "")
     summary = (f"{n} {conns_word} to {dest} sent {attempts} SYNs and got no reply at all; the first sent "
-               f"{len(first['syns'])} SYNs with {schedule_txt} and {end_txt}"
+               f"{len(first['nos'])} SYNs with {schedule_txt} and {end_txt}"
                + (" (on loopback)" if loop else "") + cause_txt + ".")
     frames += [f for f in evidence.get("handshake_frames", []) if f]
     if loop:
@@ -457,19 +1010,18 @@ def _unanswered_finding(ctx: DetectorContext, addr: str, port: int, cause: str,
             "an iptables/nft DROP on lo, or a SYN landing on a socket left over from an earlier connection "
             "(`ss -tan state close-wait`).")
     sev = "error" if loop else "warning"
-    conns = [it["conn"] for it in items]
-    return Finding("handshake.unanswered_syn", summary, explanation, frames, [c.uid for c in conns],
-                   min(it["syns"][0].ts for it in items), max(it["syns"][-1].ts for it in items), evidence,
+    return Finding("handshake.unanswered_syn", summary, explanation, frames, [_uid(it["index"]) for it in items],
+                   min(it["ts"][0] for it in items), max(it["ts"][-1] for it in items), evidence,
                    severity=sev)
 
 
 # -- reuse.peer_in_close_wait and close.close_wait_leak ---------------------------------------
 
-def _half_closed(c: Connection) -> dict[str, Any] | None:
+def _half_closed(c: Connection) -> _HalfClose | None:
     """If one side's FIN was ACKed and the other never sent one, who is stuck where."""
     if c.proto != "tcp":
         return None
-    for closer, stuck, cname, sname in ((c.orig, c.resp, "orig", "resp"), (c.resp, c.orig, "resp", "orig")):
+    for closer, stuck, sname in ((c.orig, c.resp, "resp"), (c.resp, c.orig, "orig")):
         if closer.fin_raw is None or stuck.fin_cnt or stuck.rst_cnt:
             continue
         if stuck.tcp_state != CLOSE_WAIT or closer.tcp_state not in (FIN_WAIT_2, FIN_WAIT_1):
@@ -484,93 +1036,87 @@ def _half_closed(c: Connection) -> dict[str, Any] | None:
         if fin_ack is None:
             continue
         fin_pkt = next((p for p in c.evidence if p.no == fin_frame), None)
-        return {"closer": closer, "stuck": stuck, "closer_role": cname, "stuck_role": sname, "fin_frame": fin_frame,
-                "fin_ts": fin_pkt.ts if fin_pkt is not None else fin_ack.ts, "fin_ack": fin_ack}
+        return _HalfClose(closer.addr, closer.port, closer.fin_raw, stuck.addr, stuck.port, stuck.last_seq, sname,
+                          fin_frame, fin_ack.no, fin_ack.ts, fin_pkt.ts if fin_pkt is not None else fin_ack.ts)
     return None
 
 
-def detect_close_wait_reuse(ctx: DetectorContext) -> list[Finding]:
-    per_server: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for c in ctx.conns:
+class _Collisions:
+    """reuse.peer_in_close_wait: a SYN on the tuple of a half-closed predecessor; its outcome shows
+    in the successor (the retry), so each waits for it."""
+
+    def __init__(self) -> None:
+        self.per_server: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+
+    def start(self, c: Connection) -> Pending | None:
         if c.proto != "tcp" or not c.predecessor:
-            continue
-        pred = ctx.by_uid.get(c.predecessor)
-        if pred is None:
-            continue
-        hc = _half_closed(pred)
+            return None
+        f = _decode(c.pred_facts)
+        hc = f.hc if f is not None else None
         if hc is None:
-            continue
-        syns = _syn_groups(c)
-        if not syns:
-            continue
-        syn = syns[0][0]
-        item = _collision(ctx, c, pred, hc, syn)
-        per_server[(hc["stuck"].addr, hc["stuck"].port)].append(item)
-    return [_collision_finding(ctx, server, items) for server, items in per_server.items()]
-
-
-def _collision(ctx: DetectorContext, c: Connection, pred: Connection, hc: dict[str, Any],
-               syn: Packet) -> dict[str, Any]:
-    closer, stuck = hc["closer"], hc["stuck"]
-    old_client_next = (closer.fin_raw + 1) & _MASK
-    old_server_next = stuck.last_seq
-    challenge = rst = None
-    for p in c.evidence:
-        if p.no <= syn.no or p.flags is None:
-            continue
-        if challenge is None and _from(c, p, "resp") and p.flags & TCP_ACK and not p.flags & (TCP_SYN | TCP_RST):
-            challenge = p
-        elif challenge is not None and _from(c, p, "orig") and p.flags & TCP_RST:
-            rst = p
-            break
-    retry_syn = retry_synack = None
-    succ = ctx.by_uid.get(c.successor) if c.successor else None
-    if succ is not None:
-        for p in succ.evidence:
-            if p.flags is None:
+            return None
+        syn_groups = _syn_groups(c)
+        if not syn_groups:
+            return None
+        syn = syn_groups[0][0]
+        challenge = rst = None
+        for p in c.evidence:
+            if p.no <= syn.no or p.flags is None:
                 continue
-            if retry_syn is None and p.flags & TCP_SYN and not p.flags & TCP_ACK and _from(succ, p, "orig"):
-                retry_syn = p
-            elif retry_syn is not None and p.flags & TCP_SYN and p.flags & TCP_ACK and _from(succ, p, "resp"):
-                retry_synack = p
+            if challenge is None and _from(c, p, "resp") and p.flags & TCP_ACK and not p.flags & (TCP_SYN | TCP_RST):
+                challenge = p
+            elif challenge is not None and _from(c, p, "orig") and p.flags & TCP_RST:
+                rst = p
                 break
-    half_closed_s = _sec(syn.ts - hc["fin_ack"].ts)
-    matches = None
-    if challenge is not None:
-        matches = challenge.ack == old_client_next
-    syn_groups = _syn_groups(c)
-    attempts = max((len(g) for g in syn_groups), default=1)
-    if challenge is not None and retry_synack is not None:
-        outcome = "recovered"
-        cost = _sec(retry_synack.ts - syn.ts)
-    elif challenge is not None:
-        outcome = "reset_no_retry_seen"
-        cost = None
-    else:
-        outcome = "unanswered"
-        cost = None
-    return {"conn": c, "pred": pred, "hc": hc, "syn": syn, "challenge": challenge, "rst": rst,
-            "retry_syn": retry_syn, "retry_synack": retry_synack, "half_closed_s": half_closed_s,
-            "matches_old": matches, "old_client_next": old_client_next, "old_server_next": old_server_next,
-            "outcome": outcome, "cost_s": cost, "attempts": attempts, "succ": succ}
+        old_client_next = (hc.closer_fin_raw + 1) & _MASK
+        item: dict[str, Any] = {
+            "index": c.index, "uid": c.uid, "pred": c.predecessor, "client": _ep_str(c.orig.addr, c.orig.port),
+            "hc": hc, "syn_no": syn.no, "syn_ts": syn.ts, "challenge": challenge, "rst": rst,
+            "half_closed_s": _sec(syn.ts - hc.fin_ack_ts),
+            "matches_old": challenge.ack == old_client_next if challenge is not None else None,
+            "old_client_next": old_client_next, "old_server_next": hc.stuck_last_seq,
+            "attempts": max((len(g) for g in syn_groups), default=1)}
+
+        def resolve(succ: _Succ | None, _end: int) -> list[Finding]:
+            item["retry_syn"] = succ.retry_syn if succ is not None else None
+            item["retry_synack"] = succ.retry_synack if succ is not None else None
+            item["succ"] = succ.uid if succ is not None else None
+            if challenge is not None and succ is not None and succ.retry_synack_ts is not None:
+                item["outcome"] = "recovered"
+                item["cost_s"] = _sec(succ.retry_synack_ts - item["syn_ts"])
+            else:
+                item["outcome"] = "reset_no_retry_seen" if challenge is not None else "unanswered"
+                item["cost_s"] = None
+            self.per_server[(hc.stuck_addr, hc.stuck_port)].append(item)
+            return []
+
+        return resolve
+
+    def finish(self) -> Iterator[Finding]:
+        for server, items in self.per_server.items():
+            items.sort(key=lambda it: (it["syn_no"], it["index"]))
+            yield _collision_finding(server, items)
+        self.per_server = defaultdict(list)
 
 
-def _collision_finding(ctx: DetectorContext, server: tuple[str, int], items: list[dict[str, Any]]) -> Finding:
-    items.sort(key=lambda it: it["syn"].no)
+def _collision_finding(server: tuple[str, int], items: list[dict[str, Any]]) -> Finding:
     it = items[0]
     n = len(items)
     srv = _ep_str(*server)
-    client = _ep_str(it["conn"].orig.addr, it["conn"].orig.port)
+    client = it["client"]
     frames: list[int] = []
     for x in items[:GROUP_LIST]:
-        frames += [f for f in (x["hc"]["fin_frame"], x["hc"]["fin_ack"].no, x["syn"].no) if f]
-        for k in ("challenge", "rst", "retry_syn", "retry_synack"):
+        frames += [f for f in (x["hc"].fin_frame, x["hc"].fin_ack_no, x["syn_no"]) if f]
+        for k in ("challenge", "rst"):
             if x[k] is not None:
                 frames.append(x[k].no)
+        for k in ("retry_syn", "retry_synack"):
+            if x[k] is not None:
+                frames.append(x[k])
     recovered = [x for x in items if x["outcome"] == "recovered"]
     unanswered = [x for x in items if x["outcome"] == "unanswered"]
-    first_txt = (f"the SYN from {client} (frame {it['syn'].no}) reused the 4-tuple of connection {it['pred'].uid}, "
-                 f"whose FIN (frame {it['hc']['fin_frame']}) the server had ACKed (frame {it['hc']['fin_ack'].no}) "
+    first_txt = (f"the SYN from {client} (frame {it['syn_no']}) reused the 4-tuple of connection {it['pred']}, "
+                 f"whose FIN (frame {it['hc'].fin_frame}) the server had ACKed (frame {it['hc'].fin_ack_no}) "
                  f"{it['half_closed_s']:.2f} s earlier without ever closing its side")
     if it["outcome"] == "recovered":
         how = (f"; the server answered with a challenge ACK (frame {it['challenge'].no}) carrying the old "
@@ -603,17 +1149,17 @@ def _collision_finding(ctx: DetectorContext, server: tuple[str, int], items: lis
     per = []
     for x in items[:GROUP_LIST]:
         per.append({
-            "uid": x["conn"].uid, "predecessor": x["pred"].uid,
-            "client": _ep_str(x["conn"].orig.addr, x["conn"].orig.port),
-            "predecessor_fin_frame": x["hc"]["fin_frame"], "predecessor_fin_ack_frame": x["hc"]["fin_ack"].no,
-            "half_closed_seconds": x["half_closed_s"], "syn_frame": x["syn"].no,
+            "uid": x["uid"], "predecessor": x["pred"],
+            "client": x["client"],
+            "predecessor_fin_frame": x["hc"].fin_frame, "predecessor_fin_ack_frame": x["hc"].fin_ack_no,
+            "half_closed_seconds": x["half_closed_s"], "syn_frame": x["syn_no"],
             "challenge_ack_frame": x["challenge"].no if x["challenge"] is not None else None,
             "challenge_ack": _pkt_view(x["challenge"]) if x["challenge"] is not None else None,
             "old_client_next_seq": x["old_client_next"], "old_server_next_seq": x["old_server_next"],
             "challenge_matches_old_connection": x["matches_old"],
             "rst_frame": x["rst"].no if x["rst"] is not None else None,
-            "retry_syn_frame": x["retry_syn"].no if x["retry_syn"] is not None else None,
-            "retry_syn_ack_frame": x["retry_synack"].no if x["retry_synack"] is not None else None,
+            "retry_syn_frame": x["retry_syn"],
+            "retry_syn_ack_frame": x["retry_synack"],
             "outcome": x["outcome"], "delay_seconds": x["cost_s"], "syn_attempts": x["attempts"],
         })
     evidence: dict[str, Any] = dict(per[0])
@@ -621,82 +1167,121 @@ def _collision_finding(ctx: DetectorContext, server: tuple[str, int], items: lis
                      "per_collision": per, "left_out": max(0, n - GROUP_LIST), "server": srv})
     conns = []
     for x in items:
-        conns += [x["pred"].uid, x["conn"].uid] + ([x["succ"].uid] if x["succ"] is not None else [])
+        conns += [x["pred"], x["uid"]] + ([x["succ"]] if x["succ"] is not None else [])
     return Finding("reuse.peer_in_close_wait", summary, explanation, frames, list(dict.fromkeys(conns)),
-                   items[0]["hc"]["fin_ts"], max(x["syn"].ts for x in items), evidence)
+                   items[0]["hc"].fin_ts, max(x["syn_ts"] for x in items), evidence)
 
 
-def detect_close_wait_leak(ctx: DetectorContext) -> list[Finding]:
-    groups: dict[tuple[str, int], list[tuple[Connection, dict[str, Any], float, bool]]] = defaultdict(list)
-    for c in ctx.conns:
+class _Leaks:
+    """close.close_wait_leak: how long a half-closed socket was held shows when its tuple was
+    reused (the successor's first packet) or, failing that, when the capture ended."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, int], list[tuple[int, _HalfClose, float, bool]]] = defaultdict(list)
+
+    def start(self, c: Connection) -> Pending | None:
         hc = _half_closed(c)
         if hc is None:
-            continue
-        succ = ctx.by_uid.get(c.successor) if c.successor else None
-        reused = succ is not None
-        end = succ.first_ts if succ is not None else ctx.capture_end
-        held = _sec(end - hc["fin_ack"].ts)
-        if held < 1.0 and not reused:
-            continue  # a short half-close before the capture ended is normal (shutdown(SHUT_WR))
-        groups[(hc["stuck"].addr, hc["stuck"].port)].append((c, hc, held, reused))
-    out = []
-    for (addr, port), items in groups.items():
-        items.sort(key=lambda x: x[0].index)
-        n = len(items)
-        srv = _ep_str(addr, port)
-        longest = max(x[2] for x in items)
-        n_reused = sum(1 for x in items if x[3])
-        frames: list[int] = []
-        for _c, hc, _, _ in items[:GROUP_LIST]:
-            frames += [f for f in (hc["fin_frame"], hc["fin_ack"].no) if f]
-        role = items[0][1]["stuck_role"]
-        summary = (f"{n} socket{'s' if n != 1 else ''} left in CLOSE_WAIT by {srv}: the peer's FIN was acknowledged "
-                   f"and {srv} never sent its own (longest {longest:.1f} s"
-                   + (f"; {n_reused} of them were hit by a new connection on the same 4-tuple" if n_reused else "")
-                   + ").")
-        explanation = (
-            f"CLOSE_WAIT means the kernel delivered the peer's FIN to the application at {srv} (read() returned 0) "
-            f"and is waiting for it to call close(). A socket that stays there is leaked by the application: each "
-            f"one holds a file descriptor and its 4-tuple, and a later connection reusing the tuple collides "
-            f"with it. On the host: `ss -tanp state close-wait '( sport = :{port} )'` lists them with the owning "
-            f"process; `ls -l /proc/PID/fd | wc -l` shows the descriptor leak growing. The fix is in the "
-            f"application (close on EOF, including error paths); no sysctl removes CLOSE_WAIT sockets.")
-        per = [{"uid": c.uid, "peer": _ep_str((c.orig if hc['stuck_role'] == 'resp' else c.resp).addr,
-                                              (c.orig if hc['stuck_role'] == 'resp' else c.resp).port),
-                "fin_frame": hc["fin_frame"], "fin_ack_frame": hc["fin_ack"].no, "half_closed_seconds": held,
-                "tuple_reused": r} for c, hc, held, r in items[:GROUP_LIST]]
-        evidence = {"endpoint": srv, "endpoint_role": role, "sockets": n, "longest_half_closed_seconds": longest,
-                    "tuples_reused": n_reused, "per_connection": per, "left_out": max(0, n - GROUP_LIST)}
-        out.append(Finding("close.close_wait_leak", summary, explanation, frames, [x[0].uid for x in items],
-                           min(x[1]["fin_ts"] for x in items), max(x[1]["fin_ack"].ts for x in items), evidence))
-    return out
+            return None
+        index = c.index
+
+        def resolve(succ: _Succ | None, end: int) -> list[Finding]:
+            reused = succ is not None
+            held = _sec((succ.first_ts if succ is not None else end) - hc.fin_ack_ts)
+            if held < 1.0 and not reused:
+                return []  # a short half-close before the capture ended is normal (shutdown(SHUT_WR))
+            self.groups[(hc.stuck_addr, hc.stuck_port)].append((index, hc, held, reused))
+            return []
+
+        return resolve
+
+    def finish(self) -> Iterator[Finding]:
+        for (addr, port), items in sorted(self.groups.items(), key=lambda kv: min(x[0] for x in kv[1])):
+            items.sort(key=lambda x: x[0])
+            yield _leak_finding(addr, port, items)
+        self.groups = defaultdict(list)
+
+
+def _leak_finding(addr: str, port: int, items: list[tuple[int, _HalfClose, float, bool]]) -> Finding:
+    n = len(items)
+    srv = _ep_str(addr, port)
+    longest = max(x[2] for x in items)
+    n_reused = sum(1 for x in items if x[3])
+    frames: list[int] = []
+    for _i, hc, _, _ in items[:GROUP_LIST]:
+        frames += [f for f in (hc.fin_frame, hc.fin_ack_no) if f]
+    role = items[0][1].stuck_role
+    summary = (f"{n} socket{'s' if n != 1 else ''} left in CLOSE_WAIT by {srv}: the peer's FIN was acknowledged "
+               f"and {srv} never sent its own (longest {longest:.1f} s"
+               + (f"; {n_reused} of them were hit by a new connection on the same 4-tuple" if n_reused else "")
+               + ").")
+    explanation = (
+        f"CLOSE_WAIT means the kernel delivered the peer's FIN to the application at {srv} (read() returned 0) "
+        f"and is waiting for it to call close(). A socket that stays there is leaked by the application: each "
+        f"one holds a file descriptor and its 4-tuple, and a later connection reusing the tuple collides "
+        f"with it. On the host: `ss -tanp state close-wait '( sport = :{port} )'` lists them with the owning "
+        f"process; `ls -l /proc/PID/fd | wc -l` shows the descriptor leak growing. The fix is in the "
+        f"application (close on EOF, including error paths); no sysctl removes CLOSE_WAIT sockets.")
+    per = [{"uid": _uid(i), "peer": _ep_str(hc.closer_addr, hc.closer_port),
+            "fin_frame": hc.fin_frame, "fin_ack_frame": hc.fin_ack_no, "half_closed_seconds": held,
+            "tuple_reused": r} for i, hc, held, r in items[:GROUP_LIST]]
+    evidence = {"endpoint": srv, "endpoint_role": role, "sockets": n, "longest_half_closed_seconds": longest,
+                "tuples_reused": n_reused, "per_connection": per, "left_out": max(0, n - GROUP_LIST)}
+    return Finding("close.close_wait_leak", summary, explanation, frames, [_uid(x[0]) for x in items],
+                   min(x[1].fin_ts for x in items), max(x[1].fin_ack_ts for x in items), evidence)
 
 
 # -- handshake.refused ---------------------------------------------------------------------------
 
-def detect_refused(ctx: DetectorContext) -> list[Finding]:
-    per_dest: dict[tuple[str, int], list[tuple[Connection, Packet, Packet]]] = defaultdict(list)
-    for c in ctx.conns:
+class _Refused:
+    """Refused attempts as rows of ints (a SYN scan over a million tuples is a million of them):
+    index, destination, SYN frame, RST frame, SYN ts, RST ts, RST TTL + 1 and MAC number + 1."""
+
+    WIDTH = 7
+
+    def __init__(self, names: Names) -> None:
+        self.names = names
+        self.rows = array("q")
+
+    def add(self, c: Connection) -> None:
         if c.proto != "tcp" or c.synack_frame is not None:
-            continue
+            return
         for syns in _syn_groups(c):
             syn = syns[0]
             want = (syn.seq + 1) & _MASK  # type: ignore[operator]
             rst = next((p for p in c.evidence if p.no > syn.no and _from(c, p, "resp") and p.flags is not None
                         and p.flags & TCP_RST and p.flags & TCP_ACK and p.ack == want), None)
             if rst is not None:
-                per_dest[(c.resp.addr, c.resp.port)].append((c, syn, rst))
+                mark = (rst.ttl + 1 if rst.ttl is not None else 0) | (
+                    (self.names.id(rst.src_mac) + 1) << 16 if rst.src_mac else 0)
+                self.rows.extend((c.index, self.names.endpoint(c.resp.addr, c.resp.port), syn.no, rst.no, syn.ts,
+                                  rst.ts, mark))
                 break
-    out = []
-    for (addr, port), items in per_dest.items():
+
+    def finish(self) -> Iterator[Finding]:
+        rows, w = self.rows, self.WIDTH
+        self.rows = array("q")
+        order = sorted(range(len(rows) // w), key=lambda r: rows[r * w + 1] << 64 | rows[r * w])
+        start = 0
+        while start < len(order):
+            key = rows[order[start] * w + 1]
+            stop = start
+            while stop < len(order) and rows[order[stop] * w + 1] == key:
+                stop += 1
+            group = [rows[r * w:r * w + w] for r in order[start:stop]]
+            start = stop
+            yield self._finding(*self.names.split(key), group)
+
+    def _finding(self, addr: str, port: int, items: list[array[int]]) -> Finding:
         n = len(items)
         dest = _ep_str(addr, port)
         frames = []
-        for _, syn, rst in items[:GROUP_LIST]:
-            frames += [syn.no, rst.no]
-        ttls = sorted({rst.ttl for _, _, rst in items if rst.ttl is not None})
-        macs = sorted({rst.src_mac for _, _, rst in items if rst.src_mac})
-        delays = [_sec(rst.ts - syn.ts) for _, syn, rst in items]
+        for _, _, syn_no, rst_no, _, _, _ in items[:GROUP_LIST]:
+            frames += [syn_no, rst_no]
+        ttls = sorted({m & 0xFFFF for *_, m in items if m & 0xFFFF})
+        ttls = [t - 1 for t in ttls]
+        macs = sorted({self.names.names[(m >> 16) - 1] for *_, m in items if m >> 16})
+        delays = [_sec(rst_ts - syn_ts) for _, _, _, _, syn_ts, rst_ts, _ in items]
         summary = (f"{n} connection attempt{'s' if n != 1 else ''} to {dest} {'were' if n != 1 else 'was'} refused: "
                    f"each SYN was answered only by a RST (typically {_fmt_s(sorted(delays)[len(delays) // 2])} later).")
         explanation = (
@@ -708,23 +1293,5 @@ def detect_refused(ctx: DetectorContext) -> list[Finding]:
             f"the server's.")
         evidence = {"destination": dest, "refused": n, "rst_ttl": ttls, "rst_src_mac": macs,
                     "rst_delay_s": delays[:GROUP_LIST], "left_out": max(0, n - GROUP_LIST)}
-        out.append(Finding("handshake.refused", summary, explanation, frames, [c.uid for c, _, _ in items],
-                           min(s.ts for _, s, _ in items), max(r.ts for _, _, r in items), evidence))
-    return out
-
-
-DETECTORS: list[Callable[[DetectorContext], list[Finding]]] = [
-    detect_conflicting_replies,
-    detect_unanswered_syn,
-    detect_close_wait_reuse,
-    detect_close_wait_leak,
-    detect_refused,
-]
-
-
-def _all_detectors() -> list[Callable[[DetectorContext], list[Finding]]]:
-    from .anomalies import ANOMALY_DETECTORS
-
-    return DETECTORS + ANOMALY_DETECTORS
-
-
+        return Finding("handshake.refused", summary, explanation, frames, [_uid(it[0]) for it in items],
+                       min(it[4] for it in items), max(it[5] for it in items), evidence)

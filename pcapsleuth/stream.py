@@ -36,7 +36,8 @@ class _Spill:
     """Encoded lines in a temporary file, read back by (offset, length)."""
 
     def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="pcapsleuth-")
+        # Lives as long as the analysis result (closed by StreamedResult.close), not one block.
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="pcapsleuth-")  # noqa: SIM115
         self.pos = 0
 
     def write(self, text: str) -> tuple[int, int]:
@@ -128,7 +129,7 @@ class StreamSink:
     # -- the end ----------------------------------------------------------------------------------
     def finish(self) -> list[FindingRef]:
         """The findings after the detectors' last word, suppressed and sorted like ``detect``."""
-        for f in self.detection.finish():
+        for f in self.detection.iter_finish():
             self._finding(f)
         self._conns.rewind()
         self._findings.rewind()
@@ -142,8 +143,8 @@ class StreamSink:
                     marks[i] = 1
         out = []
         for ref in self.refs:
-            marks = victims.get(ref.id)
-            if marks is not None and ref.conns and all(marks[i] for i in ref.conns):
+            hit = victims.get(ref.id)
+            if hit is not None and ref.conns and all(hit[i] for i in ref.conns):
                 continue
             out.append(ref)
         out.sort(key=lambda r: r.key)

@@ -18,6 +18,7 @@ linked to its predecessor (see :meth:`Tracker._is_reuse`).
 from __future__ import annotations
 
 import enum
+import itertools
 import struct
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
@@ -59,7 +60,7 @@ _RETRANS_FAMILY = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
 #: Analysis state of retired connections kept for a later session on the same tuple.
 RECENT_CONVERSATIONS = 16384  # out-of-order ranges remembered per endpoint for gap detection
 #: Connections tracked at once by default; beyond it the least recently active tenth is finished.
-MAX_CONNECTIONS = 2_000_000
+MAX_CONNECTIONS = 200_000
 #: Streaming: 4-tuples whose last connection is remembered for linking a successor to it.
 RECENT_RETIRED = 1 << 18
 #: Streaming: how often (capture time) the active table is swept, and how far timestamps may step
@@ -534,8 +535,8 @@ class _Retired(NamedTuple):
     orig: tuple[str, int]
     conn_state: str
     history: str
-    orig_tcp_state: str
-    resp_tcp_state: str
+    orig_tcp_state: str | None
+    resp_tcp_state: str | None
     syn_only: bool  # the originator's SYN was never answered (simultaneous open if the peer SYNs)
     facts: Any
 
@@ -662,9 +663,9 @@ class Tracker:
         for key, conn in self.active.items():
             if conn.last_ts > horizon:
                 break
-            if horizon - conn.last_ts >= (INACTIVITY_NS if conn.proto == "tcp" else OTHER_TIMEOUT_NS):
-                victims.append((key, conn))
-            elif conn.proto == "tcp" and (conn.orig.did_close or conn.resp.did_close) and self._expired(conn, horizon):
+            idle = horizon - conn.last_ts >= (INACTIVITY_NS if conn.proto == "tcp" else OTHER_TIMEOUT_NS)
+            if idle or (conn.proto == "tcp" and (conn.orig.did_close or conn.resp.did_close)
+                        and self._expired(conn, horizon)):
                 victims.append((key, conn))
         self.swept += len(victims)
         for key, conn in victims:
@@ -711,7 +712,11 @@ class Tracker:
 
     def _evict(self) -> None:
         """Finalize the least recently active tenth of the table (bounded memory under scans)."""
-        victims = sorted(self.active.items(), key=lambda kv: kv[1].last_ts)[: max(1, len(self.active) // 10)]
+        n = max(1, len(self.active) // 10)
+        if self.sink is not None:  # streaming: the table is already in order of last activity
+            victims = list(itertools.islice(self.active.items(), n))
+        else:
+            victims = sorted(self.active.items(), key=lambda kv: kv[1].last_ts)[:n]
         for key, conn in victims:
             self._retire(key, conn)
             self.evicted += 1
