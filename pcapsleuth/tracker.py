@@ -62,7 +62,7 @@ RECENT_CONVERSATIONS = 16384  # out-of-order ranges remembered per endpoint for 
 #: Connections tracked at once by default; beyond it the least recently active tenth is finished.
 MAX_CONNECTIONS = 200_000
 #: Streaming: 4-tuples whose last connection is remembered for linking a successor to it.
-RECENT_RETIRED = 1 << 18
+RECENT_RETIRED = 1 << 16
 #: Streaming: how often (capture time) the active table is swept, and how far timestamps may step
 #: back without a connection being retired early.
 SWEEP_EVERY_NS = 1_000_000_000
