@@ -38,13 +38,12 @@ from .detectors import (
     _resp_is_low,
     _sec,
     _Succ,
-    _uid,
     answerer_state,
     time_wait_of,
 )
 from .findings import Finding
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from .tracker import ESTAB_S, Connection
+from .tracker import ESTAB_S, Connection, uid_of
 
 __all__ = ["PER_CONNECTION", "Accumulator", "accumulators", "syn_in_time_wait", "zero_window",
            "zero_window_needs_end"]
@@ -547,7 +546,7 @@ class _ResetStorm:
                 f"points at a restart or crash of its service, a firewall or load balancer flushing its state table "
                 f"(conntrack, idle timeouts), or an application that closes sockets abortively by design "
                 f"(SO_LINGER 0). Check the host's service and the middleboxes' logs at that time.",
-                frames, [_uid(k >> 1) for _, k in items], s.first_ts, s.last_ts,
+                frames, [uid_of(k >> 1) for _, k in items], s.first_ts, s.last_ts,
                 {"sender": addr, "connections_reset": n, "connections": self.total[addr], "span_s": span})
         self.senders = {}
 
@@ -674,7 +673,7 @@ class _Mss:
                 "Every modern stack announces its MSS in the SYN. A missing or tiny MSS means a stripped option "
                 "(a middlebox), an MSS-clamping rule set far too low, or a crafted packet (scanners); small segments "
                 "cost throughput. Check `iptables -t mangle -S | grep TCPMSS` on the path and the interface MTUs.",
-                frames, [_uid(k >> 1) for k in g.keys.sorted()], g.first_ts, g.last_ts,
+                frames, [uid_of(k >> 1) for k in g.keys.sorted()], g.first_ts, g.last_ts,
                 {"address": addr, "problem": kind, "syns": n, "mss_values": values})
         self.groups = {}
 
@@ -752,30 +751,48 @@ def syn_in_time_wait(c: Connection) -> Pending | None:
     return resolve
 
 
-class _BadChecksums:
-    """capture.bad_checksum: one finding for the capture."""
+class _Tally:
+    """One capture-wide finding over the connections that show something ``count`` counts: the
+    total, the connections, the first frames (by connection number) and the time span."""
 
     def __init__(self) -> None:
         self.uids = Indexes()
-        self.segments = 0
+        self.total = 0
         self.frames = FirstFrames(FRAMES_LISTED)
         self.first_ts: int | None = None
         self.last_ts: int | None = None
 
+    def count(self, c: Connection) -> int:
+        raise NotImplementedError
+
+    def frames_of(self, c: Connection) -> list[int]:
+        raise NotImplementedError
+
     def add(self, c: Connection) -> None:
-        if c.proto != "tcp" or not (c.orig.bad_checksums or c.resp.bad_checksums):
+        n = self.count(c)
+        if not n:
             return
-        self.segments += c.orig.bad_checksums + c.resp.bad_checksums
+        self.total += n
         self.uids.add(c.index)
-        self.frames.add(c.index, c.weirds.get("bad_TCP_checksum", []))
+        self.frames.add(c.index, self.frames_of(c))
         self.first_ts = c.first_ts if self.first_ts is None else min(self.first_ts, c.first_ts)
         self.last_ts = c.last_ts if self.last_ts is None else max(self.last_ts, c.last_ts)
+
+
+class _BadChecksums(_Tally):
+    """capture.bad_checksum: one finding for the capture."""
+
+    def count(self, c: Connection) -> int:
+        return c.orig.bad_checksums + c.resp.bad_checksums if c.proto == "tcp" else 0
+
+    def frames_of(self, c: Connection) -> list[int]:
+        return c.weirds.get("bad_TCP_checksum", [])
 
     def finish(self, end: int) -> Iterator[Finding]:
         frames = self.frames.frames()
         if not self.uids.n or not frames:
             return
-        total, n = self.segments, self.uids.n
+        total, n = self.total, self.uids.n
         yield Finding(
             "capture.bad_checksum",
             f"{total} TCP segment(s) on {n} connection(s) have bad checksums (checksums a NIC or loopback "
@@ -788,32 +805,19 @@ class _BadChecksums:
             {"segments": total, "connections": n})
 
 
-class _DuplicateFrames:
+class _DuplicateFrames(_Tally):
     """capture.duplicate_frames: one finding for the capture."""
 
-    def __init__(self) -> None:
-        self.uids = Indexes()
-        self.duplicates = 0
-        self.frames = FirstFrames(FRAMES_LISTED)
-        self.first_ts: int | None = None
-        self.last_ts: int | None = None
+    def count(self, c: Connection) -> int:
+        return _count(c, ta.DUPLICATE_FRAME) if c.event_counts else 0
 
-    def add(self, c: Connection) -> None:
-        if not c.event_counts:
-            return
-        n = _count(c, ta.DUPLICATE_FRAME)
-        if not n:
-            return
-        self.duplicates += n
-        self.uids.add(c.index)
-        self.frames.add(c.index, [e[0] for e in c.events if e[3] & ta.DUPLICATE_FRAME][:FRAMES_LISTED])
-        self.first_ts = c.first_ts if self.first_ts is None else min(self.first_ts, c.first_ts)
-        self.last_ts = c.last_ts if self.last_ts is None else max(self.last_ts, c.last_ts)
+    def frames_of(self, c: Connection) -> list[int]:
+        return [e[0] for e in c.events if e[3] & ta.DUPLICATE_FRAME][:FRAMES_LISTED]
 
     def finish(self, end: int) -> Iterator[Finding]:
         if not self.uids.n:
             return
-        total, n = self.duplicates, self.uids.n
+        total, n = self.total, self.uids.n
         yield Finding(
             "capture.duplicate_frames",
             f"{total} frame(s) on {n} connection(s) are second copies of an IP datagram already captured "

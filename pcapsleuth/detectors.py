@@ -29,8 +29,8 @@ import heapq
 import ipaddress
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .capture import CaptureInfo
 from .findings import Finding, catalog
@@ -47,6 +47,8 @@ from .tracker import (
     SYN_SENT_S,
     TIME_WAIT,
     Connection,
+    uid_index,
+    uid_of,
 )
 
 __all__ = ["detect", "Detection", "DetectorContext"]
@@ -88,6 +90,12 @@ def detect(conns: list[Connection], info: CaptureInfo) -> list[Finding]:
             pred = by_uid.get(c.predecessor)
             if pred is not None:
                 c.pred_facts = Detection.pred_facts(pred)
+    return run_detection(conns, info)
+
+
+def run_detection(conns: Iterable[Connection], info: CaptureInfo) -> list[Finding]:
+    """Feed ``conns`` (their ``pred_facts`` filled, in any order) to a :class:`Detection`; the
+    findings suppressed and sorted."""
     d = Detection(info)
     findings: list[Finding] = []
     for c in conns:
@@ -104,16 +112,33 @@ def _conn_index(c: Connection) -> int:
 
 def _suppress(findings: list[Finding]) -> list[Finding]:
     """Drop follow-on findings that a more specific finding on the same connection explains."""
+    return suppress(findings, lambda f: [uid_index(u) for u in f.connections])
+
+
+class _Suppressible(Protocol):
+    id: str
+
+
+_S = TypeVar("_S", bound=_Suppressible)
+
+
+def suppress(items: list[_S], conns_of: Callable[[_S], Sequence[int]]) -> list[_S]:
+    """Drop the findings (or spilled finding records) whose every connection is also named by a
+    finding that suppresses their id (``catalog.json``: ``suppresses``). ``conns_of`` gives an
+    item's connection numbers; what is suppressed is kept as one bitmap per suppressed id."""
     cat = catalog()
-    suppressed: set[tuple[str, str]] = set()
-    for f in findings:
+    conns = [conns_of(f) for f in items]
+    n = 1 + max((max(c) for c in conns if c), default=0)
+    victims: dict[str, bytearray] = {}
+    for f, these in zip(items, conns, strict=True):
         for victim in cat[f.id].get("suppresses", []):
-            for uid in f.connections:
-                suppressed.add((victim, uid))
+            marks = victims.setdefault(victim, bytearray(n))
+            for i in these:
+                marks[i] = 1
     out = []
-    for f in findings:
-        keep = [u for u in f.connections if (f.id, u) not in suppressed]
-        if f.connections and not keep:
+    for f, these in zip(items, conns, strict=True):
+        hit = victims.get(f.id)
+        if hit is not None and these and all(hit[i] for i in these):
             continue
         out.append(f)
     return out
@@ -174,15 +199,6 @@ def _syn_groups(c: Connection) -> list[list[Packet]]:
     return list(groups.values())
 
 
-def _uid(index: int) -> str:
-    """The tracker's uid for a connection number (``C000042``)."""
-    return f"C{index:06d}"
-
-
-def _index_of(uid: str) -> int:
-    return int(uid[1:])
-
-
 def _resp_is_low(c: Connection) -> bool:
     """Is the responder the lower endpoint of the 4-tuple (the tracker's key order)? Generations of a
     tuple share its two endpoints, so this names a side across them whichever end originated."""
@@ -233,7 +249,7 @@ class Indexes:
         return sorted(self.values())
 
     def uids(self) -> list[str]:
-        return [_uid(i) for i in self.sorted()]
+        return [uid_of(i) for i in self.sorted()]
 
 
 class Smallest:
@@ -569,7 +585,7 @@ class Detection:
     def _link(self, c: Connection, out: list[Finding]) -> None:
         """``c`` is the successor of an earlier connection on its tuple: what waited for it."""
         assert c.predecessor is not None
-        p = _index_of(c.predecessor)
+        p = uid_index(c.predecessor)
         waiting = self._waiting.pop(p, None)
         needs = _bits(c.pred_facts) & (_SUCC_FACTS | _SUCC_SEEN)
         if waiting is None and not needs:
@@ -658,7 +674,7 @@ class _Conflicts:
                 first.summary = (f"{n} connection attempts met the same conflict; first: " + first.summary)
                 first.evidence["attempts_affected"] = n
                 first.evidence["per_attempt"] = [
-                    {"uid": _uid(i), "frames": frames, "differing_attributes": diff} for i, (frames, diff) in top]
+                    {"uid": uid_of(i), "frames": frames, "differing_attributes": diff} for i, (frames, diff) in top]
                 first.evidence["left_out"] = max(0, n - GROUP_LIST)
                 first.connections = g.uids.uids()
                 first.frames = sorted({fr for _, (frames, _) in top for fr in frames})
@@ -872,7 +888,7 @@ class _Unanswered:
             f = _decode(c.pred_facts)
             if f is not None and f.hc is not None:
                 flags |= _PRED_HALF_CLOSED
-                pred = _index_of(c.predecessor)
+                pred = uid_index(c.predecessor)
         if orig_rst is not None:
             flags |= _ORIG_RST
         rec = self.records
@@ -923,13 +939,13 @@ class _Unanswered:
 
 def _unanswered_cause(it: dict[str, Any], handshakes: Any) -> tuple[str, dict[str, Any]]:
     if it["pred"] is not None:
-        return "close_wait_collision", {"predecessor": _uid(it["pred"])}
+        return "close_wait_collision", {"predecessor": uid_of(it["pred"])}
     # Handshakes to the same listener that completed while the application never served them.
     syn_no, syn_ts = it["nos"][0], it["ts"][0]
     waiting = [(o, frame) for o, ack_ts, frame, cutoff in handshakes
                if o != it["index"] and ack_ts <= syn_ts and cutoff >= syn_no]
     if waiting:
-        return "accept_queue_full", {"established_not_accepted": [_uid(o) for o, _ in waiting[:GROUP_LIST]],
+        return "accept_queue_full", {"established_not_accepted": [uid_of(o) for o, _ in waiting[:GROUP_LIST]],
                                      "established_not_accepted_count": len(waiting),
                                      "handshake_frames": [f for _, f in waiting[:GROUP_LIST]]}
     return "unknown", {}
@@ -945,7 +961,7 @@ def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, 
     frames: list[int] = []
     for it in items[:GROUP_LIST]:
         frames.extend(it["nos"][:16])
-    per_conn = [{"uid": _uid(it["index"]), "client": it["client"],
+    per_conn = [{"uid": uid_of(it["index"]), "client": it["client"],
                  "attempts": len(it["nos"]), "intervals": it["intervals"], "schedule": it["schedule"],
                  "gave_up": it["gave_up"], "until_s": it["until"], "first_frame": it["nos"][0]}
                 for it in items[:GROUP_LIST]]
@@ -1010,7 +1026,7 @@ def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, 
             "an iptables/nft DROP on lo, or a SYN landing on a socket left over from an earlier connection "
             "(`ss -tan state close-wait`).")
     sev = "error" if loop else "warning"
-    return Finding("handshake.unanswered_syn", summary, explanation, frames, [_uid(it["index"]) for it in items],
+    return Finding("handshake.unanswered_syn", summary, explanation, frames, [uid_of(it["index"]) for it in items],
                    min(it["ts"][0] for it in items), max(it["ts"][-1] for it in items), evidence,
                    severity=sev)
 
@@ -1222,12 +1238,12 @@ def _leak_finding(addr: str, port: int, items: list[tuple[int, _HalfClose, float
         f"with it. On the host: `ss -tanp state close-wait '( sport = :{port} )'` lists them with the owning "
         f"process; `ls -l /proc/PID/fd | wc -l` shows the descriptor leak growing. The fix is in the "
         f"application (close on EOF, including error paths); no sysctl removes CLOSE_WAIT sockets.")
-    per = [{"uid": _uid(i), "peer": _ep_str(hc.closer_addr, hc.closer_port),
+    per = [{"uid": uid_of(i), "peer": _ep_str(hc.closer_addr, hc.closer_port),
             "fin_frame": hc.fin_frame, "fin_ack_frame": hc.fin_ack_no, "half_closed_seconds": held,
             "tuple_reused": r} for i, hc, held, r in items[:GROUP_LIST]]
     evidence = {"endpoint": srv, "endpoint_role": role, "sockets": n, "longest_half_closed_seconds": longest,
                 "tuples_reused": n_reused, "per_connection": per, "left_out": max(0, n - GROUP_LIST)}
-    return Finding("close.close_wait_leak", summary, explanation, frames, [_uid(x[0]) for x in items],
+    return Finding("close.close_wait_leak", summary, explanation, frames, [uid_of(x[0]) for x in items],
                    min(x[1].fin_ts for x in items), max(x[1].fin_ack_ts for x in items), evidence)
 
 
@@ -1293,5 +1309,5 @@ class _Refused:
             f"the server's.")
         evidence = {"destination": dest, "refused": n, "rst_ttl": ttls, "rst_src_mac": macs,
                     "rst_delay_s": delays[:GROUP_LIST], "left_out": max(0, n - GROUP_LIST)}
-        return Finding("handshake.refused", summary, explanation, frames, [_uid(it[0]) for it in items],
+        return Finding("handshake.refused", summary, explanation, frames, [uid_of(it[0]) for it in items],
                        min(it[4] for it in items), max(it[5] for it in items), evidence)

@@ -18,18 +18,14 @@ from collections.abc import Iterator
 from typing import IO, Any, TextIO
 
 from .capture import CaptureInfo
-from .findings import Finding, catalog
-from .tracker import Connection
+from .detectors import Detection, suppress
+from .findings import Finding
+from .tracker import Connection, uid_index, uid_of
 from .util import json_safe
 
 __all__ = ["StreamSink", "StreamedResult"]
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def uid_index(uid: str) -> int:
-    """``C000042`` -> 42 (the tracker numbers connections in order of first frame)."""
-    return int(uid[1:])
 
 
 class _Spill:
@@ -52,7 +48,7 @@ class _Spill:
         f.seek(at)
         return f.read(length).decode()
 
-    def rewind(self) -> None:
+    def flush(self) -> None:
         self.file.flush()
 
     def close(self) -> None:
@@ -84,12 +80,18 @@ class FindingRef:
         return str(self.to_dict()["summary"])
 
 
+def _ref_conns(ref: FindingRef) -> array[int]:
+    return ref.conns
+
+
+def _ref_key(ref: FindingRef) -> tuple[int, int, str, int]:
+    return ref.key
+
+
 class StreamSink:
     """Takes finished connections from a streaming tracker (:class:`pcapsleuth.tracker.RetireSink`)."""
 
     def __init__(self, info: CaptureInfo) -> None:
-        from .detectors import Detection
-
         self.info = info
         self.detection = Detection(info)
         self._conns = _Spill()
@@ -107,7 +109,8 @@ class StreamSink:
         facts = self.detection.pred_facts(conn)
         for f in self.detection.add(conn):
             self._finding(f)
-        at, length = self._conns.write(_encode(conn.to_dict()))
+        d = conn.to_dict()
+        at, length = self._conns.write(_encode(d))
         i = conn.index
         if i >= len(self._conn_at):
             grow = max(i + 1 - len(self._conn_at), len(self._conn_at))
@@ -117,7 +120,7 @@ class StreamSink:
         self._conn_len[i] = length
         self.count += 1
         if conn.proto == "tcp":
-            self.states[conn.conn_state] += 1
+            self.states[d["conn_state"]] += 1
         return facts
 
     def linked(self, old_uid: str, new_uid: str) -> None:
@@ -131,23 +134,10 @@ class StreamSink:
         """The findings after the detectors' last word, suppressed and sorted like ``detect``."""
         for f in self.detection.iter_finish():
             self._finding(f)
-        self._conns.rewind()
-        self._findings.rewind()
-        cat = catalog()
-        victims: dict[str, bytearray] = {}
-        n = len(self._conn_at) + 1
-        for ref in self.refs:
-            for victim in cat[ref.id].get("suppresses", []):
-                marks = victims.setdefault(victim, bytearray(n))
-                for i in ref.conns:
-                    marks[i] = 1
-        out = []
-        for ref in self.refs:
-            hit = victims.get(ref.id)
-            if hit is not None and ref.conns and all(hit[i] for i in ref.conns):
-                continue
-            out.append(ref)
-        out.sort(key=lambda r: r.key)
+        self._conns.flush()
+        self._findings.flush()
+        out = suppress(self.refs, _ref_conns)
+        out.sort(key=_ref_key)
         self.refs = out
         return out
 
@@ -159,7 +149,7 @@ class StreamSink:
                 continue
             text = self._conns.read(at[i], length[i])
             if succ:
-                uid = f"C{i:06d}"
+                uid = uid_of(i)
                 if uid in succ:
                     d = json.loads(text)
                     d["successor"] = succ[uid]

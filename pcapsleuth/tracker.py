@@ -45,6 +45,8 @@ __all__ = [
     "Tracker",
     "conn_state",
     "counted_bits",
+    "uid_index",
+    "uid_of",
     "LIKELY_SERVER_PORTS",
     "MAX_CONNECTIONS",
 ]
@@ -581,7 +583,7 @@ class Tracker:
     # -- entry --------------------------------------------------------------------------------
     def packet(self, p: Packet) -> Connection | None:
         """Account one decoded packet; returns its connection (or None if it has none)."""
-        if p.ts >= self._next_sweep and self.sink is not None:
+        if self.sink is not None and p.ts >= self._next_sweep:
             self._sweep(p.ts)
         proto = p.proto
         if p.cksum == Cksum.BAD_IP:
@@ -654,8 +656,9 @@ class Tracker:
         little slack for timestamps that step back): any later packet on its tuple would start a
         new connection anyway (``_is_reuse``), so nothing more can reach it.
 
-        The active table is in order of last activity (``_touch``): the sweep walks it from the
-        idlest and stops at the first connection active within the slack.
+        The active table is in order of last activity (``_tcp`` and ``_other`` move a connection to
+        its end on each packet): the sweep walks it from the idlest and stops at the first connection
+        active within the slack.
         """
         self._next_sweep = now + SWEEP_EVERY_NS
         horizon = now - SWEEP_SLACK_NS
@@ -697,7 +700,7 @@ class Tracker:
         else:
             orig = Endpoint(p.src, p.sport, True)  # type: ignore[arg-type]
             resp = Endpoint(p.dst, p.dport, False)  # type: ignore[arg-type]
-        conn = Connection(f"C{n:06d}", n, key, proto, p.ip_version, orig, resp)
+        conn = Connection(uid_of(n), n, key, proto, p.ip_version, orig, resp)
         conn.first_ts = conn.last_ts = p.ts
         conn.first_frame = conn.last_frame = p.no
         conn.vlan = p.vlan
@@ -1306,6 +1309,17 @@ def counted_bits(fl: int, tcpflags: int) -> int:
     if tcpflags & TCP_SYN and fl & _RETRANS_FAMILY:
         return (fl & ~_RETRANS_FAMILY) | SYN_RETRANSMISSION
     return fl
+
+
+def uid_of(index: int) -> str:
+    """The uid of connection number ``index`` (``C000042``): connections are numbered in order of
+    first frame."""
+    return f"C{index:06d}"
+
+
+def uid_index(uid: str) -> int:
+    """``C000042`` -> 42."""
+    return int(uid[1:])
 
 
 def _freeze_rtt(conn: Connection) -> None:

@@ -23,9 +23,8 @@ import pytest
 
 from pcapsleuth.analysis import analyze_capture
 from pcapsleuth.capture import Capture, CaptureInfo
-from pcapsleuth.detectors import Detection, _suppress, detect
+from pcapsleuth.detectors import Detection, detect, run_detection
 from pcapsleuth.errors import PcapsleuthError
-from pcapsleuth.findings import Finding
 from pcapsleuth.packet import Packet
 from pcapsleuth.tracker import Connection, Endpoint, Tracker
 
@@ -60,14 +59,7 @@ def _streamed(conns: list[Connection], info: CaptureInfo, order: list[Connection
     for c in sorted(conns, key=lambda c: c.index):  # a predecessor retires before its successor
         if c.predecessor and c.predecessor in by_uid:
             c.pred_facts = Detection.pred_facts(by_uid[c.predecessor])
-    d = Detection(info)
-    found: list[Finding] = []
-    for c in order:
-        found.extend(d.add(c))
-    found.extend(d.finish())
-    found = _suppress(found)
-    found.sort(key=Finding.sort_key)
-    return [f.to_dict() for f in found]
+    return [f.to_dict() for f in run_detection(order, info)]
 
 
 def test_there_are_captures_to_compare() -> None:
