@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from .capture import Capture, CaptureInfo
 from .detectors import detect
+from .digest import ConnDigest
 from .findings import Finding
+from .packet import Packet
 from .reader import Source
 from .tracker import LIKELY_SERVER_PORTS, MAX_CONNECTIONS, Connection, Tracker
 from .util import json_safe, no_cyclic_gc
@@ -28,6 +31,24 @@ class AnalysisResult:
     #: What the tracker did with the packets: JSON ``tracking`` (``tcp_packets``, ``untracked``,
     #: ``bad_ip_checksums``, ``max_connections``, ``evicted``).
     tracking: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @functools.cached_property
+    def digest(self) -> ConnDigest:
+        """What the report needs of every connection (:class:`pcapsleuth.digest.ConnDigest`)."""
+        return ConnDigest.of(self.connections)
+
+    @functools.cached_property
+    def _by_uid(self) -> dict[str, Connection]:
+        return {c.uid: c for c in self.connections}
+
+    def connection(self, uid: str) -> Connection | None:
+        """The connection of ``uid`` (``None`` when there is none)."""
+        return self._by_uid.get(uid)
+
+    def evidence_of(self, uid: str) -> Sequence[Packet]:
+        """The packets kept in memory for connection ``uid`` (see ``Connection.evidence``)."""
+        c = self._by_uid.get(uid)
+        return c.evidence if c is not None else ()
 
     def to_json_dict(self) -> dict[str, Any]:
         return {

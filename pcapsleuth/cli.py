@@ -186,8 +186,7 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if len(args.captures) > 1 and not args.separate:
         return _analyze_multi(args, out, err)
     from .analysis import analyze_capture
-    from .outputs import summary_text
-    from .report import REPORT_SUFFIX, default_report_path, severity_at_least
+    from .report import severity_at_least
 
     try:
         _outputs(args)
@@ -198,43 +197,55 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     html_default = not args.no_html and args.html is None and not stdout_taken
     used: set[str] = set()
     failed = False
-    # Without a report or a Markdown summary nothing needs the connection objects: stream them
-    # (memory follows the connections open at once, not the capture's length).
-    streaming = args.html is None and not html_default and not args.markdown
     for path in args.captures:
-        result = analyze_capture(path, streaming=streaming, **_analysis_options(args))
-        if args.json:
-            _write_json(result, args.json, out)
-        report: str | None = None
-        if args.html is not None:
-            report = _dest(args.html, path, REPORT_SUFFIX, used)
-            code = _write_report(result, path, report, args, out, err, explicit=True)
+        # Streamed: connections are released as they end (memory follows the connections open
+        # at once, not the capture's length); the report reads back the few it shows.
+        with analyze_capture(path, streaming=True, **_analysis_options(args)) as result:
+            code = _analyze_outputs(result, path, args, html_default, stdout_taken, used, out, err)
             if code:
                 return code
-        elif html_default:
-            report = _unique(os.fspath(default_report_path(path)), used)
-            code = _write_report(result, path, report, args, out, err, explicit=False)
-            if code == _SKIPPED:
-                report = None
-            elif code:
-                return code
-        if args.markdown:
-            code = _write_markdown(result, _dest(args.markdown, path, ".pcapsleuth.md", used),
-                                   None if report == "-" else report, args, out, err)
-            if code:
-                return code
-        if not args.quiet:
-            if not stdout_taken and args.html != "-":
-                out.write(summary_text(result))
-                if report is not None:
-                    out.write(f"report: {printable(report)}\n")
-            elif report is not None and report != "-":
-                print(f"pcapsleuth: report: {printable(report)}", file=err)
-        if args.fail_on and severity_at_least(result.findings, args.fail_on):
-            failed = True
-        if streaming:
-            result.close()  # its spill files
+            if args.fail_on and severity_at_least(result.findings, args.fail_on):
+                failed = True
     return EXIT_FAIL_ON if failed else EXIT_OK
+
+
+def _analyze_outputs(result: Any, path: str, args: argparse.Namespace, html_default: bool, stdout_taken: bool,
+                     used: set[str], out: TextIO, err: TextIO) -> int:
+    """JSON, report, Markdown and terminal summary of one streamed analysis."""
+    from .outputs import summary_text
+    from .report import REPORT_SUFFIX, default_report_path, findings_to_read
+
+    if args.json:
+        _write_json(result, args.json, out)
+    view = None
+    if args.html is not None or html_default or args.markdown:
+        view = result.report_view(findings_to_read)
+    report: str | None = None
+    if args.html is not None:
+        report = _dest(args.html, path, REPORT_SUFFIX, used)
+        code = _write_report(view, path, report, args, out, err, explicit=True)
+        if code:
+            return code
+    elif html_default:
+        report = _unique(os.fspath(default_report_path(path)), used)
+        code = _write_report(view, path, report, args, out, err, explicit=False)
+        if code == _SKIPPED:
+            report = None
+        elif code:
+            return code
+    if args.markdown:
+        code = _write_markdown(view, _dest(args.markdown, path, ".pcapsleuth.md", used),
+                               None if report == "-" else report, args, out, err)
+        if code:
+            return code
+    if not args.quiet:
+        if not stdout_taken and args.html != "-":
+            out.write(summary_text(result))
+            if report is not None:
+                out.write(f"report: {printable(report)}\n")
+        elif report is not None and report != "-":
+            print(f"pcapsleuth: report: {printable(report)}", file=err)
+    return EXIT_OK
 
 
 def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -379,9 +390,11 @@ def _conn(args: argparse.Namespace, out: TextIO) -> int:
     from .analysis import analyze_capture
     from .connlog import write_conn_log
 
-    result = analyze_capture(args.capture, engine=args.engine, verify_checksums=not args.no_checksums)
-    write_conn_log([c.to_dict() for c in result.connections], out,
-                   open_ts=result.capture.first_ts, close_ts=result.capture.last_ts)
+    # Streamed: each connection's JSON line becomes its row, none is held.
+    with analyze_capture(args.capture, engine=args.engine, verify_checksums=not args.no_checksums,
+                         streaming=True) as result:
+        write_conn_log((json.loads(line) for line in result.sink.connection_lines()), out,
+                       open_ts=result.capture.first_ts, close_ts=result.capture.last_ts)
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 __all__ = ["CONN_FIELDS", "CONN_TYPES", "write_conn_log", "conn_log_row"]
@@ -164,22 +164,27 @@ def write_conn_log(connections: Iterable[Any], out: TextIO, *, path: str | None 
     the capture's first/last packet) override the ``#open``/``#close`` times, which otherwise are
     the earliest ``first_ts`` and latest ``last_ts`` of the connections (epoch 0 if there are none).
     """
-    rows: list[list[str]] = []
     first: int | None = None
     last: int | None = None
-    for conn in connections:
-        d: dict[str, Any] = conn.to_dict() if hasattr(conn, "to_dict") else dict(conn)
-        rows.append(conn_log_row(d))
-        f = _ns(d.get("ts") if d.get("ts") is not None else d.get("first_ts"))
-        lt = _ns(d.get("last_ts"))
-        if lt is None and f is not None and d.get("duration") is not None:
-            lt = f + round(float(d["duration"]) * 1e9)
-        if f is not None:
-            first = f if first is None else min(first, f)
-        if lt is not None:
-            last = lt if last is None else max(last, lt)
+
+    def rows() -> Iterator[list[str]]:
+        nonlocal first, last
+        for conn in connections:
+            d: dict[str, Any] = conn.to_dict() if hasattr(conn, "to_dict") else dict(conn)
+            yield conn_log_row(d)
+            f = _ns(d.get("ts") if d.get("ts") is not None else d.get("first_ts"))
+            lt = _ns(d.get("last_ts"))
+            if lt is None and f is not None and d.get("duration") is not None:
+                lt = f + round(float(d["duration"]) * 1e9)
+            if f is not None:
+                first = f if first is None else min(first, f)
+            if lt is not None:
+                last = lt if last is None else max(last, lt)
+
+    # With both stamps given, rows go out as they come (a million connections need not be held);
+    # otherwise #open needs the earliest first_ts before the first row.
+    body: Iterable[list[str]] = rows() if open_ts is not None and close_ts is not None else list(rows())
     opened = open_ts if open_ts is not None else (first if first is not None else 0)
-    closed = close_ts if close_ts is not None else (last if last is not None else opened)
 
     out.write("#separator " + "".join(f"\\x{ord(c):02x}" for c in SEPARATOR) + "\n")
     out.write(f"#set_separator{SEPARATOR}{SET_SEPARATOR}\n")
@@ -189,7 +194,10 @@ def write_conn_log(connections: Iterable[Any], out: TextIO, *, path: str | None 
     out.write(f"#open{SEPARATOR}{_log_stamp(opened)}\n")
     out.write("#fields" + SEPARATOR + SEPARATOR.join(CONN_FIELDS) + "\n")
     out.write("#types" + SEPARATOR + SEPARATOR.join(CONN_TYPES) + "\n")
-    for row in rows:
+    n = 0
+    for row in body:
         out.write(SEPARATOR.join(row) + "\n")
+        n += 1
+    closed = close_ts if close_ts is not None else (last if last is not None else opened)
     out.write(f"#close{SEPARATOR}{_log_stamp(closed)}\n")
-    return len(rows)
+    return n

@@ -20,6 +20,7 @@ from .util import iso_ts
 
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
+    from .stream import ReportView
 
 __all__ = ["code_span", "md_escape", "render_markdown"]
 
@@ -57,7 +58,7 @@ def _first_sentence(text: str) -> str:
     return fs(text)
 
 
-def render_markdown(result: AnalysisResult, report_path: str | os.PathLike[str] | None = None, *,
+def render_markdown(result: AnalysisResult | ReportView, report_path: str | os.PathLike[str] | None = None, *,
                     template_dir: str | os.PathLike[str] | None = None, max_findings: int = 10) -> str:
     """The Markdown summary: verdict, capture facts, findings (one bullet each with frames and a
     Wireshark filter), and the HTML report's file name when there is one."""
@@ -67,7 +68,7 @@ def render_markdown(result: AnalysisResult, report_path: str | os.PathLike[str] 
     info = result.capture
     findings = sorted(result.findings, key=Finding.sort_key)
     by_sev = Counter(f.severity for f in findings)
-    states = Counter(c.conn_state for c in result.connections)
+    digest = result.digest
     items: list[dict[str, Any]] = []
     for f in findings[:max_findings]:
         items.append({
@@ -94,8 +95,8 @@ def render_markdown(result: AnalysisResult, report_path: str | os.PathLike[str] 
             "link_types": info.link_types,
             "damage": [f"{d['kind']} {d['count']}" for d in info.damage.to_list()],
         },
-        "connections": len(result.connections),
-        "states": states.most_common(6),
+        "connections": digest.n,
+        "states": digest.state_counts()[:6],
         "findings": items,
         "more_findings": max(len(findings) - max_findings, 0),
         "counts": [(s, by_sev[s]) for s in reversed(SEVERITIES) if by_sev[s]],

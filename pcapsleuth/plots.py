@@ -36,7 +36,9 @@ from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet, flag_names
 
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
+    from .digest import ConnRecord, _EndRecord
     from .findings import Finding
+    from .stream import ReportView
     from .tracker import Connection, Endpoint
 
 __all__ = [
@@ -119,9 +121,10 @@ def _legend_height(n_handles: int, ncols: int = 3) -> float:
 
 
 # -- timeline --------------------------------------------------------------------------------------
-def timeline_figure(result: AnalysisResult, findings: Sequence[Finding] | None = None, *,
+def timeline_figure(result: AnalysisResult | ReportView, findings: Sequence[Finding] | None = None, *,
                     max_rows: int = 600, t0: int | None = None,
-                    conn_states: Mapping[str, str] | None = None) -> Figure:
+                    conn_states: Mapping[str, str] | None = None,
+                    known: Mapping[int, Packet] | None = None) -> Figure:
     """Connections over time as horizontal bars coloured by outcome, with the findings marked.
 
     One row per connection (in order of first frame) when there are at most ``max_rows``;
@@ -130,38 +133,48 @@ def timeline_figure(result: AnalysisResult, findings: Sequence[Finding] | None =
     finding id, coloured by severity) on the rows of their connections, or as ticks along the top
     in the aggregated view. ``findings`` defaults to ``result.findings``; ``t0`` (ns) to the
     capture's first frame. ``conn_states`` (uid -> Zeek conn_state) saves computing them again
-    when the caller has them.
+    when the caller has them. ``known`` (frame -> packet): packets read again from the capture,
+    for marking findings whose connections keep no evidence packets in memory.
     """
     with _style():
         return _timeline(result, list(result.findings if findings is None else findings), max_rows, t0,
-                         conn_states)
+                         conn_states, known)
 
 
-def _timeline(result: AnalysisResult, findings: list[Finding], max_rows: int, t0_arg: int | None,
-              conn_states: Mapping[str, str] | None) -> Figure:
-    conns = result.connections
-    t0 = t0_arg if t0_arg is not None else (result.capture.first_ts or (conns[0].first_ts if conns else 0))
-    end = result.capture.last_ts if result.capture.last_ts is not None else max((c.last_ts for c in conns),
-                                                                                 default=t0)
+def _timeline(result: AnalysisResult | ReportView, findings: list[Finding], max_rows: int, t0_arg: int | None,
+              conn_states: Mapping[str, str] | None, known: Mapping[int, Packet] | None) -> Figure:
+    from .tracker import uid_of
+
+    # Every connection's first timestamp and outcome come from the digest; the connections
+    # themselves only when each gets a row.
+    d = result.digest
+    n = d.n
+    aggregated = n > max_rows
+    starts: dict[str, list[int]] = {}
+    for state, proto, ts_list in d.starts():
+        starts.setdefault(outcome_of(state, proto), []).extend(ts_list)
+    first = min((min(v) for v in starts.values()), default=0)
+    t0 = t0_arg if t0_arg is not None else (result.capture.first_ts or first)
+    conns = [] if aggregated else [c for i in d.indexes() if (c := result.connection(uid_of(i))) is not None]
+    end = result.capture.last_ts if result.capture.last_ts is not None else max(
+        (c.last_ts for c in conns), default=max((max(v) for v in starts.values()), default=t0))
     span = max((end - t0) / 1e9, 1e-6)
-    if conn_states is None:
-        conn_states = {c.uid: c.conn_state for c in conns}
-    states = [(c, outcome_of(conn_states[c.uid], c.proto)) for c in conns]
+    states = [(c, outcome_of(conn_states[c.uid] if conn_states is not None else c.conn_state, c.proto))
+              for c in conns]
     groups = _finding_groups(findings)
-    marks = _finding_marks(result, groups)
-    aggregated = len(conns) > max_rows
-    n_handles = len({outcome for _, outcome in states}) + 1 + len(groups)
+    marks = _finding_marks(result, groups, known, not aggregated)
+    n_handles = len(starts) + 1 + len(groups)
     bottom = 0.55 + _legend_height(n_handles)
-    left = 1.75 if not aggregated and 0 < len(conns) <= 40 else 0.8
-    plot_h = 2.4 if aggregated else min(max(0.9, 0.16 * len(conns)), 6.5)
+    left = 1.75 if not aggregated and 0 < n <= 40 else 0.8
+    plot_h = 2.4 if aggregated else min(max(0.9, 0.16 * n), 6.5)
     fig = _new_figure(10, plot_h + bottom + 0.35, left=left, right=0.25, top=0.35, bottom=bottom)
     ax = fig.add_subplot()
     present: list[str] = []
-    if not conns:
+    if not n:
         ax.text(0.5, 0.5, "no connections in this capture", ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])
     elif aggregated:
-        _timeline_aggregated(ax, states, t0, span, present)
+        _timeline_aggregated(ax, starts, t0, span, present)
     else:
         _timeline_rows(ax, states, t0, span, present, marks, groups)
     ax.set_xlim(-span * 0.01, span * 1.01)
@@ -189,7 +202,6 @@ def _timeline(result: AnalysisResult, findings: list[Finding], max_rows: int, t0
     if handles:
         fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncols=min(3, len(handles)),
                    fontsize=8, frameon=False)
-    n = len(conns)
     what = f"{n:,} connection{'s' if n != 1 else ''}"
     ax.set_title(f"Connections over time: {what}" + (" (aggregated: starts per time bin)" if aggregated else ""),
                  loc="left", fontsize=10)
@@ -212,10 +224,12 @@ def _finding_groups(findings: list[Finding]) -> list[tuple[str, str, list[Findin
     return out
 
 
-def _finding_marks(result: AnalysisResult, groups: list[tuple[str, str, list[Finding]]]) -> dict[
-        int, list[tuple[int, str]]]:
-    """For each finding id (by group index): (ts, uid) of its evidence frames known from memory."""
-    by_uid = {c.uid: c for c in result.connections}
+def _finding_marks(result: AnalysisResult | ReportView, groups: list[tuple[str, str, list[Finding]]],
+                   known: Mapping[int, Packet] | None, rows: bool) -> dict[int, list[tuple[int, str]]]:
+    """For each finding id (by group index): (ts, uid) of its evidence frames known from memory:
+    the connections' evidence packets, or else the ``known`` packets (read again for the report)
+    matched to the connection by 4-tuple and frame range (``rows``; otherwise only the time
+    counts and the uid is left empty)."""
     marks: dict[int, list[tuple[int, str]]] = {}
     for i, (_, _, members) in enumerate(groups):
         out: list[tuple[int, str]] = []
@@ -223,18 +237,35 @@ def _finding_marks(result: AnalysisResult, groups: list[tuple[str, str, list[Fin
             if len(out) >= 1000:
                 break
             wanted = set(f.frames[:2000])
+            held = False
             for uid in f.connections[:2000]:
-                c = by_uid.get(uid)
-                if c is None:
-                    continue
-                for p in c.evidence:
+                evidence = result.evidence_of(uid)
+                held = held or bool(evidence)
+                for p in evidence:
                     if p.no in wanted:
                         out.append((p.ts, uid))
+            if not held and known:
+                out.extend(_known_marks(result, f, [known[n] for n in f.frames[:2000] if n in known], rows))
         marks[i] = out[:1000]
     return marks
 
 
-def _timeline_rows(ax: Any, states: list[tuple[Connection, str]], t0: int, span: float, present: list[str],
+def _known_marks(result: AnalysisResult | ReportView, f: Finding, pkts: list[Packet], rows: bool) -> list[
+        tuple[int, str]]:
+    if not rows or not pkts:
+        return [(p.ts, "") for p in pkts]
+    out: list[tuple[int, str]] = []
+    for uid in f.connections[:200]:
+        c = result.connection(uid)
+        if c is None:
+            continue
+        ends = {(c.orig.addr, c.orig.port), (c.resp.addr, c.resp.port)}
+        out.extend((p.ts, uid) for p in pkts
+                   if c.first_frame <= p.no <= c.last_frame and {(p.src, p.sport), (p.dst, p.dport)} == ends)
+    return out
+
+
+def _timeline_rows(ax: Any, states: list[tuple[Connection | ConnRecord, str]], t0: int, span: float, present: list[str],
                    marks: dict[int, list[tuple[int, str]]], groups: list[tuple[str, str, list[Finding]]]) -> None:
     n = len(states)
     row = {c.uid: i for i, (c, _) in enumerate(states)}
@@ -300,19 +331,15 @@ def _bars(ax: Any, ys: list[float], lefts: list[float], widths: list[float], hei
 _OPEN_STATES = frozenset({"ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSING", "SYN-RECEIVED"})
 
 
-def _still_open(c: Connection) -> bool:
+def _still_open(c: Connection | ConnRecord) -> bool:
     return c.proto == "tcp" and (c.orig.tcp_state in _OPEN_STATES or c.resp.tcp_state in _OPEN_STATES)
 
 
-def _timeline_aggregated(ax: Any, states: list[tuple[Connection, str]], t0: int, span: float,
-                         present: list[str]) -> None:
+def _timeline_aggregated(ax: Any, starts: dict[str, list[int]], t0: int, span: float, present: list[str]) -> None:
     import numpy as np
 
     bins = 120
     width = span / bins
-    starts: dict[str, list[int]] = {}
-    for c, outcome in states:
-        starts.setdefault(outcome, []).append(c.first_ts)
     xs = np.arange(bins) * width
     bottom = np.zeros(bins)
     for key, _, colour, _ in OUTCOMES:
@@ -397,7 +424,7 @@ def ladder_figure(packets: Sequence[Packet], endpoints: Sequence[tuple[str, int 
         return _ladder(list(packets)[:max_packets], endpoints, title, t0, len(packets), states or {}, notes or {})
 
 
-def ladder_states(conns: Iterable[Connection]) -> dict[int, list[tuple[tuple[str, int | None], str]]]:
+def ladder_states(conns: Iterable[Connection | ConnRecord]) -> dict[int, list[tuple[tuple[str, int | None], str]]]:
     """The ``states`` argument of :func:`ladder_figure` from the connections' inferred RFC 793
     state changes (``Connection.transitions``)."""
     out: dict[int, list[tuple[tuple[str, int | None], str]]] = {}
@@ -549,7 +576,7 @@ def _ladder(pkts: list[Packet], endpoints: Sequence[tuple[str, int | None]] | No
 
 
 # -- time-sequence graph ---------------------------------------------------------------------------
-def sequence_figure(packets: Sequence[Packet], conn: Connection, *, t0: int | None = None,
+def sequence_figure(packets: Sequence[Packet], conn: Connection | ConnRecord, *, t0: int | None = None,
                     max_segments: int = 4000) -> Figure:
     """A Stevens-style time-sequence graph of one TCP connection.
 
@@ -565,11 +592,11 @@ def sequence_figure(packets: Sequence[Packet], conn: Connection, *, t0: int | No
         return _sequence(list(packets), conn, t0, max_segments)
 
 
-def _is_from(p: Packet, addr: str, port: int) -> bool:
+def _is_from(p: Packet, addr: str, port: int | None) -> bool:
     return p.src == addr and p.sport == port
 
 
-def _sequence(pkts: list[Packet], conn: Connection, t0_arg: int | None, max_segments: int) -> Figure:
+def _sequence(pkts: list[Packet], conn: Connection | ConnRecord, t0_arg: int | None, max_segments: int) -> Figure:
     pkts = [p for p in pkts if p.seq is not None and p.flags is not None]
     o, r = conn.orig, conn.resp
     candidates = []
@@ -580,7 +607,7 @@ def _sequence(pkts: list[Packet], conn: Connection, t0_arg: int | None, max_segm
     # The direction that carried the most data, and the other one only when it carried a fair
     # share too (a request of 11 bytes does not deserve a panel).
     most = max(n for n, _ in candidates)
-    sides: list[tuple[Endpoint, Endpoint, str, list[Packet], list[Packet]]] = [
+    sides: list[tuple[Endpoint | _EndRecord, Endpoint | _EndRecord, str, list[Packet], list[Packet]]] = [
         side for n, side in candidates if n == most or n >= most * 0.1]
     if most and len(sides) == 2 and candidates[1][0] == most and candidates[0][0] < most:
         sides.reverse()

@@ -18,9 +18,10 @@ from .packet import Packet
 from .reader import Source
 
 if TYPE_CHECKING:
+    from .digest import ConnRecord
     from .tracker import Connection
 
-__all__ = ["connection_packets", "connections_packets", "fetch_frames", "packets_for"]
+__all__ = ["connection_packets", "connections_packets", "fetch_frames", "packets_for", "packets_from"]
 
 
 def fetch_frames(path: Source | os.PathLike[str], frames: Iterable[int], *, verify_checksums: bool = True,
@@ -70,9 +71,9 @@ def connection_packets(path: Source | os.PathLike[str], conn: Connection, *, lim
                                max_decompressed=max_decompressed)[conn.uid]
 
 
-def connections_packets(path: Source | os.PathLike[str], conns: Iterable[Connection], *, limit: int = 20_000,
-                        verify_checksums: bool = True, max_decompressed: int = 64 * 1024**3) -> dict[
-                            str, list[Packet]]:
+def connections_packets(path: Source | os.PathLike[str], conns: Iterable[Connection | ConnRecord], *,
+                        limit: int = 20_000, verify_checksums: bool = True,
+                        max_decompressed: int = 64 * 1024**3) -> dict[str, list[Packet]]:
     """:func:`connection_packets` for several connections in one pass over the file.
 
     Only frames whose bytes hold one of the wanted port pairs (as the TCP/UDP header has them:
@@ -81,7 +82,8 @@ def connections_packets(path: Source | os.PathLike[str], conns: Iterable[Connect
     """
     out: dict[str, list[Packet]] = {}
     # A reused 4-tuple is several connections: each packet goes to the one whose frames it is in.
-    wanted: dict[tuple[int | None, tuple[str, int], tuple[str, int]], list[tuple[Connection, list[Packet]]]] = {}
+    wanted: dict[tuple[int | None, tuple[str, int], tuple[str, int]],
+                 list[tuple[Connection | ConnRecord, list[Packet]]]] = {}
     needles: set[bytes] = set()
     for c in conns:
         if len(c.evidence) >= c.orig.pkts + c.resp.pkts:
@@ -133,10 +135,16 @@ def packets_for(path: Source | os.PathLike[str] | None, frames: Iterable[int], c
     Returns ``(packets by frame, frames that could not be had)``. A file that cannot be read
     again (moved, stdin, a stream) leaves its frames in the second set instead of raising.
     """
+    return packets_from(path, frames, (c.evidence for c in conns), **kw)
+
+
+def packets_from(path: Source | os.PathLike[str] | None, frames: Iterable[int], held: Iterable[Iterable[Packet]],
+                 **kw: bool | int) -> tuple[dict[int, Packet], set[int]]:
+    """:func:`packets_for` with the packets in memory given as lists (``held``), not connections."""
     want = set(frames)
     have: dict[int, Packet] = {}
-    for c in conns:
-        for p in c.evidence:
+    for pkts in held:
+        for p in pkts:
             if p.no in want:
                 have[p.no] = p
     missing = want - have.keys()

@@ -37,14 +37,18 @@ from ._version import __version__
 from .findings import SEVERITIES, Finding, severity_rank
 from .packet import Direction, Packet, flag_names
 from .resources import templates_dir
+from .tracker import uid_of
 from .util import iso_ts, no_cyclic_gc
 
 if TYPE_CHECKING:
     from .analysis import AnalysisResult
+    from .digest import ConnRecord
+    from .stream import ReportView
     from .tracker import Connection
     from .vantage import VantageResult
 
-__all__ = ["Limits", "default_report_path", "render_html", "report_stem", "template_environment"]
+__all__ = ["Limits", "default_report_path", "findings_to_read", "render_html", "report_stem", "select_findings",
+           "template_environment"]
 
 #: The suffix of report files: ``capture.pcap`` -> ``capture.pcapsleuth.html``.
 REPORT_SUFFIX = ".pcapsleuth.html"
@@ -233,17 +237,42 @@ def tshark_command(path: str, dfilter: str) -> str:
 
 
 # -- the report model ------------------------------------------------------------------------------
-class _Builder:
-    """Turns an :class:`AnalysisResult` into the plain data the templates render."""
+#: Connections of one finding looked at one by one (for a ladder's states, say): a scan's
+#: finding names a million.
+_LOOKED_AT = 2000
+#: Findings (the first, in report order) whose first frames are read for the timeline's marks
+#: when their connections keep no packets in memory (a streamed analysis's big capture).
+_MARKED = 200
 
-    def __init__(self, result: AnalysisResult, source_path: str, limits: Limits) -> None:
+
+class _Conns:
+    """Connections by uid, looked up on demand (a streamed analysis reads them back from its spill)."""
+
+    def __init__(self, result: AnalysisResult | ReportView) -> None:
+        self.get = result.connection
+
+    def __contains__(self, uid: str) -> bool:
+        return self.get(uid) is not None
+
+    def __getitem__(self, uid: str) -> Connection | ConnRecord:
+        c = self.get(uid)
+        if c is None:
+            raise KeyError(uid)
+        return c
+
+
+class _Builder:
+    """Turns an :class:`AnalysisResult` (or a streamed analysis's :class:`ReportView`) into the plain
+    data the templates render."""
+
+    def __init__(self, result: AnalysisResult | ReportView, source_path: str, limits: Limits) -> None:
         self.result = result
         self.info = result.capture
         self.path = source_path
         self.limits = limits
         self.t0 = self.info.first_ts if self.info.first_ts is not None else 0
-        self.by_uid = {c.uid: c for c in result.connections}
-        self.states = {c.uid: c.conn_state for c in result.connections}
+        self.digest = result.digest
+        self.by_uid = _Conns(result)
         rank = {s: i for i, s in enumerate(SEVERITIES)}
         # Finding.sort_key's order, with a cheaper key (a capture can raise many findings).
         self.findings = sorted(result.findings, key=lambda f: (-rank[f.severity], f.frames[0], f.id))
@@ -267,17 +296,23 @@ class _Builder:
                     lst.append((i, f.id))
 
     # evidence packets -------------------------------------------------------------------------
-    def load_packets(self, detailed: Sequence[Finding]) -> None:
+    def load_packets(self, detailed: Sequence[Finding], marked: Sequence[Finding] = ()) -> None:
+        """Read the evidence packets of the ``detailed`` findings, and the first few of ``marked``
+        ones whose connections keep none in memory (for the timeline's marks)."""
         frames: set[int] = set()
-        conns: list[Connection] = []
+        held: list[Sequence[Packet]] = []
         budget = self.limits.refetch_frames
         per = max(budget // max(len(detailed), 1), self.limits.evidence_rows * 2)
+        evidence_of = self.result.evidence_of
         for f in detailed:
             frames.update(f.frames[:per])
-            conns.extend(self.by_uid[u] for u in f.connections[:2000] if u in self.by_uid)
-        from .refetch import packets_for
+            held.extend(evidence_of(u) for u in f.connections[:2000])
+        for f in marked:
+            if not any(evidence_of(u) for u in f.connections[:_LOOKED_AT]):
+                frames.update(f.frames[:20])
+        from .refetch import packets_from
 
-        self.packets, self.unavailable = packets_for(self.path, frames, conns)
+        self.packets, self.unavailable = packets_from(self.path, frames, held)
 
     def _pkt_ep(self, p: Packet) -> tuple[tuple[str, int | None], tuple[str, int | None]]:
         return (p.src or "?", p.sport), (p.dst or "?", p.dport)
@@ -293,9 +328,11 @@ class _Builder:
             b = (conn.resp.addr, conn.resp.port)
             mine = [p for p in pkts if {self._pkt_ep(p)[0], self._pkt_ep(p)[1]} == {a, b}]
             if len(mine) >= 2:
-                others = len({u for u in f.connections if u in self.by_uid and
-                              {(self.by_uid[u].orig.addr, self.by_uid[u].orig.port),
-                               (self.by_uid[u].resp.addr, self.by_uid[u].resp.port)} != {a, b}})
+                # The first 2,000 are looked at; beyond them a connection counts as another.
+                others = max(len(f.connections) - _LOOKED_AT, 0) + sum(
+                    1 for u in dict.fromkeys(f.connections[:_LOOKED_AT])
+                    if (o := self.by_uid.get(u)) is not None
+                    and {(o.orig.addr, o.orig.port), (o.resp.addr, o.resp.port)} != {a, b})
                 note = f"the frames between {_ep_text(*a)} and {_ep_text(*b)} (connection {conn.uid}"
                 if others:
                     note += f"; the finding involves {others:,} other connection{'s' if others != 1 else ''}"
@@ -410,7 +447,7 @@ class _Builder:
             self.ladders += 1
             from .plots import figure_to_svg, ladder_figure, ladder_states
 
-            conns = [self.by_uid[u] for u in f.connections[:2000] if u in self.by_uid]
+            conns = [c for u in f.connections[:_LOOKED_AT] if (c := self.by_uid.get(u)) is not None]
             frames = {p.no for p in ladder}
             states = {n: v for n, v in ladder_states(conns).items() if n in frames}
             fig = ladder_figure(ladder, title=f"Finding {index}: {f.id}", t0=self.t0,
@@ -457,13 +494,15 @@ class _Builder:
         from .errors import PcapsleuthError
         from .refetch import connections_packets
 
-        conns: dict[str, Connection] = {}
+        conns: dict[str, Connection | ConnRecord] = {}
         for f in detailed:
             if not self._wants_sequence(f):
                 continue
             for uid in f.connections:
+                if len(conns) >= self.limits.sequence_graphs:
+                    break
                 c = self.by_uid.get(uid)
-                if c is not None and c.proto == "tcp" and len(conns) < self.limits.sequence_graphs:
+                if c is not None and c.proto == "tcp":
                     conns.setdefault(uid, c)
         if not conns:
             return
@@ -472,7 +511,7 @@ class _Builder:
         except (PcapsleuthError, OSError):
             self.seq_packets = {uid: list(c.evidence) for uid, c in conns.items()}
 
-    def _sequence_svg(self, c: Connection) -> tuple[Markup, str] | None:
+    def _sequence_svg(self, c: Connection | ConnRecord) -> tuple[Markup, str] | None:
         from .plots import figure_to_svg, sequence_figure
 
         pkts = self.seq_packets.get(c.uid) or list(c.evidence)
@@ -486,12 +525,13 @@ class _Builder:
         return f"psfig{self.fig_no}-"
 
     # connections ---------------------------------------------------------------------------------
-    def _choose_connection_rows(self) -> list[Connection]:
-        conns = self.result.connections
+    def _choose_connection_rows(self) -> list[Connection | ConnRecord]:
+        d = self.digest
         cap = self.limits.connection_rows
-        if len(conns) <= cap:
-            return list(conns)
-        chosen: dict[str, Connection] = {}
+        get = self.by_uid.get
+        if d.n <= cap:
+            return [c for i in d.indexes() if (c := get(uid_of(i))) is not None]
+        chosen: dict[str, Connection | ConnRecord] = {}
         for f in self.findings:
             if len(chosen) >= cap // 2:
                 break
@@ -502,23 +542,21 @@ class _Builder:
                 if c is not None:
                     chosen.setdefault(uid, c)
         # Then the unusual ones (anything but a normal close), then the rest, by first frame.
-        for c in conns:
-            if len(chosen) >= cap:
-                break
-            if self.states[c.uid] != "SF":
-                chosen.setdefault(c.uid, c)
-        for c in conns:
-            if len(chosen) >= cap:
-                break
-            chosen.setdefault(c.uid, c)
+        for skip in ("SF", None):
+            for i in d.indexes(skip_state=skip):
+                if len(chosen) >= cap:
+                    break
+                uid = uid_of(i)
+                if uid not in chosen and (c := get(uid)) is not None:
+                    chosen[uid] = c
         return sorted(chosen.values(), key=lambda c: c.index)
 
-    def connection_view(self, c: Connection) -> dict[str, Any]:
+    def connection_view(self, c: Connection | ConnRecord) -> dict[str, Any]:
         from .plots import outcome_of
 
         o, r = c.orig, c.resp
         tcp = c.proto == "tcp"
-        state = self.states[c.uid]
+        state = c.conn_state
         return {
             "uid": c.uid,
             "orig": _ep_text(o.addr, o.port if c.proto in ("tcp", "udp") else None),
@@ -530,8 +568,8 @@ class _Builder:
             "duration": (c.last_ts - c.first_ts) / 1e9,
             "orig_pkts": o.pkts,
             "resp_pkts": r.pkts,
-            "orig_bytes": o.size(r) if tcp else o.data_bytes,
-            "resp_bytes": r.size(o) if tcp else r.data_bytes,
+            "orig_bytes": o.size(r) if tcp else o.data_bytes,  # type: ignore[arg-type]  # o, r: one kind
+            "resp_bytes": r.size(o) if tcp else r.data_bytes,  # type: ignore[arg-type]
             "conn_state": state,
             "outcome": outcome_of(state, c.proto),
             "history": c.history_str,
@@ -542,30 +580,21 @@ class _Builder:
         }
 
     def aggregates(self) -> dict[str, Any]:
-        conns = self.result.connections
+        d = self.digest
         lim = self.limits.top_n
-        states = self.states
-        by_state = Counter(states.values())
-        listeners: Counter[tuple[str, int | None, str]] = Counter()
-        listener_bad: Counter[tuple[str, int | None, str]] = Counter()
-        talkers: Counter[str] = Counter()
-        for c in conns:
-            key = (c.resp.addr, c.resp.port, c.proto)
-            listeners[key] += 1
-            if states[c.uid] != "SF":
-                listener_bad[key] += 1
-            talkers[c.orig.addr] += 1
 
         def name(key: tuple[str, int | None, str]) -> str:
             addr, port, proto = key
             return _ep_text(addr, port if proto in ("tcp", "udp") else None) + f" ({proto})"
 
         return {
-            "by_state": by_state.most_common(),
-            "top_listeners": [(name(k), n, listener_bad[k]) for k, n in listeners.most_common(lim)],
-            "more_listeners": max(len(listeners) - lim, 0),
-            "top_talkers": talkers.most_common(lim),
-            "more_talkers": max(len(talkers) - lim, 0),
+            "by_state": d.state_counts(),
+            "top_listeners": [(name(k), n, bad) for k, n, bad in d.listeners.top(lim)],
+            "more_listeners": max(d.listeners.distinct() - lim, 0),
+            "listeners_approximate": d.listeners.approximate,
+            "top_talkers": [(k, n) for k, n, _ in d.talkers.top(lim)],
+            "more_talkers": max(d.talkers.distinct() - lim, 0),
+            "talkers_approximate": d.talkers.approximate,
         }
 
     # capture facts -------------------------------------------------------------------------------
@@ -610,10 +639,9 @@ class _Builder:
         fs = self.findings
         by = Counter(f.severity for f in fs)
         counts = [(s, by[s]) for s in reversed(SEVERITIES) if by[s]]
-        n = len(self.result.connections)
+        n = self.digest.n
         if not fs:
-            states = Counter(self.states.values())
-            detail = ", ".join(f"{k} {v:,}" for k, v in states.most_common(4))
+            detail = ", ".join(f"{k} {v:,}" for k, v in self.digest.state_counts()[:4])
             return {"severity": "ok", "title": "No problems found", "cause": "",
                     "text": f"{self.info.frames:,} frames, {n:,} connection{'s' if n != 1 else ''}"
                             + (f" ({detail})" if detail else "") + "; no detector raised a finding.",
@@ -708,28 +736,21 @@ def _evidence_json(evidence: dict[str, Any]) -> str:
 
 
 # -- rendering -------------------------------------------------------------------------------------
-def _context(result: AnalysisResult, source_path: str, env: jinja2.Environment, limits: Limits) -> dict[str, Any]:
+def _context(result: AnalysisResult | ReportView, source_path: str, env: jinja2.Environment,
+             limits: Limits) -> dict[str, Any]:
     b = _Builder(result, source_path, limits)
-    # Findings in full (with evidence and drawings): the first few of each id, so that 195
-    # "connection refused" findings of a port scan do not bury the one that matters.
-    detailed: list[tuple[int, Finding]] = []
-    rest: list[tuple[int, Finding]] = []
-    per_id: Counter[str] = Counter()
-    for i, f in enumerate(b.findings, 1):
-        if len(detailed) < limits.findings_detailed and per_id[f.id] < limits.detailed_per_id:
-            detailed.append((i, f))
-            per_id[f.id] += 1
-        else:
-            rest.append((i, f))
+    chosen, others = select_findings(b.findings, limits)
+    detailed = [(i + 1, b.findings[i]) for i in chosen]
+    rest = [(i + 1, b.findings[i]) for i in others]
     listed = rest[: limits.findings_listed]
-    b.load_packets([f for _, f in detailed])
+    b.load_packets([f for _, f in detailed], b.findings[:_MARKED])
     b.load_sequences([f for _, f in detailed])
     findings = [b.finding_view(i, f, True) for i, f in detailed]
     more = [b.finding_view(i, f, False) for i, f in listed]
     from .plots import OUTCOMES, figure_to_svg, timeline_figure
 
     timeline = Markup(figure_to_svg(timeline_figure(result, b.findings, max_rows=limits.timeline_rows, t0=b.t0,
-                                                    conn_states=b.states), "tl-"))
+                                                    known=b.packets), "tl-"))
     script = env.loader.get_source(env, "report.js")[0] if env.loader else ""
     style = env.loader.get_source(env, "style.css")[0] if env.loader else ""
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
@@ -752,13 +773,40 @@ def _context(result: AnalysisResult, source_path: str, env: jinja2.Environment, 
         "timeline": timeline,
         "outcomes": [{"key": k, "label": label, "colour": colour} for k, label, colour, _ in OUTCOMES],
         "connections": [b.connection_view(c) for c in b.conn_rows],
-        "n_connections": len(result.connections),
+        "n_connections": b.digest.n,
         "aggregates": b.aggregates(),
         "limits": limits,
         "source_path": source_path,
         "rerun": "pcapsleuth analyze " + shlex.quote(source_path),
         "vantage": None,
     }
+
+
+def select_findings(findings: Sequence[Any], limits: Limits) -> tuple[list[int], list[int]]:
+    """Which findings (positions, in report order) the report shows in full, with evidence and
+    drawings, and which it only lists: the first few of each id in full, so that 195 "connection
+    refused" findings of a port scan do not bury the one that matters."""
+    detailed: list[int] = []
+    rest: list[int] = []
+    per_id: Counter[str] = Counter()
+    for i, f in enumerate(findings):
+        if len(detailed) < limits.findings_detailed and per_id[f.id] < limits.detailed_per_id:
+            detailed.append(i)
+            per_id[f.id] += 1
+        else:
+            rest.append(i)
+    return detailed, rest
+
+
+def findings_to_read(findings: Sequence[Any], limits: Limits | None = None, *, markdown: int = 10,
+                     all_below: int = 2000) -> set[int]:
+    """For a streamed analysis (:meth:`pcapsleuth.stream.StreamedResult.report_view`): the findings
+    the report and the Markdown summary read in full; all of them when there are few."""
+    if len(findings) <= all_below:
+        return set(range(len(findings)))
+    lim = limits or Limits()
+    detailed, rest = select_findings(findings, lim)
+    return set(detailed) | set(rest[: lim.findings_listed]) | set(range(min(markdown, len(findings))))
 
 
 def _generated_at() -> _dt.datetime:
@@ -773,7 +821,7 @@ def _generated_at() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-def render_html(result: AnalysisResult, source_path: str | os.PathLike[str] | None = None,
+def render_html(result: AnalysisResult | ReportView, source_path: str | os.PathLike[str] | None = None,
                 out_path: str | os.PathLike[str] | None = None,
                 template_dir: str | os.PathLike[str] | None = None, *, limits: Limits | None = None,
                 vantage: VantageResult | None = None) -> str:

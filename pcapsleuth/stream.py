@@ -14,18 +14,31 @@ import json
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterator
-from typing import IO, Any, TextIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from .packet import Packet
 
 from .capture import CaptureInfo
 from .detectors import Detection, suppress
+from .digest import ConnDigest, ConnRecord
 from .findings import Finding
 from .tracker import Connection, uid_index, uid_of
 from .util import json_safe
 
-__all__ = ["StreamSink", "StreamedResult"]
+__all__ = ["ReportView", "StreamSink", "StreamedResult"]
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
+
+#: A light finding (one the report only counts and groups) keeps the uids of this many connections.
+_LIGHT_CONNS = 500
+
+#: A streaming analysis for a report keeps the connection objects themselves (with their
+#: evidence packets) while there are at most this many: a small capture's report is then drawn
+#: from exactly what the in-memory analysis has. Past it they are let go, and read back from the
+#: spill when the report needs one.
+KEEP_OBJECTS = 1000
 
 
 class _Spill:
@@ -59,15 +72,28 @@ class FindingRef:
     """A spilled finding: what sorting, suppression, ``--fail-on`` and the summary need; the rest
     (:meth:`to_dict`, :attr:`summary`) is read back from the spill."""
 
-    __slots__ = ("id", "severity", "key", "conns", "at", "length", "spill")
+    __slots__ = ("id", "severity", "title", "key", "first_ts", "last_ts", "conns", "at", "length", "spill")
 
     def __init__(self, f: Finding, seq: int, spill: _Spill) -> None:
         self.id = f.id
         self.severity = f.severity
+        self.title = f.title
         self.key = (*f.sort_key(), seq)
+        self.first_ts = f.first_ts
+        self.last_ts = f.last_ts
         self.conns = array("q", (uid_index(u) for u in f.connections))
         self.spill = spill
         self.at, self.length = spill.write(json_safe(_encode(f.to_dict())))
+
+    def finding(self, full: bool = True) -> Finding:
+        """The finding again: in full from the spill, or (``full=False``) a light one with what
+        ordering, grouping and connection lookups need (first frame, first connections, title)."""
+        if full:
+            d = self.to_dict()
+            return Finding(d["id"], d["summary"], d["explanation"], d["frames"], d["connections"], self.first_ts,
+                           self.last_ts, d["evidence"], d["severity"], d["title"])
+        return Finding(self.id, "", "", [self.key[1]], [uid_of(i) for i in self.conns[:_LIGHT_CONNS]],
+                       self.first_ts, self.last_ts, {}, self.severity, self.title)
 
     def text(self) -> str:
         return self.spill.read(self.at, self.length)
@@ -91,9 +117,14 @@ def _ref_key(ref: FindingRef) -> tuple[int, int, str, int]:
 class StreamSink:
     """Takes finished connections from a streaming tracker (:class:`pcapsleuth.tracker.RetireSink`)."""
 
-    def __init__(self, info: CaptureInfo) -> None:
+    def __init__(self, info: CaptureInfo, *, keep: int | None = None) -> None:
         self.info = info
         self.detection = Detection(info)
+        #: What a report needs of every connection, in a few bytes each.
+        self.digest = ConnDigest()
+        #: The connection objects themselves while there are at most ``keep`` (then None).
+        self.keep = KEEP_OBJECTS if keep is None else keep
+        self.kept: dict[int, Connection] | None = {}
         self._conns = _Spill()
         self._findings = _Spill()
         self._conn_at = array("q")
@@ -121,10 +152,18 @@ class StreamSink:
         self.count += 1
         if conn.proto == "tcp":
             self.states[d["conn_state"]] += 1
+        self.digest.add(conn, d["conn_state"])
+        if self.kept is not None:
+            if len(self.kept) < self.keep:
+                self.kept[i] = conn
+            else:
+                self.kept = None
         return facts
 
     def linked(self, old_uid: str, new_uid: str) -> None:
         self._successor[old_uid] = new_uid
+        if self.kept is not None and (old := self.kept.get(uid_index(old_uid))) is not None:
+            old.successor = new_uid
 
     def _finding(self, f: Finding) -> None:
         self.refs.append(FindingRef(f, len(self.refs), self._findings))
@@ -143,18 +182,24 @@ class StreamSink:
 
     def connection_lines(self) -> Iterator[str]:
         """Each connection's JSON, in order of first frame, successors linked after the fact."""
-        at, length, succ = self._conn_at, self._conn_len, self._successor
-        for i in range(1, len(at)):
-            if not length[i]:
-                continue
-            text = self._conns.read(at[i], length[i])
-            if succ:
-                uid = uid_of(i)
-                if uid in succ:
-                    d = json.loads(text)
-                    d["successor"] = succ[uid]
-                    text = _encode(d)
-            yield text
+        for i in range(1, len(self._conn_at)):
+            text = self.connection_line(i)
+            if text is not None:
+                yield text
+
+    def connection_line(self, i: int) -> str | None:
+        """The JSON of connection number ``i`` (``None`` when there is none)."""
+        if not 0 < i < len(self._conn_at) or not self._conn_len[i]:
+            return None
+        text = self._conns.read(self._conn_at[i], self._conn_len[i])
+        succ = self._successor
+        if succ:
+            uid = uid_of(i)
+            if uid in succ:
+                d = json.loads(text)
+                d["successor"] = succ[uid]
+                text = _encode(d)
+        return text
 
     def close(self) -> None:
         self._conns.close()
@@ -187,6 +232,14 @@ class StreamedResult:
         return capture_summary(self.capture, None, self.findings,  # type: ignore[arg-type]
                                conn_states=(self.sink.count, self.sink.states))
 
+    def report_view(self, full: Callable[[list[FindingRef]], Iterable[int]] | None = None) -> ReportView:
+        """What the HTML report and the Markdown summary are drawn from. ``full`` picks the
+        findings read back in full (by position in :attr:`findings`); the others are light
+        (:meth:`FindingRef.finding`). Default: all."""
+        wanted = set(range(len(self.findings)) if full is None else full(self.findings))
+        findings = [ref.finding(i in wanted) for i, ref in enumerate(self.findings)]
+        return ReportView(self.capture, self.tracking, findings, self.sink)
+
     def close(self) -> None:
         self.sink.close()
 
@@ -195,3 +248,43 @@ class StreamedResult:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ReportView:
+    """A streamed analysis as the report sees it: the :class:`pcapsleuth.analysis.AnalysisResult`
+    interface without the list of connections (``digest``, ``connection(uid)``, ``evidence_of(uid)``).
+
+    Connections are the kept objects of a small capture, or read back from the spill as
+    :class:`pcapsleuth.digest.ConnRecord` (without packets) when the report asks for one.
+    """
+
+    def __init__(self, capture: CaptureInfo, tracking: dict[str, int], findings: list[Finding],
+                 sink: StreamSink) -> None:
+        self.capture = capture
+        self.tracking = tracking
+        self.findings = findings
+        self.digest: ConnDigest = sink.digest
+        self._sink = sink
+        self._cache: dict[str, Connection | ConnRecord | None] = {}
+
+    def connection(self, uid: str) -> Connection | ConnRecord | None:
+        c = self._cache.get(uid, False)
+        if c is not False:
+            return c  # type: ignore[return-value]
+        try:
+            i = uid_index(uid)
+        except ValueError:
+            i = 0
+        kept = self._sink.kept
+        if kept is not None:
+            c = kept.get(i)
+        else:
+            text = self._sink.connection_line(i) if i > 0 else None
+            c = None if text is None else ConnRecord(json.loads(text), i)
+        self._cache[uid] = c
+        return c
+
+    def evidence_of(self, uid: str) -> Sequence[Packet]:
+        kept = self._sink.kept
+        c = kept.get(uid_index(uid)) if kept is not None and uid[1:].isdigit() else None
+        return c.evidence if c is not None else ()
