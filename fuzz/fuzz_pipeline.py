@@ -103,10 +103,37 @@ def run_one(data: bytes, *, deep: bool = False, workdir: str | None = None) -> N
             from pcapsleuth.report import render_html
 
             render_html(result, source)
+        _streamed(source, deep)
     finally:
         if deep:
             assert isinstance(source, str)
             os.unlink(source)
+
+
+def _streamed(source: bytes | str, deep: bool) -> None:
+    """The same input the way ``pcapsleuth analyze`` reads it: streamed, the report and the
+    Markdown drawn from the digest and the spill. Its JSON must be valid; it need not equal the
+    in-memory one here (a mangled timestamp far in the future lets the sweep retire everything
+    before the packets that follow it, which the in-memory tracker would still add to)."""
+    from pcapsleuth.analysis import analyze_capture
+    from pcapsleuth.connlog import write_conn_log
+    from pcapsleuth.markdown import render_markdown
+    from pcapsleuth.report import findings_to_read
+
+    with analyze_capture(source, max_decompressed=MAX_DECOMPRESSED, streaming=True) as result:
+        out = io.StringIO()
+        result.write_json(out)
+        json.loads(out.getvalue())
+        result.summary_text()
+        view = result.report_view(findings_to_read)
+        render_markdown(view, "report.html")
+        write_conn_log((json.loads(line) for line in result.sink.connection_lines()), io.StringIO(),
+                       open_ts=result.capture.first_ts, close_ts=result.capture.last_ts)
+        if deep:
+            from pcapsleuth.report import render_html
+
+            assert isinstance(source, str)
+            render_html(view, source)
 
 
 def _save(crash_dir: Path, data: bytes, tb: str) -> Path:

@@ -82,10 +82,10 @@ class TopCounter:
         return len(self.counts) + self.dropped
 
 
-def _sortable(key: Any) -> tuple[str, ...]:
-    if isinstance(key, tuple):
-        return tuple("" if k is None else str(k) for k in key)
-    return (str(key),)
+def _sortable(key: Any) -> tuple[tuple[int, int | str], ...]:
+    """A key's sort order for ties: numbers as numbers (port 2 before port 10), None first."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return tuple((0, 0) if k is None else (1, k) if isinstance(k, int) else (2, str(k)) for k in parts)
 
 
 def _listener_key(c: Connection | ConnRecord) -> tuple[str, int | None, str]:

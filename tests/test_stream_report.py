@@ -136,6 +136,10 @@ def test_top_counter_is_bounded_and_says_when_it_guessed() -> None:
     assert not exact.approximate
     assert exact.top(3) == [("a", 2, 0), ("b", 2, 0), ("c", 1, 0)]  # ties by key, not by arrival
     assert exact.distinct() == 3
+    ports = TopCounter()
+    for port in (10, 2, None, 1):
+        ports.add(("10.0.0.1", port, "tcp"))
+    assert [k[1] for k, _, _ in ports.top(4)] == [None, 1, 2, 10]  # numbers as numbers
 
 
 def _connection_objects(root: object) -> int:
