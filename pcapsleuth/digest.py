@@ -190,7 +190,7 @@ class ConnRecord:
     """A finished connection read back from its JSON line (``connections[]``)."""
 
     __slots__ = ("d", "uid", "index", "proto", "orig", "resp", "first_frame", "last_frame", "first_ts",
-                 "last_ts", "conn_state", "history_str", "predecessor", "successor", "transitions")
+                 "last_ts", "conn_state", "history_str", "predecessor", "successor")
 
     #: No packets are kept: the report reads them again from the capture.
     evidence: tuple[Packet, ...] = ()
@@ -210,8 +210,12 @@ class ConnRecord:
         self.history_str: str = d["history"]
         self.predecessor: str | None = d.get("predecessor")
         self.successor: str | None = d.get("successor")
-        self.transitions = [(t["frame"], parse_iso_ns(t["ts"]) or 0, t["side"], t["state"])
-                            for t in d.get("transitions") or ()]
+
+    @property
+    def transitions(self) -> list[tuple[int, int, str, str]]:
+        """``Connection.transitions``: (frame, ts, side, state), read when asked for (a ladder)."""
+        return [(t["frame"], parse_iso_ns(t["ts"]) or 0, t["side"], t["state"])
+                for t in self.d.get("transitions") or ()]
 
     def to_dict(self) -> dict[str, Any]:
         return self.d

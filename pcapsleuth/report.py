@@ -314,6 +314,19 @@ class _Builder:
 
         self.packets, self.unavailable = packets_from(self.path, frames, held)
 
+    def _tuple_chain(self, conn: Connection | ConnRecord) -> set[str]:
+        """The uids of ``conn`` and of the connections before and after it on its 4-tuple."""
+        uids = {conn.uid}
+        for link in ("predecessor", "successor"):
+            c: Connection | ConnRecord | None = conn
+            while c is not None and len(uids) < 100_000:
+                uid = getattr(c, link)
+                if uid is None or uid in uids:
+                    break
+                uids.add(uid)
+                c = self.by_uid.get(uid)
+        return uids
+
     def _pkt_ep(self, p: Packet) -> tuple[tuple[str, int | None], tuple[str, int | None]]:
         return (p.src or "?", p.sport), (p.dst or "?", p.dport)
 
@@ -328,11 +341,10 @@ class _Builder:
             b = (conn.resp.addr, conn.resp.port)
             mine = [p for p in pkts if {self._pkt_ep(p)[0], self._pkt_ep(p)[1]} == {a, b}]
             if len(mine) >= 2:
-                # The first 2,000 are looked at; beyond them a connection counts as another.
-                others = max(len(f.connections) - _LOOKED_AT, 0) + sum(
-                    1 for u in dict.fromkeys(f.connections[:_LOOKED_AT])
-                    if (o := self.by_uid.get(u)) is not None
-                    and {(o.orig.addr, o.orig.port), (o.resp.addr, o.resp.port)} != {a, b})
+                # The connections on this 4-tuple are its chain of predecessors and successors:
+                # walked, not found by reading every connection of the finding (a scan's million).
+                named = set(f.connections)
+                others = len(named) - len(named & self._tuple_chain(conn))
                 note = f"the frames between {_ep_text(*a)} and {_ep_text(*b)} (connection {conn.uid}"
                 if others:
                     note += f"; the finding involves {others:,} other connection{'s' if others != 1 else ''}"
