@@ -27,11 +27,12 @@ tracker connections and survive generation splits exactly as Wireshark's convers
 
 from __future__ import annotations
 
-from typing import Any
+import operator
+import pickle
+from typing import TYPE_CHECKING, Any
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from .seq import seq_gt, seq_lt
-from .tcpopts import parse_options
+from .tcpopts import TcpOptions
 
 __all__ = ["Conversation", "Direction", "FLAG_NAMES", "WS_FIELDS", "flag_names"]
 
@@ -152,20 +153,25 @@ class Direction:
         self.dupacknum = 0
         self.lastnondupack = 0
         self.lastsegmentflags = 0
-        #: Unacknowledged segments in sending order: [seq, nextseq, frame, ts, sent_count].
-        self.unacked: list[list[int]] = []  # a list: an empty deque costs 600 bytes, ten times more
-        #: First transmission of each unacknowledged sequence number: seq -> (frame, ts).
-        self.firstsent: dict[int, tuple[int, int, int | None]] = {}  # seq -> (frame, ts, IP ID)
+        #: Unacknowledged segments in sending order: [seq, nextseq, frame, ts, sent_count, IP ID].
+        #: (A list: an empty deque costs 600 bytes. None while nothing is in flight, as most of the
+        #: time on most connections: an empty list and dict cost 120 bytes per direction.)
+        self.unacked: list[list[Any]] | None = None
+        #: The same segments by sequence number: the first transmission of each (at most one per
+        #: sequence number, so a retransmission finds its original without a scan). None together
+        #: with ``unacked``.
+        self.firstsent: dict[int, list[Any]] | None = None
         self.right_edge: int | None = None  # ack + scaled window last advertised
         self.rtt_n = 0
         self.rtt_sum = 0
         self.rtt_min: int | None = None
         self.rtt_max: int | None = None
         #: Zero-window episodes this direction advertised: (first frame, first ts, reopening frame,
-        #: reopening ts, probes received); an episode still open has ``zw_since`` set.
+        #: reopening ts, probes received); an episode still open has ``zw_since`` set. A tuple, grown
+        #: by copying: most directions never have one, and the shared empty tuple costs nothing.
         self.zw_since: tuple[int, int] | None = None
         self.zw_probes = 0
-        self.zw_episodes: list[tuple[int, int, int, int, int]] = []
+        self.zw_episodes: tuple[tuple[int, int, int, int, int], ...] = ()
         self.unseen_acked = False  # an ACK of data never seen was flagged since we last sent
 
     def scaled(self, window: int) -> int:
@@ -177,22 +183,83 @@ class Direction:
         return {"samples": self.rtt_n, "min": self.rtt_min, "avg": self.rtt_sum // self.rtt_n, "max": self.rtt_max}
 
 
-class Conversation:
-    """Wireshark's per-conversation TCP analysis state (``struct tcp_analysis``)."""
+#: What :meth:`Conversation.compact` keeps of a direction: all but ``firstsent`` (rebuilt from
+#: ``unacked``: it holds the same segment lists).
+_KEPT = tuple(name for name in Direction.__slots__ if name != "firstsent")
+_kept_fields = operator.attrgetter(*_KEPT)
+_RTT_FIELDS = tuple(_KEPT.index(name) for name in ("rtt_n", "rtt_sum", "rtt_min", "rtt_max"))
 
-    __slots__ = ("key0", "d0", "d1", "first_rtt", "syn_ts")
+
+def _unpacked_direction(fields: tuple[Any, ...]) -> Direction:
+    d = Direction.__new__(Direction)
+    for name, value in zip(_KEPT, fields, strict=True):
+        setattr(d, name, value)
+    d.firstsent = None if d.unacked is None else {seg[0]: seg for seg in d.unacked}
+    return d
+
+
+class Conversation:
+    """Wireshark's per-conversation TCP analysis state (``struct tcp_analysis``).
+
+    A conversation nobody has touched for a while can be :meth:`compact`-ed: its two directions
+    are kept as bytes until ``d0`` or ``d1`` is next read, which brings them back transparently.
+    """
+
+    __slots__ = ("src0", "sport0", "d0", "d1", "first_rtt", "syn_ts", "_packed")
 
     def __init__(self, src: str, sport: int) -> None:
-        self.key0 = (src, sport)  # direction 0 is the one sent from here
+        self.src0 = src  # direction 0 is the one sent from here
+        self.sport0 = sport
         self.d0 = Direction()
         self.d1 = Direction()
         self.first_rtt = 0  # Wireshark's iRTT: SYN to the ACK that completes the handshake
         self.syn_ts: int | None = None
+        self._packed: bytes | None = None  # the two directions, while compacted
 
     def dirs(self, src: str, sport: int) -> tuple[Direction, Direction]:
-        if src == self.key0[0] and sport == self.key0[1]:
+        if src == self.src0 and sport == self.sport0:
             return self.d0, self.d1
         return self.d1, self.d0
+
+    # Compaction -----------------------------------------------------------------------------------
+    # Thousands of conversations sit idle at any time: those of connections that have closed and
+    # wait for Zeek's timers, and those the tracker keeps after their connection ended (a later
+    # session on the tuple continues them). As objects their two directions cost about 1.2 kB;
+    # pickled, about 230 bytes. They stay the same Conversation objects (a connection and its
+    # successor on the tuple share one, as Wireshark's do), only their insides are packed.
+    def compact(self) -> None:
+        """Pack the two directions into bytes until they are next read (see :meth:`__getattr__`)."""
+        if self._packed is None:
+            # (pickle: our own numbers, tuples and lists, read back by this process only; smaller
+            # and quicker here than marshal)
+            self._packed = pickle.dumps((_kept_fields(self.d0), _kept_fields(self.d1)), pickle.HIGHEST_PROTOCOL)
+            del self.d0, self.d1
+
+    if not TYPE_CHECKING:  # (hidden from mypy, which would let any attribute name pass)
+
+        def __getattr__(self, name: str) -> Any:
+            """Only reached for an attribute that is not set: ``d0`` or ``d1`` of a compacted
+            conversation, unpacked here."""
+            if name not in ("d0", "d1"):  # (first: copy and pickle probe for other names)
+                raise AttributeError(name)
+            packed = self._packed
+            if packed is None:
+                raise AttributeError(name)
+            self._packed = None
+            self.d0, self.d1 = (_unpacked_direction(fields) for fields in pickle.loads(packed))
+            return self.d0 if name == "d0" else self.d1
+
+    def rtt_stats(self, src: str, sport: int) -> tuple[int, int, int | None, int | None]:
+        """(samples, sum, min, max) of the RTT of the data sent from ``src``:``sport`` (Direction.rtt
+        in raw numbers), read without unpacking a compacted conversation."""
+        first = src == self.src0 and sport == self.sport0
+        packed = self._packed
+        if packed is None:
+            d = self.d0 if first else self.d1
+            return d.rtt_n, d.rtt_sum, d.rtt_min, d.rtt_max
+        fields = pickle.loads(packed)[0 if first else 1]
+        n, total, low, high = (fields[i] for i in _RTT_FIELDS)
+        return n, total, low, high
 
     def is_new_session(self, src: str, sport: int, flags: int, seq: int) -> int:
         """A SYN or SYN-ACK with another ISN than the first segment of its direction: a new session.
@@ -208,15 +275,23 @@ class Conversation:
         return 2 if flags & TCP_ACK else 1
 
     # The analysis of one segment ------------------------------------------------------------------
+    # It runs for every TCP segment of a capture, so it is written for the interpreter: fields read
+    # more than once are bound to locals, modulo-2^32 comparisons are spelled out inline (they are
+    # pcapsleuth.seq's seq_gt/seq_lt: ``0 < (a - b) & _MASK < 2^31`` is a after b), and the checks
+    # that need an empty segment or a payload are grouped so a segment skips those it cannot meet.
     def analyze(self, src: str, sport: int, flags: int, seq: int, ack: int, seglen: int, window: int,
-                ts: int, frame: int, options: bytes | None, ip_id: int | None = None) -> tuple[int, int, int]:
+                ts: int, frame: int, syn_options: TcpOptions | None, ip_id: int | None = None) -> tuple[int, int, int]:
         """Analyze one segment; returns (flags, extra, peer_frame).
 
+        ``syn_options``: the parsed TCP options of a SYN or SYN-ACK (None: none, or not a SYN).
         ``extra`` is the duplicate-ACK number for duplicate ACKs, the timeout in ns for RTOs, and
         otherwise 0; ``peer_frame`` the frame of the original (retransmissions) or of the first ACK
         of a duplicate-ACK run.
         """
-        fwd, rev = self.dirs(src, sport)
+        if src == self.src0 and sport == self.sport0:
+            fwd, rev = self.d0, self.d1
+        else:
+            fwd, rev = self.d1, self.d0
         fl = 0
         extra = 0
         peer_frame = 0
@@ -231,100 +306,115 @@ class Conversation:
         if syn:
             if not ackf:
                 self.syn_ts = ts  # Wireshark's most recent SYN
-            self._window_scaling(fwd, rev, bool(ackf), parse_options(options) if options else None)
+            self._window_scaling(fwd, rev, bool(ackf), syn_options)
         elif ackf and self.syn_ts is not None and not self.first_rtt:
             self.first_rtt = ts - self.syn_ts  # iRTT: the SYN to the first non-SYN ACK
 
         fwd.unseen_acked = False
         nextseq_f = fwd.nextseq
+        lastack_f = fwd.lastack
         rev_window = rev.window
 
         # ZERO WINDOW PROBE: exactly one byte at the next expected sequence number, peer window 0.
         if seglen == 1 and seq == nextseq_f and rev_window == 0:
-            fl |= ZERO_WINDOW_PROBE
+            fl = ZERO_WINDOW_PROBE
         else:
             # ZERO WINDOW: a zero window on anything but SYN/FIN/RST.
             if window == 0 and not sfr:
-                fl |= ZERO_WINDOW
+                fl = ZERO_WINDOW
             # LOST PACKET: beyond the next expected sequence number (RSTs excepted).
-            if nextseq_f and seq_gt(seq, nextseq_f) and not flags & TCP_RST:
+            if nextseq_f and 0 < ((seq - nextseq_f) & _MASK) < 0x80000000 and not flags & TCP_RST:
                 fl |= LOST_PACKET
-            # KEEP ALIVE: 0 or 1 byte one below the next expected sequence number.
-            if seglen <= 1 and seq == (nextseq_f - 1) & _MASK and not sfr:
-                fl |= KEEP_ALIVE
-                if rev_window == 0:
-                    fl |= ZWP_LINUX
-            # WINDOW UPDATE: an empty segment repeating seq/ack with a new, non-zero window.
-            if (seglen == 0 and window and window != fwd.window and seq == nextseq_f and ack == fwd.lastack
-                    and not sfr):
-                fl |= WINDOW_UPDATE
-            # WINDOW FULL: data reaching exactly the edge of the peer's advertised window.
-            if seglen > 0 and rev.win_scale != -1 and rev_window is not None and not sfr:
-                shift = 0 if rev.is_first_ack or rev.win_scale == -2 else rev.win_scale
-                if (seq + seglen) & _MASK == (rev.lastack + (rev_window << shift)) & _MASK:
-                    fl |= WINDOW_FULL
-            same = (seglen == 0 and window == fwd.window and seq == nextseq_f and not sfr)
-            if same and window and ack == fwd.lastack and rev.lastsegmentflags & KEEP_ALIVE:
-                fl |= KEEP_ALIVE_ACK
-                if rev.lastsegmentflags & ZWP_LINUX:
-                    fl |= ZWP_LINUX_ACK
-            elif (same and window == 0 and (ack == fwd.lastack or ack == (fwd.lastack + 1) & _MASK)
-                    and rev.lastsegmentflags & ZERO_WINDOW_PROBE):
-                fl |= ZERO_WINDOW_PROBE_ACK
-            elif same and window == 0 and ack == fwd.lastack and rev.lastsegmentflags & ZWP_LINUX:
-                fl |= ZWP_LINUX_ACK  # Wireshark: a plain zero-window segment
-            elif same and window and ack == fwd.lastack:
-                # DUPLICATE ACK: seq, ack and window all repeat on an empty segment.
-                fwd.dupacknum += 1
-                fl |= DUPLICATE_ACK
-                extra = fwd.dupacknum
-                peer_frame = fwd.lastnondupack
+            if sfr:
+                pass  # none of the checks below applies to a SYN, FIN or RST
+            elif seglen == 0:
+                if seq == nextseq_f:
+                    if window != fwd.window:
+                        # WINDOW UPDATE: an empty segment repeating seq/ack with a new, non-zero window.
+                        if window and ack == lastack_f:
+                            fl |= WINDOW_UPDATE
+                    # Below: an empty segment repeating seq and window (Wireshark's "same" segment).
+                    elif window and ack == lastack_f and rev.lastsegmentflags & KEEP_ALIVE:
+                        fl |= KEEP_ALIVE_ACK
+                        if rev.lastsegmentflags & ZWP_LINUX:
+                            fl |= ZWP_LINUX_ACK
+                    elif (window == 0 and (ack == lastack_f or ack == (lastack_f + 1) & _MASK)
+                            and rev.lastsegmentflags & ZERO_WINDOW_PROBE):
+                        fl |= ZERO_WINDOW_PROBE_ACK
+                    elif window == 0 and ack == lastack_f and rev.lastsegmentflags & ZWP_LINUX:
+                        fl |= ZWP_LINUX_ACK  # Wireshark: a plain zero-window segment
+                    elif window and ack == lastack_f:
+                        # DUPLICATE ACK: seq, ack and window all repeat on an empty segment.
+                        fwd.dupacknum += 1
+                        fl |= DUPLICATE_ACK
+                        extra = fwd.dupacknum
+                        peer_frame = fwd.lastnondupack
+                elif seq == (nextseq_f - 1) & _MASK:
+                    # KEEP ALIVE: 0 or 1 byte one below the next expected sequence number.
+                    fl |= KEEP_ALIVE
+                    if rev_window == 0:
+                        fl |= ZWP_LINUX
+            else:
+                if seglen == 1 and seq == (nextseq_f - 1) & _MASK:
+                    fl |= KEEP_ALIVE  # (the 1-byte kind)
+                    if rev_window == 0:
+                        fl |= ZWP_LINUX
+                # WINDOW FULL: data reaching exactly the edge of the peer's advertised window.
+                if rev.win_scale != -1 and rev_window is not None:
+                    shift = 0 if rev.is_first_ack or rev.win_scale == -2 else rev.win_scale
+                    if (seq + seglen) & _MASK == (rev.lastack + (rev_window << shift)) & _MASK:
+                        fl |= WINDOW_FULL
 
         # finished_fwd: a new ACK value resets the duplicate-ACK run
-        if ack != fwd.lastack:
+        if ack != lastack_f:
             fwd.lastnondupack = frame
             fwd.dupacknum = 0
 
         # ACKED LOST PACKET: acknowledges beyond what the other direction was seen to send.
         # Raised once per run: further ACKs of unseen data before the other side sends anything
         # again are not flagged again (as Wireshark 4.0 does).
-        if ackf and rev.maxseqtobeacked and seq_gt(ack, rev.maxseqtobeacked):
-            if not rev.unseen_acked:
-                fl |= ACK_LOST_PACKET
-                rev.unseen_acked = True
-            rev.maxseqtobeacked = rev.nextseq
+        if ackf:
+            rev_max = rev.maxseqtobeacked
+            if rev_max and 0 < ((ack - rev_max) & _MASK) < 0x80000000:
+                if not rev.unseen_acked:
+                    fl |= ACK_LOST_PACKET
+                    rev.unseen_acked = True
+                rev.maxseqtobeacked = rev.nextseq
 
         # RETRANSMISSION / FAST RETRANSMISSION / SPURIOUS / OUT-OF-ORDER
-        nextseq = (seq + seglen + (1 if flags & (TCP_SYN | TCP_FIN) else 0)) & _MASK
-        if (seglen > 0 or flags & (TCP_SYN | TCP_FIN)) and not fl & KEEP_ALIVE:
-            not_advanced = bool(nextseq_f) and seq_lt(seq, nextseq_f)
+        synfin = flags & (TCP_SYN | TCP_FIN)
+        nextseq = (seq + seglen + (1 if synfin else 0)) & _MASK
+        if (seglen > 0 or synfin) and not fl & KEEP_ALIVE:
+            not_advanced = bool(nextseq_f) and bool((seq - nextseq_f) & 0x80000000)
             if seglen > 1 and seq == (nextseq_f - 1) & _MASK:
                 not_advanced = False  # new data after a probe byte: not a retransmission
             kind = 0
-            if (not_advanced and rev.dupacknum >= 2 and rev.lastack == seq
-                    and ts - rev.lastacktime < FAST_RETRANS_NS):
-                kind = FAST_RETRANSMISSION
-            else:
-                ooo_thres = self.first_rtt or OOO_DEFAULT_NS
-                if not_advanced and ts - fwd.nextseqtime < ooo_thres and nextseq_f != nextseq:
+            if not_advanced:
+                if rev.dupacknum >= 2 and rev.lastack == seq and ts - rev.lastacktime < FAST_RETRANS_NS:
+                    kind = FAST_RETRANSMISSION
+                elif ts - fwd.nextseqtime < (self.first_rtt or OOO_DEFAULT_NS) and nextseq_f != nextseq:
                     kind = OUT_OF_ORDER
-                elif seglen > 0 and rev.lastack and not seq_gt((seq + seglen) & _MASK, rev.lastack):
-                    kind = SPURIOUS_RETRANSMISSION
+            # (a segment that did advance can only be spurious: data the peer has acknowledged)
+            if not kind:
+                rev_lastack = rev.lastack
+                end = (seq + seglen) & _MASK
+                if seglen > 0 and rev_lastack and not 0 < ((end - rev_lastack) & _MASK) < 0x80000000:
+                    kind = SPURIOUS_RETRANSMISSION  # it ends at or before what the peer acknowledged
                 elif not_advanced:
                     kind = RETRANSMISSION
             if kind:
                 fl |= kind
-                first = fwd.firstsent.get(seq)
-                if (first is not None and ip_id and first[2] == ip_id and kind != OUT_OF_ORDER
-                        and ts - first[1] < DUPLICATE_NS):
+                first = fwd.firstsent.get(seq) if fwd.firstsent is not None else None  # see unacked
+                if (first is not None and ip_id and first[5] == ip_id and kind != OUT_OF_ORDER
+                        and ts - first[3] < DUPLICATE_NS):
                     fl |= DUPLICATE_FRAME  # the same IP datagram seen twice: a capture artefact
                 if kind != OUT_OF_ORDER:
                     # A timeout: the peer said nothing for at least the minimum RTO. Quicker plain
                     # retransmissions are SACK/RACK-driven recovery (Linux does not wait for 3 dup ACKs).
                     timeout = kind == RETRANSMISSION and ts - rev.lastacktime >= RTO_SILENCE_NS
                     if first is not None:
-                        peer_frame = first[0]
-                        extra = ts - first[1]
+                        peer_frame = first[2]
+                        extra = ts - first[3]
                     else:
                         if kind != SPURIOUS_RETRANSMISSION:
                             fl |= LOST_UPSTREAM  # the first copy never reached the capture point
@@ -336,45 +426,54 @@ class Conversation:
                     fl |= LOST_UPSTREAM  # the capture missed the first copy of this out-of-order data
 
         # Remember the segment (unacknowledged list, first transmissions).
-        if seglen or flags & (TCP_SYN | TCP_FIN):
-            if seq not in fwd.firstsent:
-                if len(fwd.unacked) < MAX_UNACKED:
-                    fwd.firstsent[seq] = (frame, ts, ip_id)
-                    fwd.unacked.append([seq, nextseq, frame, ts, 1])
+        if seglen or synfin:
+            firstsent = fwd.firstsent
+            seg: list[Any] | None
+            if firstsent is None:
+                seg = [seq, nextseq, frame, ts, 1, ip_id]
+                fwd.firstsent = {seq: seg}
+                fwd.unacked = [seg]
             else:
-                for seg in fwd.unacked:
-                    if seg[0] == seq:
-                        seg[4] += 1
-                        break
+                seg = firstsent.get(seq)
+                if seg is not None:
+                    seg[4] += 1
+                elif len(firstsent) < MAX_UNACKED:  # (as long as unacked)
+                    seg = [seq, nextseq, frame, ts, 1, ip_id]
+                    firstsent[seq] = seg
+                    unacked = fwd.unacked
+                    assert unacked is not None  # None only together with firstsent
+                    unacked.append(seg)
 
         # (A RST does not move nextseq: a reset carrying another connection's numbers, as after a
         # challenge ACK, would otherwise make the new session look like retransmissions.)
-        if (not fwd.nextseq or seq_gt(nextseq, fwd.nextseq)) and not fl & ZERO_WINDOW_PROBE and not flags & TCP_RST:
+        if ((not nextseq_f or 0 < ((nextseq - nextseq_f) & _MASK) < 0x80000000) and not fl & ZERO_WINDOW_PROBE
+                and not flags & TCP_RST):
             fwd.nextseq = nextseq
             fwd.nextseqframe = frame
             fwd.nextseqtime = ts
         if (not fwd.maxseqtobeacked or seq == fwd.maxseqtobeacked) and not fl & ZERO_WINDOW_PROBE:
             fwd.maxseqtobeacked = fwd.nextseq
 
-        # WINDOW SHRINK: the right edge of what we allow the peer to send moved left.
-        if ackf and not sfr:
-            scaled = window << fwd.win_scale if fwd.win_scale > 0 and not fwd.is_first_ack else window
-            edge = (ack + scaled) & _MASK
-            if fwd.right_edge is not None and seq_lt(edge, fwd.right_edge) and not fl & (
-                    DUPLICATE_ACK | KEEP_ALIVE_ACK | ZWP_LINUX_ACK) and window:
-                fl |= WINDOW_SHRINK
-            fwd.right_edge = edge
-            fwd.is_first_ack = False
-
-        # Zero-window episodes: from the first zero window to the first non-zero one.
         if not sfr:
+            # WINDOW SHRINK: the right edge of what we allow the peer to send moved left.
+            if ackf:
+                scaled = window << fwd.win_scale if fwd.win_scale > 0 and not fwd.is_first_ack else window
+                edge = (ack + scaled) & _MASK
+                right_edge = fwd.right_edge
+                if (right_edge is not None and (edge - right_edge) & 0x80000000 and window
+                        and not fl & (DUPLICATE_ACK | KEEP_ALIVE_ACK | ZWP_LINUX_ACK)):
+                    fl |= WINDOW_SHRINK
+                fwd.right_edge = edge
+                fwd.is_first_ack = False
+
+            # Zero-window episodes: from the first zero window to the first non-zero one.
             if window == 0:
                 if fwd.zw_since is None:
                     fwd.zw_since = (frame, ts)
                     fwd.zw_probes = 0
             elif fwd.zw_since is not None:
                 if len(fwd.zw_episodes) < MAX_EPISODES:
-                    fwd.zw_episodes.append((fwd.zw_since[0], fwd.zw_since[1], frame, ts, fwd.zw_probes))
+                    fwd.zw_episodes += ((fwd.zw_since[0], fwd.zw_since[1], frame, ts, fwd.zw_probes),)
                 fwd.zw_since = None
         if fl & (ZERO_WINDOW_PROBE | ZWP_LINUX):
             rev.zw_probes += 1
@@ -387,12 +486,14 @@ class Conversation:
         # ACKs remove what they cover from the other direction; Karn's rule for RTT samples.
         if ackf and rev.unacked:
             unacked = rev.unacked
+            firstsent = rev.firstsent
+            assert firstsent is not None
             done = 0
             for s in unacked:
-                if seq_gt(s[1], ack):
+                if 0 < ((s[1] - ack) & _MASK) < 0x80000000:  # ends after the ACK: still unacknowledged
                     break
                 done += 1
-                rev.firstsent.pop(s[0], None)
+                firstsent.pop(s[0], None)
                 if s[1] == ack and s[4] == 1:
                     sample = ts - s[3]
                     rev.rtt_n += 1
@@ -403,10 +504,14 @@ class Conversation:
                         rev.rtt_max = sample
             if done:
                 del unacked[:done]
+                if not unacked:
+                    # Nothing in flight: let both go (a dict keeps the size it grew to, and
+                    # thousands of idle connections each kept a few hundred bytes).
+                    rev.unacked = rev.firstsent = None
         return fl, extra, peer_frame
 
     @staticmethod
-    def _window_scaling(fwd: Direction, rev: Direction, synack: bool, options: dict[str, Any] | None) -> None:
+    def _window_scaling(fwd: Direction, rev: Direction, synack: bool, options: TcpOptions | None) -> None:
         """Wireshark's window-scale bookkeeping (``verify_tcp_window_scaling``)."""
         shift = (options or {}).get("wscale")
         if shift is not None:

@@ -9,6 +9,11 @@ __all__ = ["parse_options", "TcpOptions"]
 
 TcpOptions = dict[str, Any]
 
+# The options of nearly every SYN and SYN-ACK from Linux, in its order: MSS, SACK permitted,
+# timestamps, NOP, window scale (20 bytes). Read with one unpack; the general loop below gives the
+# same dict for them, keys in the same order.
+_LINUX_SYN = struct.Struct("!HHHHIIHBB").unpack
+
 
 def parse_options(raw: bytes | None) -> TcpOptions:
     """Parse raw TCP options into ``{mss, wscale, sack_ok, sack, ts_val, ts_ecr, tfo, malformed}``.
@@ -20,6 +25,10 @@ def parse_options(raw: bytes | None) -> TcpOptions:
     out: TcpOptions = {}
     if not raw:
         return out
+    if len(raw) == 20:
+        mss_kind, mss, sack_kind, ts_kind, ts_val, ts_ecr, nop_ws, ws_len, ws = _LINUX_SYN(raw)
+        if mss_kind == 0x0204 and sack_kind == 0x0402 and ts_kind == 0x080A and nop_ws == 0x0103 and ws_len == 3:
+            return {"mss": mss, "sack_ok": True, "ts_val": ts_val, "ts_ecr": ts_ecr, "wscale": ws}
     i, n = 0, len(raw)
     while i < n:
         kind = raw[i]

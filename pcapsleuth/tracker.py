@@ -20,14 +20,18 @@ from __future__ import annotations
 import enum
 import itertools
 import struct
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
+from .community_id import community_id
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
 from .seq import seq_delta
 from .tcpanalysis import (
     DUPLICATE_FRAME,
     FAST_RETRANSMISSION,
+    FLAG_NAMES,
     LOST_UPSTREAM,
     RETRANSMISSION,
     REUSED_PORTS,
@@ -36,7 +40,8 @@ from .tcpanalysis import (
     SYN_RETRANSMISSION,
     Conversation,
 )
-from .tcpopts import parse_options
+from .tcpopts import TcpOptions, parse_options
+from .util import iso_ts
 
 __all__ = [
     "EndpointState",
@@ -96,9 +101,15 @@ class EndpointState(enum.IntEnum):
 
 
 _INACTIVE, _SYN_SENT, _SYN_ACK_SENT, _PARTIAL, _ESTABLISHED, _CLOSED, _RESET = range(7)
+_STATE_NAMES = tuple(s.name for s in EndpointState)
 
 # History masks (Zeek's HIST_*): a letter is recorded once per direction.
 _H_SYN, _H_FIN, _H_RST, _H_FIN_RST, _H_DATA, _H_ACK, _H_MULTI = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
+
+_SFR = TCP_SYN | TCP_FIN | TCP_RST
+# Looked up once here: reading an enum member off its class costs more than a dict lookup.
+_CK_BAD, _CK_OFFLOADED, _CK_BAD_IP = Cksum.BAD, Cksum.OFFLOADED, Cksum.BAD_IP
+_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 #: Ports Zeek treats as "likely server" ports with its default scripts loaded (the ports its
 #: analyzers register). A connection first seen from such a port is flipped (Zeek's
@@ -121,6 +132,14 @@ CLOSING = "CLOSING"
 LAST_ACK = "LAST-ACK"
 TIME_WAIT = "TIME-WAIT"
 CLOSED_S = "CLOSED"
+#: ``Connection._transitions``: one record per state change, packed (frame, ts, side << 4 | state),
+#: 17 bytes where a tuple of four costs about 140 with its integers.
+_TRANSITION = struct.Struct("<qqB")
+_TCP_STATES = (SYN_SENT_S, SYN_RCVD_S, ESTAB_S, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT,
+               CLOSED_S)
+_TCP_STATE_CODE = {name: i for i, name in enumerate(_TCP_STATES)}
+_SIDES = ("orig", "resp")
+_INT64_MAX = 2**63 - 1
 
 
 class Endpoint:
@@ -129,14 +148,16 @@ class Endpoint:
     __slots__ = (
         "addr", "port", "is_orig", "state", "prev_state", "start_seq", "last_seq", "ack_seq", "seq_wraps",
         "ack_wraps", "window_scale", "window", "window_seq", "window_ack_seq", "fin_cnt", "rst_cnt", "syn_cnt",
-        "fin_seq", "hist_last_syn", "hist_last_fin", "hist_last_rst", "chk_cnt", "chk_thresh", "rxmt_cnt",
-        "rxmt_thresh", "win0_cnt", "win0_thresh", "gap_cnt", "gap_thresh", "did_close", "pkts", "ip_bytes",
+        "fin_seq", "hist_last_syn", "hist_last_fin", "hist_last_rst", "gap_cnt", "did_close", "pkts", "ip_bytes",
         "last_reassem", "trim_seq", "blocks", "gap_bytes", "tcp_state", "data_bytes", "rxmit_pkts",
         "rxmit_bytes", "isn", "syn_opts", "first_ttl", "first_mac", "last_ts", "fin_raw", "zero_windows",
         "bad_checksums", "offloaded_checksums", "rsts", "fins", "syns", "data_pkts", "ts_first", "ts_last",
         "ts_pkts", "sack_pkts", "sack_blocks", "sack_max_edge", "max_window",
     )
 
+    # Thousands of these live at once (two per tracked connection): every slot costs 8 bytes per
+    # endpoint, and lists that most connections never fill are not allocated up front (frame
+    # lists are tuples, grown by copying up to 32 entries; ``blocks`` is None until needed).
     def __init__(self, addr: str, port: int, is_orig: bool) -> None:
         self.addr = addr
         self.port = port
@@ -150,18 +171,17 @@ class Endpoint:
         self.fin_cnt = self.rst_cnt = self.syn_cnt = 0
         self.fin_seq = 0
         self.hist_last_syn = self.hist_last_fin = self.hist_last_rst = 0
-        self.chk_cnt = self.rxmt_cnt = self.win0_cnt = self.gap_cnt = 0
-        self.chk_thresh = self.rxmt_thresh = self.win0_thresh = self.gap_thresh = 1
+        self.gap_cnt = 0  # content gaps (Zeek's history "G" counter; "C", "T", "W" count below)
         self.did_close = False
         self.pkts = 0
         self.ip_bytes = 0
         self.last_reassem = 1
         self.trim_seq = 1
-        self.blocks: list[list[int]] = []
+        self.blocks: list[list[int]] | None = None  # out-of-order ranges [start, end) seen, by start
         self.gap_bytes = 0
         self.tcp_state: str | None = None
         self.data_bytes = 0
-        self.rxmit_pkts = 0
+        self.rxmit_pkts = 0  # also Zeek's history "T" counter
         self.rxmit_bytes = 0
         self.isn: int | None = None
         self.syn_opts: dict[str, Any] | None = None
@@ -169,12 +189,12 @@ class Endpoint:
         self.first_mac: str | None = None
         self.last_ts = 0
         self.fin_raw: int | None = None  # raw sequence number of our FIN
-        self.zero_windows = 0
-        self.bad_checksums = 0
+        self.zero_windows = 0  # also Zeek's history "W" counter
+        self.bad_checksums = 0  # also Zeek's history "C" counter
         self.offloaded_checksums = 0
-        self.rsts: list[int] = []
-        self.fins: list[int] = []
-        self.syns: list[int] = []
+        self.rsts: tuple[int, ...] = ()  # frames of our first 32 RSTs, FINs and SYNs
+        self.fins: tuple[int, ...] = ()
+        self.syns: tuple[int, ...] = ()
         self.data_pkts = 0
         self.ts_first: int | None = None  # TCP timestamp option: first and last TSval sent
         self.ts_last: int | None = None
@@ -225,42 +245,45 @@ class Endpoint:
 
     @property
     def state_name(self) -> str:
-        return EndpointState(self.state).name
+        return _STATE_NAMES[self.state]  # EndpointState(self.state).name, without building the member
 
 
-def _scaled(conn: Connection, code: str, ep: Endpoint, counter: str, thresh: str) -> None:
-    """Zeek's ScaledHistoryEntry: the letter is added at the 1st, 10th, 100th ... occurrence."""
-    n = getattr(ep, counter) + 1
-    setattr(ep, counter, n)
-    t = getattr(ep, thresh)
-    if n == t:
-        conn.history.append(code if ep.is_orig else code.lower())
-        setattr(ep, thresh, t * 10)
+_POWERS_OF_TEN = frozenset(10**i for i in range(20))
+
+
+def _scaled(conn: Connection, code: str, ep: Endpoint, n: int) -> None:
+    """Zeek's ScaledHistoryEntry: the letter is added at the 1st, 10th, 100th ... occurrence (``n``
+    is the count including this one; Zeek's threshold, multiplied by 10 each time, is implied)."""
+    if n in _POWERS_OF_TEN:
+        conn.history += code if ep.is_orig else code.lower()
 
 
 class Connection:
     """One TCP (or UDP/ICMP) connection: two endpoints, Zeek's history, and our own facts."""
 
+    # Tens of thousands of these can be open at once (a busy host's capture, streamed): each slot
+    # is 8 bytes per connection, so what can be derived is (``uid`` from ``index``), the history is
+    # one string, and the RFC 793 transitions are packed into bytes rather than a list of tuples.
     __slots__ = (
-        "uid", "index", "key", "proto", "ip_version", "orig", "resp", "history", "hist_seen", "first_ts",
+        "index", "key", "proto", "ip_version", "orig", "resp", "history", "hist_seen", "first_ts",
         "last_ts", "first_frame", "last_frame", "predecessor", "pred_info", "is_partial", "first_seen",
         "flipped", "first_was_synack", "syn_ts", "synack_ts", "ack_ts", "syn_frame", "synack_frame",
-        "ack_frame", "evidence", "n_control_evidence", "transitions", "close_first", "close_how",
+        "ack_frame", "evidence", "n_control_evidence", "_transitions", "close_first", "close_how",
         "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "successor",
         "last_syn_ts", "delete_at", "partial_close_at", "ws", "events", "event_counts", "events_dropped",
         "event_bits", "pred_facts", "rtt_final",
     )
 
-    def __init__(self, uid: str, index: int, key: tuple[Any, ...], proto: str, ip_version: int,
-                 orig: Endpoint, resp: Endpoint) -> None:
-        self.uid = uid
+    def __init__(self, index: int, key: tuple[Any, ...], proto: str, ip_version: int, orig: Endpoint,
+                 resp: Endpoint) -> None:
         self.index = index
         self.key = key
         self.proto = proto
         self.ip_version = ip_version
         self.orig = orig
         self.resp = resp
-        self.history: list[str] = []
+        #: Zeek's history letters (upper case originator, lower case responder).
+        self.history = ""
         self.hist_seen = 0
         self.first_ts = 0
         self.last_ts = 0
@@ -288,7 +311,8 @@ class Connection:
         self.ack_frame: int | None = None
         self.evidence: list[Packet] = []
         self.n_control_evidence = 0
-        self.transitions: list[tuple[int, int, str, str]] = []  # (frame, ts, side, state)
+        #: The RFC 793 state changes, packed (see _TRANSITION and :attr:`transitions`).
+        self._transitions = b""
         self.close_first: str | None = None
         self.close_how: str | None = None
         self.close_frame: int | None = None
@@ -310,6 +334,18 @@ class Connection:
         self.events_dropped = 0
         self.event_bits = 0  # counted flags kept in ``events`` on a non-SYN segment (resp's << 32)
 
+    @property
+    def uid(self) -> str:
+        """``C000042``: connections are numbered in order of first frame (see :func:`uid_of`)."""
+        return uid_of(self.index)
+
+    @property
+    def transitions(self) -> list[tuple[int, int, str, str]]:
+        """The inferred RFC 793 state changes, in order: (frame, ts, side, state), at most
+        ``MAX_TRANSITIONS``."""
+        return [(frame, ts, _SIDES[code >> 4], _TCP_STATES[code & 15])
+                for frame, ts, code in _TRANSITION.iter_unpack(self._transitions)]
+
     # history ----------------------------------------------------------------------------------
     def check_history(self, ep: Endpoint, mask: int, code: str) -> bool:
         """Record ``code`` the first time; True if it was already seen (Zeek's CheckHistory)."""
@@ -319,11 +355,11 @@ class Connection:
         if self.hist_seen & mask:
             return True
         self.hist_seen |= mask
-        self.history.append(code)
+        self.history += code
         return False
 
     def add_history(self, ep: Endpoint, code: str) -> None:
-        self.history.append(code if ep.is_orig else code.lower())
+        self.history += code if ep.is_orig else code.lower()
 
     def weird(self, name: str, frame: int) -> None:
         frames = self.weirds.setdefault(name, [])
@@ -339,8 +375,9 @@ class Connection:
         self.first_seen = (2 if fs & 1 else 0) | (1 if fs & 2 else 0)
         self.is_partial = False
         self.flipped = True
-        self.history.append("^")
-        self.transitions = [(f, t, "resp" if s == "orig" else "orig", st) for f, t, s, st in self.transitions]
+        self.history += "^"
+        self._transitions = b"".join(_TRANSITION.pack(frame, ts, code ^ (1 << 4))  # the other side
+                                     for frame, ts, code in _TRANSITION.iter_unpack(self._transitions))
         if self.close_first:
             self.close_first = "resp" if self.close_first == "orig" else "orig"
         if self.events:
@@ -350,7 +387,7 @@ class Connection:
     # summary ----------------------------------------------------------------------------------
     @property
     def history_str(self) -> str:
-        return "".join(self.history)
+        return self.history
 
     @property
     def conn_state(self) -> str:
@@ -361,11 +398,17 @@ class Connection:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``connections[]`` object (a public contract: add keys, never rename)."""
-        from .community_id import community_id
-        from .util import iso_ts
-
         o, r = self.orig, self.resp
+        tcp = self.proto == "tcp"
+        o_opts = o.syn_opts or _NO_OPTIONS
+        r_opts = r.syn_opts or _NO_OPTIONS
         proto_num = {"tcp": 6, "udp": 17, "icmp": 1 if self.ip_version == 4 else 58}.get(self.proto, 0)
+        if tcp:  # (what conn_state computes too: once)
+            o_bytes, r_bytes = o.size(r), r.size(o)
+            state = conn_state(o.state, r.state, self.history, o_bytes, r_bytes)
+        else:
+            o_bytes, r_bytes = o.data_bytes, r.data_bytes
+            state = _other_conn_state(self)
         rtt1 = None if self.synack_ts is None or self.last_syn_ts is None else \
             round((self.synack_ts - self.last_syn_ts) / 1e9, 9)
         rtt2 = None if self.ack_ts is None or self.synack_ts is None else round((self.ack_ts - self.synack_ts) / 1e9, 9)
@@ -387,15 +430,15 @@ class Connection:
             "duration": round((self.last_ts - self.first_ts) / 1e9, 9),
             "orig_pkts": o.pkts,
             "resp_pkts": r.pkts,
-            "orig_bytes": o.size(r) if self.proto == "tcp" else o.data_bytes,
-            "resp_bytes": r.size(o) if self.proto == "tcp" else r.data_bytes,
+            "orig_bytes": o_bytes,
+            "resp_bytes": r_bytes,
             "orig_ip_bytes": o.ip_bytes,
             "resp_ip_bytes": r.ip_bytes,
             "missed_bytes": o.gap_bytes + r.gap_bytes,
-            "conn_state": self.conn_state,
-            "history": self.history_str,
-            "orig_state": o.state_name if self.proto == "tcp" else None,
-            "resp_state": r.state_name if self.proto == "tcp" else None,
+            "conn_state": state,
+            "history": self.history,
+            "orig_state": o.state_name if tcp else None,
+            "resp_state": r.state_name if tcp else None,
             "orig_tcp_state": o.tcp_state,
             "resp_tcp_state": r.tcp_state,
             "rtt_syn_synack": rtt1,
@@ -409,16 +452,16 @@ class Connection:
             "close_frame": self.close_frame,
             "orig_isn": o.isn,
             "resp_isn": r.isn,
-            "orig_mss": (o.syn_opts or {}).get("mss"),
-            "resp_mss": (r.syn_opts or {}).get("mss"),
-            "orig_wscale": (o.syn_opts or {}).get("wscale"),
-            "resp_wscale": (r.syn_opts or {}).get("wscale"),
-            "orig_sack_ok": bool((o.syn_opts or {}).get("sack_ok")),
-            "resp_sack_ok": bool((r.syn_opts or {}).get("sack_ok")),
+            "orig_mss": o_opts.get("mss"),
+            "resp_mss": r_opts.get("mss"),
+            "orig_wscale": o_opts.get("wscale"),
+            "resp_wscale": r_opts.get("wscale"),
+            "orig_sack_ok": bool(o_opts.get("sack_ok")),
+            "resp_sack_ok": bool(r_opts.get("sack_ok")),
             "orig_sack_blocks": o.sack_blocks,
             "resp_sack_blocks": r.sack_blocks,
-            "orig_ts_ok": "ts_val" in (o.syn_opts or {}),
-            "resp_ts_ok": "ts_val" in (r.syn_opts or {}),
+            "orig_ts_ok": "ts_val" in o_opts,
+            "resp_ts_ok": "ts_val" in r_opts,
             "orig_tsval_first": o.ts_first,
             "orig_tsval_last": o.ts_last,
             "resp_tsval_first": r.ts_first,
@@ -428,8 +471,8 @@ class Connection:
             "orig_l2_addr": o.first_mac,
             "resp_l2_addr": r.first_mac,
             "vlan": list(self.vlan) or None,
-            "transitions": [{"frame": f, "ts": iso_ts(t), "side": s, "state": st} for f, t, s, st in self.transitions],
-            "weirds": {k: v for k, v in sorted(self.weirds.items())},
+            "transitions": self._transition_dicts(),
+            "weirds": dict(sorted(self.weirds.items())) if self.weirds else {},
             "orig_rtt": self._rtt(True),
             "resp_rtt": self._rtt(False),
             "analysis": self.analysis_counts(),
@@ -438,6 +481,14 @@ class Connection:
             d["predecessor_info"] = self.pred_info
         return d
 
+    def _transition_dicts(self) -> list[dict[str, Any]]:
+        out = []
+        last_ts, text = None, None
+        for frame, ts, code in _TRANSITION.iter_unpack(self._transitions):
+            if ts != last_ts:  # both sides often change state on the same packet: format its time once
+                last_ts, text = ts, iso_ts(ts)
+            out.append({"frame": frame, "ts": text, "side": _SIDES[code >> 4], "state": _TCP_STATES[code & 15]})
+        return out
 
     def _rtt(self, orig: bool) -> dict[str, Any] | None:
         """RTT of one side's data at the capture point (segment to its ACK, segments sent once)."""
@@ -446,16 +497,16 @@ class Connection:
         if self.ws is None:
             return None
         ep = self.orig if orig else self.resp
-        d = self.ws.dirs(ep.addr, ep.port)[0]
-        r = d.rtt()
-        if r is None:
+        n, total, low, high = self.ws.rtt_stats(ep.addr, ep.port)  # (no unpacking of a compacted one)
+        if not n:
             return None
-        return {k: (round(v / 1e9, 9) if k != "samples" else v) for k, v in r.items()}
+        assert low is not None and high is not None
+        # Direction.rtt() in seconds
+        return {"samples": n, "min": round(low / 1e9, 9), "avg": round(total // n / 1e9, 9),
+                "max": round(high / 1e9, 9)}
 
     def analysis_counts(self) -> dict[str, dict[str, int]]:
         """Per-segment analysis counts by flag name and sending side (exact, never capped)."""
-        from .tcpanalysis import FLAG_NAMES
-
         out: dict[str, dict[str, int]] = {}
         for (bit, orig), n in sorted(self.event_counts.items()):
             out.setdefault(FLAG_NAMES[bit], {"orig": 0, "resp": 0})["orig" if orig else "resp"] += n
@@ -530,11 +581,13 @@ class RetireSink(Protocol):
 
 
 class _Retired(NamedTuple):
-    """A swept connection's digest: enough to link (and describe) a successor on its tuple."""
+    """A swept connection's digest: enough to link (and describe) a successor on its tuple.
+    (Tens of thousands are kept: the uid is rebuilt from the number, the originator is named by
+    which half of the tuple key it is.)"""
 
-    uid: str
+    number: int  # the connection's index (uid_of(number) is its uid)
     last_ts: int
-    orig: tuple[str, int]
+    orig_first: bool  # the originator is the key's first address and port (else its second)
     conn_state: str
     history: str
     orig_tcp_state: str | None
@@ -567,7 +620,10 @@ class Tracker:
         self.untracked = 0
         self.bad_ip_checksums = 0
         self.evicted = 0
-        self.recent_ws: dict[tuple[Any, ...], Conversation] = {}
+        # The two bounded memories below drop their oldest entry on every insertion once full: an
+        # OrderedDict does that in constant time, where ``del d[next(iter(d))]`` on a plain dict
+        # walks over every slot already deleted from its front (microseconds each, per connection).
+        self.recent_ws: OrderedDict[tuple[Any, ...], Conversation] = OrderedDict()
         #: Drop the evidence packets of connections that closed cleanly (SYN, FIN, FIN, nothing
         #: unusual): no detector reads them, and a report refetches them.
         self.slim_clean = slim_clean
@@ -576,7 +632,12 @@ class Tracker:
         self.sink = sink
         #: Streaming: what is remembered of the last retired connection per 4-tuple, so that a later
         #: connection on the tuple is linked to it as its predecessor (bounded, oldest dropped).
-        self.retired: dict[tuple[Any, ...], _Retired] = {}
+        self.retired: OrderedDict[tuple[Any, ...], _Retired] = OrderedDict()
+        self._histories: dict[str, str] = {}
+        #: Streaming: the connection last put at the end of ``active`` (a new one, or one moved there
+        #: by its packet). Nine packets in ten follow one of the same connection (a capture is
+        #: bursty): that one is at the end already, and needs no second move.
+        self._last_moved: Connection | None = None
         self._next_sweep = 0
         self.swept = 0  # connections the sweep retired before the capture ended
 
@@ -586,7 +647,7 @@ class Tracker:
         if self.sink is not None and p.ts >= self._next_sweep:
             self._sweep(p.ts)
         proto = p.proto
-        if p.cksum == Cksum.BAD_IP:
+        if p.cksum == _CK_BAD_IP:
             self.bad_ip_checksums += 1  # dropped by the receiver's IP layer (and by Zeek)
             if proto == 6 and p.flags is not None:
                 self._tcp(p, analyze_only=True)  # the sniffer saw it: Wireshark analyses it
@@ -605,8 +666,7 @@ class Tracker:
         """Close the books: every connection, in order of first frame (streaming: handed to the
         sink, none returned)."""
         if self.sink is not None:
-            for key, conn in list(self.active.items()):
-                self._retire(key, conn)
+            self._retire_all(list(self.active.items()))
             return []
         for conn in self.active.values():
             conn.finished = True
@@ -631,10 +691,12 @@ class Tracker:
             self._to_sink(key, conn)
         ws = conn.ws
         if ws is not None:
+            if notify:
+                ws.compact()  # (unless a successor already linked goes on with it right away)
             recent = self.recent_ws
             recent[key] = ws
             if len(recent) > RECENT_CONVERSATIONS:
-                del recent[next(iter(recent))]
+                recent.popitem(last=False)
 
     def _to_sink(self, key: tuple[Any, ...], conn: Connection, remember: bool = True) -> Any:
         """Streaming: hand a finished connection over; unless its successor is already linked
@@ -645,10 +707,17 @@ class Tracker:
             o, r = conn.orig, conn.resp
             retired = self.retired
             retired.pop(key, None)
-            retired[key] = _Retired(conn.uid, conn.last_ts, (o.addr, o.port), conn.conn_state, conn.history_str,
-                                    o.tcp_state, r.tcp_state, o.state == _SYN_SENT and r.state == _INACTIVE, facts)
+            # (Histories repeat across connections: one string per distinct history, of a bounded
+            # number.)
+            histories = self._histories
+            if len(histories) > 4096:
+                histories.clear()
+            history = histories.setdefault(conn.history, conn.history)
+            retired[key] = _Retired(conn.index, conn.last_ts, o.addr == key[0] and o.port == key[1], conn.conn_state,
+                                    history, o.tcp_state, r.tcp_state,
+                                    o.state == _SYN_SENT and r.state == _INACTIVE, facts)
             if len(retired) > RECENT_RETIRED:
-                del retired[next(iter(retired))]
+                retired.popitem(last=False)
         return facts
 
     def _sweep(self, now: int) -> None:
@@ -670,8 +739,21 @@ class Tracker:
             if idle or (conn.proto == "tcp" and (conn.orig.did_close or conn.resp.did_close)
                         and self._expired(conn, horizon)):
                 victims.append((key, conn))
+            elif conn.ws is not None and conn.orig.last_ts <= horizon and conn.resp.last_ts <= horizon:
+                # Waiting for Zeek's timers (mostly closed, lingering): pack its conversation until
+                # a packet or the detectors need it (most of the connections of a busy capture are
+                # in this state at any time).
+                conn.ws.compact()
         self.swept += len(victims)
-        for key, conn in victims:
+        self._retire_all(victims)
+
+    def _retire_all(self, victims: list[tuple[tuple[Any, ...], Connection]]) -> None:
+        """Retire these connections in order. Streaming: each is let go as soon as the sink has it
+        (a sweep retires a second's worth of connections, the end of a capture all those still
+        open: kept until the last was done, they made the peak memory)."""
+        victims.reverse()
+        while victims:
+            key, conn = victims.pop()
             self._retire(key, conn)
 
     def _link_retired(self, key: tuple[Any, ...], conn: Connection, p: Packet) -> None:
@@ -679,16 +761,18 @@ class Tracker:
         old = self.retired.pop(key, None)
         if old is None:
             return
-        conn.predecessor = old.uid
-        conn.pred_info = {"uid": old.uid, "conn_state": old.conn_state, "history": old.history,
+        old_uid = uid_of(old.number)
+        conn.predecessor = old_uid
+        conn.pred_info = {"uid": old_uid, "conn_state": old.conn_state, "history": old.history,
                           "orig_tcp_state": old.orig_tcp_state, "resp_tcp_state": old.resp_tcp_state,
                           "gap_seconds": round((p.ts - old.last_ts) / 1e9, 6)}
         conn.pred_facts = old.facts
         flags = p.flags or 0
-        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN and (p.src, p.sport) != old.orig and old.syn_only:
+        old_orig = (key[0], key[1]) if old.orig_first else (key[2], key[3])
+        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN and (p.src, p.sport) != old_orig and old.syn_only:
             conn.weird("simultaneous_open", p.no)
         assert self.sink is not None
-        self.sink.linked(old.uid, conn.uid)
+        self.sink.linked(old_uid, conn.uid)
 
     # -- connection lookup ----------------------------------------------------------------------
     def _new_conn(self, p: Packet, key: tuple[Any, ...], proto: str, flip: bool) -> Connection:
@@ -700,17 +784,18 @@ class Tracker:
         else:
             orig = Endpoint(p.src, p.sport, True)  # type: ignore[arg-type]
             resp = Endpoint(p.dst, p.dport, False)  # type: ignore[arg-type]
-        conn = Connection(uid_of(n), n, key, proto, p.ip_version, orig, resp)
+        conn = Connection(n, key, proto, p.ip_version, orig, resp)
         conn.first_ts = conn.last_ts = p.ts
         conn.first_frame = conn.last_frame = p.no
         conn.vlan = p.vlan
         conn.iface = p.iface
         if flip:
-            conn.history.append("^")
+            conn.history = "^"
             conn.flipped = True
         if len(self.active) >= self.max_connections:
             self._evict()
         self.active[key] = conn
+        self._last_moved = conn
         return conn
 
     def _evict(self) -> None:
@@ -801,7 +886,8 @@ class Tracker:
             key = (src, sport, dst, dport, 6)
         else:
             key = (dst, dport, src, sport, 6)
-        conn = self.active.get(key)
+        active = self.active
+        conn = active.get(key)
         flags = p.flags
         assert flags is not None
         if analyze_only:
@@ -830,26 +916,38 @@ class Tracker:
                     conn.weird("simultaneous_open", p.no)  # both ends sent a SYN (Zeek splits the tuple)
                 if self.sink is not None:
                     conn.pred_facts = self._to_sink(key, old, remember=False)
-            elif self.sink is not None:
-                del self.active[key]  # least recently active first: see _sweep
-                self.active[key] = conn
+            elif self.sink is not None and conn is not self._last_moved:
+                del active[key]  # least recently active first: see _sweep
+                active[key] = conn
+                self._last_moved = conn
+        # The options of a SYN are parsed once, here, for both analyses (window scale, syn_opts).
+        syn_opts = parse_options(p.options) if flags & TCP_SYN else None
         # Wireshark's conversation: one per tuple until a SYN arrives with another ISN.
-        reused = ws.is_new_session(src, sport, flags, p.seq) if ws is not None else 0  # type: ignore[arg-type]
+        reused = 0
+        if ws is not None and flags & TCP_SYN:
+            reused = ws.is_new_session(src, sport, flags, p.seq)  # type: ignore[arg-type]
         if reused == 1:
             ws = None
         if ws is None:
             ws = Conversation(src, sport)  # type: ignore[arg-type]
         conn.ws = ws
         is_orig = src == conn.orig.addr and sport == conn.orig.port
-        self._segment(conn, ws, p, is_orig, flags, p.options if flags & TCP_SYN else None, reused)
-        self._process(conn, p, is_orig, flags)
+        # Wireshark's per-segment analysis (_segment, spelled out on the per-packet path).
+        fl, extra, peer_frame = ws.analyze(src, sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
+                                           p.payload_len or 0, p.window, p.ts, p.no, syn_opts,  # type: ignore[arg-type]
+                                           p.ip_id)
+        if reused:
+            fl |= REUSED_PORTS
+        if fl:
+            self._event(conn, p, is_orig, fl, extra, peer_frame)
+        self._process(conn, p, is_orig, flags, syn_opts)
         return conn
 
     def _segment(self, conn: Connection, ws: Conversation, p: Packet, is_orig: bool, flags: int,
-                 options: bytes | None, reused: int) -> None:
+                 syn_opts: TcpOptions | None, reused: int) -> None:
         """Wireshark's per-segment analysis of ``p``; its flags become the connection's events."""
         fl, extra, peer_frame = ws.analyze(p.src, p.sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
-                                           p.payload_len or 0, p.window, p.ts, p.no, options,  # type: ignore[arg-type]
+                                           p.payload_len or 0, p.window, p.ts, p.no, syn_opts,  # type: ignore[arg-type]
                                            p.ip_id)
         if reused:
             fl |= REUSED_PORTS
@@ -887,9 +985,10 @@ class Tracker:
                 self._retire(key, conn)
             name = "udp" if proto == 17 else "icmp"
             conn = self._new_conn(p, key, name, False)
-        elif self.sink is not None:
+        elif self.sink is not None and conn is not self._last_moved:
             del self.active[key]
             self.active[key] = conn
+            self._last_moved = conn
         is_orig = src == conn.orig.addr and sport == conn.orig.port
         ep = conn.orig if is_orig else conn.resp
         if ep.pkts == 0:
@@ -902,29 +1001,36 @@ class Tracker:
         return conn
 
     # -- the per-packet pipeline ------------------------------------------------------------------
-    def _process(self, conn: Connection, p: Packet, is_orig: bool, flags: int) -> None:
+    # Every TCP segment of a capture runs through here, so the code is written for the interpreter:
+    # packet fields are read once into locals, seq_delta comparisons are spelled out inline
+    # (``(a - b) & 0x80000000``: a is before b, modulo 2^32), and the steps that cannot change
+    # anything for most segments (the state machine on an established side, the RFC 793 inference
+    # on a plain ACK, a history letter already recorded) are skipped by a test in place of a call.
+    def _process(self, conn: Connection, p: Packet, is_orig: bool, flags: int, syn_opts: TcpOptions | None) -> None:
         ep = conn.orig if is_orig else conn.resp
         peer = conn.resp if is_orig else conn.orig
         ts = p.ts
+        no = p.no
         cks = p.cksum
-        if cks == Cksum.BAD or (cks == Cksum.OFFLOADED and self.strict_checksums):
+        if cks == _CK_BAD or (cks == _CK_OFFLOADED and self.strict_checksums):
             # Zeek drops the packet after creating the connection; the receiver's stack would too.
             # It still was "the packet after the SYN-ACK": no flip can follow (see below).
-            if not (p.flags or 0) & TCP_SYN:
-                conn.first_was_synack = conn.first_was_synack and conn.first_frame == p.no
+            if not flags & TCP_SYN:
+                conn.first_was_synack = conn.first_was_synack and conn.first_frame == no
             ep.bad_checksums += 1
-            _scaled(conn, "C", ep, "chk_cnt", "chk_thresh")
-            conn.weird("bad_TCP_checksum", p.no)
-            if conn.first_frame == p.no:
+            _scaled(conn, "C", ep, ep.bad_checksums)
+            conn.weird("bad_TCP_checksum", no)
+            if conn.first_frame == no:
                 conn.first_ts = ts
             return
-        if cks == Cksum.OFFLOADED:
+        if cks == _CK_OFFLOADED:
             ep.offloaded_checksums += 1
 
         syn = flags & TCP_SYN
         fin = flags & TCP_FIN
         rst = flags & TCP_RST
         ackf = flags & TCP_ACK
+        sfr = flags & _SFR
         length = p.payload_len or 0
         seq = p.seq
         ack = p.ack
@@ -934,16 +1040,15 @@ class Tracker:
         # in either direction, is an ACK or carries data (a stealth scan would elicit neither).
         # (Retransmitted SYN-ACKs keep the question open; the first other packet settles it, even one
         # dropped for a bad checksum: tcp__ctu-64702-888 and chksums__localhost-bad-chksum.)
-        flip_now = False
-        if conn.first_was_synack and conn.first_frame != p.no and not flags & TCP_SYN:
+        if conn.first_was_synack and conn.first_frame != no and not syn:
             flip_now = not conn.flipped and not rst and bool(ackf or length)
             conn.first_was_synack = False
-        if flip_now:
-            conn.history = ["^"] + [c.swapcase() for c in conn.history]
-            conn.hist_seen = ((conn.hist_seen & 0xFFFF) << 16) | (conn.hist_seen >> 16)
-            conn.flip()
-            conn.history.pop()  # flip() appended '^'; it is already in front
-            is_orig = not is_orig  # the same endpoint objects, now in the other roles
+            if flip_now:
+                conn.history = "^" + conn.history.swapcase()
+                conn.hist_seen = ((conn.hist_seen & 0xFFFF) << 16) | (conn.hist_seen >> 16)
+                conn.flip()
+                conn.history = conn.history[:-1]  # flip() appended '^'; it is already in front
+                is_orig = not is_orig  # the same endpoint objects, now in the other roles
 
         # set_partial_status
         if is_orig:
@@ -967,17 +1072,17 @@ class Tracker:
                 ep.ack_seq = ep.start_seq = (seq - 1) & _MASK
                 last = seq
             ep.last_seq = last
-        elif st in (_SYN_SENT, _SYN_ACK_SENT):
-            if syn and seq != ep.start_seq:
-                conn.weird("SYN_seq_jump", p.no)
-                ep.start_seq = ep.ack_seq = seq
-                ep.last_seq = seq_one_past
         elif st in (_ESTABLISHED, _PARTIAL):
             if syn:
                 if ep.size(peer) > 0:
-                    conn.weird("SYN_inside_connection", p.no)
+                    conn.weird("SYN_inside_connection", no)
                 if seq != ep.start_seq:
-                    conn.weird("SYN_seq_jump", p.no)
+                    conn.weird("SYN_seq_jump", no)
+                ep.start_seq = ep.ack_seq = seq
+                ep.last_seq = seq_one_past
+        elif st in (_SYN_SENT, _SYN_ACK_SENT):
+            if syn and seq != ep.start_seq:
+                conn.weird("SYN_seq_jump", no)
                 ep.start_seq = ep.ack_seq = seq
                 ep.last_seq = seq_one_past
         elif st == _RESET and syn and ep.prev_state == _INACTIVE:
@@ -987,39 +1092,39 @@ class Tracker:
         rel_seq, underflow = _relative(ep, seq, ep.last_seq, ep.seq_wraps)
 
         # update_history
-        bits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
-        if bits > 1:
+        if not sfr:
+            # The common case, data or a bare ACK: a call only the first time its letter appears.
+            if length:
+                if not conn.hist_seen & (_H_DATA if ep.is_orig else _H_DATA << 16):
+                    conn.check_history(ep, _H_DATA, "D")
+            elif ackf and not conn.hist_seen & (_H_ACK if ep.is_orig else _H_ACK << 16):
+                conn.check_history(ep, _H_ACK, "A")
+        elif (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0) > 1:
             if fin and rst:
                 conn.check_history(ep, _H_FIN_RST, "I")
             else:
                 conn.check_history(ep, _H_MULTI, "Q")
-        elif bits == 1:
-            if syn:
-                code = "H" if ackf else "S"
-                if conn.check_history(ep, _H_SYN, code) and rel_seq != ep.hist_last_syn:
-                    conn.add_history(ep, code)
-                ep.hist_last_syn = rel_seq
-            if fin:
-                if conn.check_history(ep, _H_FIN, "F") and rel_seq + length != ep.hist_last_fin:
-                    conn.add_history(ep, "F")
-                ep.hist_last_fin = rel_seq + length
-            if rst:
-                if conn.check_history(ep, _H_RST, "R") and rel_seq != ep.hist_last_rst:
-                    conn.add_history(ep, "R")
-                ep.hist_last_rst = rel_seq
+        elif syn:
+            code = "H" if ackf else "S"
+            if conn.check_history(ep, _H_SYN, code) and rel_seq != ep.hist_last_syn:
+                conn.add_history(ep, code)
+            ep.hist_last_syn = rel_seq
+        elif fin:
+            if conn.check_history(ep, _H_FIN, "F") and rel_seq + length != ep.hist_last_fin:
+                conn.add_history(ep, "F")
+            ep.hist_last_fin = rel_seq + length
         else:
-            if length:
-                conn.check_history(ep, _H_DATA, "D")
-            elif ackf:
-                conn.check_history(ep, _H_ACK, "A")
+            if conn.check_history(ep, _H_RST, "R") and rel_seq != ep.hist_last_rst:
+                conn.add_history(ep, "R")
+            ep.hist_last_rst = rel_seq
 
         # update_window
         win = (p.window or 0) << ep.window_scale
         if win == 0 and not rst and peer.state != _CLOSED and ep.state != _RESET:
             ep.zero_windows += 1
-            _scaled(conn, "W", ep, "win0_cnt", "win0_thresh")
-        if (not syn and not fin and not rst and ep.state != _CLOSED and ep.state != _RESET
-                and seq_delta(seq, ep.window_seq) >= 0 and seq_delta(ack, ep.window_ack_seq) >= 0):
+            _scaled(conn, "W", ep, ep.zero_windows)
+        if (not sfr and ep.state != _CLOSED and ep.state != _RESET
+                and not (seq - ep.window_seq) & 0x80000000 and not (ack - ep.window_ack_seq) & 0x80000000):
             ep.window = win
             ep.window_ack_seq = ack
             ep.window_seq = seq
@@ -1028,16 +1133,16 @@ class Tracker:
 
         if not (conn.orig.did_close and conn.resp.did_close):
             conn.last_ts = ts
-        conn.last_frame = p.no
+        conn.last_frame = no
 
         if syn:
-            opts = parse_options(p.options)
+            opts = syn_opts if syn_opts is not None else parse_options(p.options)
             if flags & TCP_URG:
-                conn.weird("baroque_SYN", p.no)
+                conn.weird("baroque_SYN", no)
             if rst:
-                conn.weird("TCP_christmas", p.no)
+                conn.weird("TCP_christmas", no)
             if length:
-                conn.weird("SYN_with_data", p.no)
+                conn.weird("SYN_with_data", no)
             scale = opts.get("wscale", -1)
             if scale < 0:
                 if ackf:
@@ -1046,7 +1151,7 @@ class Tracker:
                     ep.window_scale = 0
             else:
                 if scale > 14:
-                    conn.weird("TCP_scale_range", p.no)
+                    conn.weird("TCP_scale_range", no)
                     scale = 14
                 ep.window_scale = scale
                 ep.window_seq = seq
@@ -1059,48 +1164,50 @@ class Tracker:
                 ep.isn = seq
             ep.syn_cnt += 1
             if len(ep.syns) < 32:
-                ep.syns.append(p.no)
+                ep.syns += (no,)
             if not ackf and is_orig:
                 if conn.syn_ts is None:
                     conn.syn_ts = ts
-                    conn.syn_frame = p.no
+                    conn.syn_frame = no
                 if conn.synack_ts is None:
                     conn.last_syn_ts = ts
             elif ackf and not is_orig and conn.synack_ts is None:
                 conn.synack_ts = ts
-                conn.synack_frame = p.no
+                conn.synack_frame = no
         if fin:
             ep.fin_cnt += 1
             ep.fin_seq = rel_seq + seg_len
             ep.fin_raw = (seq + length) & _MASK
             if len(ep.fins) < 32:
-                ep.fins.append(p.no)
+                ep.fins += (no,)
         if rst:
             ep.rst_cnt += 1
             if len(ep.rsts) < 32:
-                ep.rsts.append(p.no)
+                ep.rsts += (no,)
 
         rel_ack = 0
         if ackf:
             if peer.state == _INACTIVE:
                 rel_ack = 1
-                if not syn and not fin and not rst and ep.state in (_SYN_SENT, _SYN_ACK_SENT, _ESTABLISHED):
-                    conn.weird("possible_split_routing", p.no)
+                if not sfr and ep.state in (_SYN_SENT, _SYN_ACK_SENT, _ESTABLISHED):
+                    conn.weird("possible_split_routing", no)
                 base = (ack - 1) & _MASK
                 peer.start_seq = peer.ack_seq = peer.last_seq = base
             else:
                 rel_ack, ack_under = _relative(peer, ack, peer.ack_seq, peer.ack_wraps)
                 if ack_under:
                     rel_ack = 0
-                    conn.weird("TCP_ack_underflow_or_misorder", p.no)
+                    conn.weird("TCP_ack_underflow_or_misorder", no)
                 elif not rst:
-                    d = seq_delta(ack, peer.ack_seq)
-                    if not (ack == 0 and d > TOO_LARGE_SEQ_DELTA) and d > 0:
+                    # The ACK moved forward (seq_delta(ack, peer.ack_seq) > 0), and not absurdly
+                    # far for an ACK of 0.
+                    d = (ack - peer.ack_seq) & _MASK
+                    if 0 < d < 0x80000000 and not (ack == 0 and d > TOO_LARGE_SEQ_DELTA):
                         peer.update_ack_seq(ack)
             if (conn.ack_ts is None and is_orig and conn.synack_ts is not None and not syn
                     and peer.isn is not None and ack == (peer.isn + 1) & _MASK):
                 conn.ack_ts = ts
-                conn.ack_frame = p.no
+                conn.ack_frame = no
 
         # update_last_seq
         delta_last = seq_delta(seq_one_past, ep.last_seq)
@@ -1115,15 +1222,21 @@ class Tracker:
         elif length > 0:
             ep.rxmit_pkts += 1
             ep.rxmit_bytes += length
-            _scaled(conn, "T", ep, "rxmt_cnt", "rxmt_thresh")
+            _scaled(conn, "T", ep, ep.rxmit_pkts)
 
-        self._state_machine(conn, p, ep, peer, is_orig, flags, length, delta_last)
+        # Zeek's state machine; on an established, partial or closed side only SYN, FIN and RST
+        # can change anything.
+        st = ep.state
+        if sfr or st not in (_ESTABLISHED, _PARTIAL, _CLOSED):
+            self._state_machine(conn, p, ep, peer, is_orig, flags, length, delta_last)
 
-        if ackf:
+        # Zeek's reassembler gap check, when the ACK covers more than the peer's data trimmed so far
+        # (nothing else can happen in _ack_received).
+        if ackf and rel_ack > peer.trim_seq:
             self._ack_received(conn, peer, rel_ack)
 
         if length > 0 and ep.fin_cnt and not rst and rel_seq + length > ep.fin_seq:
-            conn.weird("data_after_FIN", p.no)
+            conn.weird("data_after_FIN", no)
 
         # Data the reassembler would buffer: only fully captured payload (Zeek's DataSent).
         if length > 0 and not rst and not underflow:
@@ -1138,20 +1251,24 @@ class Tracker:
         if raw_opts and not syn:
             _track_options(ep, peer, raw_opts)
 
-        # accounting (ConnSize)
+        # accounting (ConnSize): IP bytes as Zeek counts them (see _ip_len)
         ep.pkts += 1
-        ep.ip_bytes += _ip_len(p)
+        payload_len = p.payload_len
+        if payload_len is not None:
+            ep.ip_bytes += payload_len + 20 + len(raw_opts or b"") + (20 if p.ip_version == 4 else 40)
         ep.last_ts = ts
         if ep.first_ttl is None:
             ep.first_ttl = p.ttl
             ep.first_mac = p.src_mac
 
-        _rfc793(conn, p, ep, peer, is_orig, flags, length)
+        # The RFC 793 inference: nothing to infer from a plain segment between established sides.
+        if sfr or ep.tcp_state != ESTAB_S or peer.fin_raw is not None:
+            _rfc793(conn, p, ep, peer, is_orig, flags, length)
 
         ev = conn.evidence
         if len(ev) < EVIDENCE_FIRST:
             ev.append(p)
-        elif flags & (TCP_SYN | TCP_FIN | TCP_RST) and conn.n_control_evidence < EVIDENCE_CONTROL:
+        elif sfr and conn.n_control_evidence < EVIDENCE_CONTROL:
             conn.n_control_evidence += 1
             ev.append(p)
 
@@ -1291,7 +1408,7 @@ class Tracker:
                     ep.last_reassem = seq
         ep.trim_seq = seq
         if ep.blocks:
-            ep.blocks = [b for b in ep.blocks if b[1] > seq]
+            ep.blocks = [b for b in ep.blocks if b[1] > seq] or None
 
 
 _TS_PREFIX = b"\x01\x01\x08\x0a"  # NOP NOP TS: how Linux and BSD lay out the timestamp option
@@ -1370,14 +1487,15 @@ def _track_options(ep: Endpoint, peer: Endpoint, opts: bytes) -> None:
 
 def _gap(conn: Connection, ep: Endpoint, peer: Endpoint, at: int, length: int) -> None:
     if _is_clean(ep) and _is_clean(peer):
-        _scaled(conn, "G", ep, "gap_cnt", "gap_thresh")
+        ep.gap_cnt += 1
+        _scaled(conn, "G", ep, ep.gap_cnt)
         ep.gap_bytes += length
 
 
 def _data_sent(ep: Endpoint, seq: int, length: int) -> None:
     """Record payload [seq, seq+length) as seen (what Zeek's reassembler would buffer)."""
     upper = seq + length
-    ack = ep.rel(ep.ack_seq, ep.ack_wraps)
+    ack = ((ep.ack_wraps << 32) | ep.ack_seq) - ep.start_seq  # ep.rel(ep.ack_seq, ep.ack_wraps)
     if seq < ack:
         if upper <= ack:
             return
@@ -1396,6 +1514,8 @@ def _data_sent(ep: Endpoint, seq: int, length: int) -> None:
                 blocks.pop(0)
         return
     blocks = ep.blocks
+    if blocks is None:
+        ep.blocks = blocks = []
     for b in blocks:
         if seq <= b[1] and upper >= b[0]:
             b[0] = min(b[0], seq)
@@ -1408,16 +1528,21 @@ def _data_sent(ep: Endpoint, seq: int, length: int) -> None:
 
 
 def _relative(ep: Endpoint, cur: int, last: int, wraps: int) -> tuple[int, bool]:
-    """Zeek's get_relative_seq: (relative sequence number, underflow)."""
-    delta = seq_delta(cur, last)
-    if delta < 0:
+    """Zeek's get_relative_seq: (relative sequence number, underflow).
+
+    Twice per packet: the seq_delta calls are spelled out (the sign bit of the 32-bit difference).
+    """
+    delta = (cur - last) & _MASK
+    if delta & 0x80000000:
         if wraps and cur > last:
             wraps -= 1
-    elif delta > 0 and cur < last:
+    elif delta and cur < last:
         wraps += 1
     if wraps == 0:
-        d = seq_delta(cur, ep.start_seq)
-        return d, d < 0
+        d = (cur - ep.start_seq) & _MASK
+        if d & 0x80000000:
+            return d - 0x100000000, True
+        return d, False
     return ((wraps << 32) | cur) - ep.start_seq, False
 
 
@@ -1445,8 +1570,12 @@ def _set_tcp_state(conn: Connection, ep: Endpoint, p: Packet, state: str) -> Non
     if ep.tcp_state == state:
         return
     ep.tcp_state = state
-    if len(conn.transitions) < MAX_TRANSITIONS:
-        conn.transitions.append((p.no, p.ts, "orig" if ep.is_orig else "resp", state))
+    if len(conn._transitions) < MAX_TRANSITIONS * _TRANSITION.size:
+        code = (0 if ep.is_orig else 1 << 4) | _TCP_STATE_CODE[state]
+        try:
+            conn._transitions += _TRANSITION.pack(p.no, p.ts, code)
+        except struct.error:  # a time beyond int64 ns (a damaged capture): clamped, as iso_ts shows it
+            conn._transitions += _TRANSITION.pack(p.no, min(max(p.ts, -_INT64_MAX), _INT64_MAX), code)
 
 
 def _rfc793(conn: Connection, p: Packet, ep: Endpoint, peer: Endpoint, is_orig: bool, flags: int,
