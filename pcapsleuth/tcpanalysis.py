@@ -187,7 +187,8 @@ class Direction:
 #: ``unacked``: it holds the same segment lists).
 _KEPT = tuple(name for name in Direction.__slots__ if name != "firstsent")
 _kept_fields = operator.attrgetter(*_KEPT)
-_RTT_FIELDS = tuple(_KEPT.index(name) for name in ("rtt_n", "rtt_sum", "rtt_min", "rtt_max"))
+_RttStats = tuple[int, int, int | None, int | None]  # samples, sum, min, max (ns)
+_rtt_of = operator.itemgetter(*(_KEPT.index(name) for name in ("rtt_n", "rtt_sum", "rtt_min", "rtt_max")))
 
 
 def _unpacked_direction(fields: tuple[Any, ...]) -> Direction:
@@ -249,17 +250,19 @@ class Conversation:
             self.d0, self.d1 = (_unpacked_direction(fields) for fields in pickle.loads(packed))
             return self.d0 if name == "d0" else self.d1
 
-    def rtt_stats(self, src: str, sport: int) -> tuple[int, int, int | None, int | None]:
-        """(samples, sum, min, max) of the RTT of the data sent from ``src``:``sport`` (Direction.rtt
-        in raw numbers), read without unpacking a compacted conversation."""
+    def rtt_stats(self, src: str, sport: int) -> tuple[_RttStats, _RttStats]:
+        """(samples, sum, min, max) of the RTT of the data sent from ``src``:``sport``, then of the
+        data sent to it (Direction.rtt in raw numbers), read without unpacking a compacted
+        conversation."""
         first = src == self.src0 and sport == self.sport0
         packed = self._packed
         if packed is None:
-            d = self.d0 if first else self.d1
-            return d.rtt_n, d.rtt_sum, d.rtt_min, d.rtt_max
-        fields = pickle.loads(packed)[0 if first else 1]
-        n, total, low, high = (fields[i] for i in _RTT_FIELDS)
-        return n, total, low, high
+            fwd, rev = (self.d0, self.d1) if first else (self.d1, self.d0)
+            return ((fwd.rtt_n, fwd.rtt_sum, fwd.rtt_min, fwd.rtt_max),
+                    (rev.rtt_n, rev.rtt_sum, rev.rtt_min, rev.rtt_max))
+        f0, f1 = pickle.loads(packed)
+        s0, s1 = _rtt_of(f0), _rtt_of(f1)
+        return (s0, s1) if first else (s1, s0)
 
     def is_new_session(self, src: str, sport: int, flags: int, seq: int) -> int:
         """A SYN or SYN-ACK with another ISN than the first segment of its direction: a new session.

@@ -497,13 +497,7 @@ class Connection:
         if self.ws is None:
             return None
         ep = self.orig if orig else self.resp
-        n, total, low, high = self.ws.rtt_stats(ep.addr, ep.port)  # (no unpacking of a compacted one)
-        if not n:
-            return None
-        assert low is not None and high is not None
-        # Direction.rtt() in seconds
-        return {"samples": n, "min": round(low / 1e9, 9), "avg": round(total // n / 1e9, 9),
-                "max": round(high / 1e9, 9)}
+        return _rtt_dict(self.ws.rtt_stats(ep.addr, ep.port)[0])
 
     def analysis_counts(self) -> dict[str, dict[str, int]]:
         """Per-segment analysis counts by flag name and sending side (exact, never capped)."""
@@ -1440,9 +1434,24 @@ def uid_index(uid: str) -> int:
 
 
 def _freeze_rtt(conn: Connection) -> None:
-    """Fix a finished connection's RTT before a successor on its tuple shares its conversation."""
-    if conn.ws is not None and conn.rtt_final is None:
-        conn.rtt_final = (conn._rtt(True), conn._rtt(False))
+    """Fix a finished connection's RTT before a successor on its tuple shares its conversation.
+    (Both sides from one ``rtt_stats``: on a compacted conversation, one read of its bytes.)"""
+    ws = conn.ws
+    if ws is not None and conn.rtt_final is None:
+        o, r = conn.orig, conn.resp
+        sent, received = ws.rtt_stats(o.addr, o.port)
+        if r.addr == o.addr and r.port == o.port:
+            received = sent  # a connection to itself: both sides read one direction (as _rtt does)
+        conn.rtt_final = (_rtt_dict(sent), _rtt_dict(received))
+
+
+def _rtt_dict(stats: tuple[int, int, int | None, int | None]) -> dict[str, Any] | None:
+    """Direction.rtt() in seconds, from ``Conversation.rtt_stats``."""
+    n, total, low, high = stats
+    if not n:
+        return None
+    assert low is not None and high is not None
+    return {"samples": n, "min": round(low / 1e9, 9), "avg": round(total // n / 1e9, 9), "max": round(high / 1e9, 9)}
 
 
 def _slim_if_clean(conn: Connection) -> None:
