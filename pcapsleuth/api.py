@@ -1368,8 +1368,7 @@ class FindingView:
 
     def plot_ladder(self) -> Figure:
         """The ladder diagram the HTML report draws for this finding (same packets, states, notes)."""
-        from .plots import ladder_figure, ladder_states
-        from .report import Limits, _Builder, _frame_roles
+        from .report import Limits, _Builder
 
         p = self._require_point()
         _ensure_figure_display()
@@ -1380,12 +1379,8 @@ class FindingView:
         ladder, _note = b.ladder_packets(f)
         if b._wants_sequence(f):
             ladder = ladder[: limits.ladder_packets_data]
-        conns = [b.by_uid[u] for u in f.connections[:2000] if u in b.by_uid]
-        frames = {x.no for x in ladder}
-        states = {n: v for n, v in ladder_states(conns).items() if n in frames}
         number = next((i for i, g in enumerate(b.findings, 1) if g is f), self.index + 1)
-        return ladder_figure(ladder, title=f"Finding {number}: {f.id}", t0=b.t0, max_packets=limits.ladder_packets,
-                             states=states, notes=_frame_roles(f.evidence))
+        return b.ladder_figure(f, ladder, number)
 
     def __repr__(self) -> str:
         summary = " ".join(self.summary.split())

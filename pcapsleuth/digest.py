@@ -106,7 +106,7 @@ class ConnDigest:
         self.proto_names: list[str] = [""]
         self._codes: dict[str, int] = {}
         self._proto_codes: dict[str, int] = {}
-        self.states: Counter[str] = Counter()
+        self.states: Counter[tuple[str, str]] = Counter()  # (conn_state, protocol) -> connections
         self.listeners = TopCounter()
         self.talkers = TopCounter()
 
@@ -128,7 +128,7 @@ class ConnDigest:
         self.first_ts[i] = c.first_ts
         self.state[i] = self._code(self._codes, self.state_names, state)
         self.proto[i] = self._code(self._proto_codes, self.proto_names, c.proto)
-        self.states[state] += 1
+        self.states[state, c.proto] += 1
         self.listeners.add(_listener_key(c), state != "SF")
         self.talkers.add(c.orig.addr)
 
@@ -149,9 +149,13 @@ class ConnDigest:
             if code and code != skip:
                 yield i
 
-    def state_counts(self) -> list[tuple[str, int]]:
-        """``conn_state`` counts, most common first, ties by name."""
-        return sorted(self.states.items(), key=lambda kv: (-kv[1], kv[0]))
+    def state_counts(self, proto: str | None = None) -> list[tuple[str, int]]:
+        """``conn_state`` counts (of one protocol's connections, or all), most common first, ties by name."""
+        counts: Counter[str] = Counter()
+        for (state, pr), n in self.states.items():
+            if proto is None or pr == proto:
+                counts[state] += n
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
     def starts(self) -> Iterator[tuple[str, str, list[int]]]:
         """(conn_state, protocol, first timestamps) of every connection, grouped."""

@@ -41,6 +41,8 @@ from .tracker import uid_of
 from .util import iso_ts, no_cyclic_gc
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .analysis import AnalysisResult
     from .digest import ConnRecord
     from .stream import ReportView
@@ -245,22 +247,6 @@ _LOOKED_AT = 2000
 _MARKED = 200
 
 
-class _Conns:
-    """Connections by uid, looked up on demand (a streamed analysis reads them back from its spill)."""
-
-    def __init__(self, result: AnalysisResult | ReportView) -> None:
-        self.get = result.connection
-
-    def __contains__(self, uid: str) -> bool:
-        return self.get(uid) is not None
-
-    def __getitem__(self, uid: str) -> Connection | ConnRecord:
-        c = self.get(uid)
-        if c is None:
-            raise KeyError(uid)
-        return c
-
-
 class _Builder:
     """Turns an :class:`AnalysisResult` (or a streamed analysis's :class:`ReportView`) into the plain
     data the templates render."""
@@ -272,7 +258,9 @@ class _Builder:
         self.limits = limits
         self.t0 = self.info.first_ts if self.info.first_ts is not None else 0
         self.digest = result.digest
-        self.by_uid = _Conns(result)
+        #: A connection by uid (``None`` when there is none); a streamed analysis reads it back
+        #: from its spill on demand.
+        self.conn = result.connection
         rank = {s: i for i, s in enumerate(SEVERITIES)}
         # Finding.sort_key's order, with a cheaper key (a capture can raise many findings).
         self.findings = sorted(result.findings, key=lambda f: (-rank[f.severity], f.frames[0], f.id))
@@ -324,7 +312,7 @@ class _Builder:
                 if uid is None or uid in uids:
                     break
                 uids.add(uid)
-                c = self.by_uid.get(uid)
+                c = self.conn(uid)
         return uids
 
     def _pkt_ep(self, p: Packet) -> tuple[tuple[str, int | None], tuple[str, int | None]]:
@@ -335,7 +323,7 @@ class _Builder:
         or the first frames when that leaves fewer than two."""
         pkts = [self.packets[n] for n in f.frames if n in self.packets]
         cap = self.limits.ladder_packets
-        conn = self.by_uid.get(f.connections[0]) if f.connections else None
+        conn = self.conn(f.connections[0]) if f.connections else None
         if conn is not None:
             a = (conn.orig.addr, conn.orig.port)
             b = (conn.resp.addr, conn.resp.port)
@@ -445,7 +433,7 @@ class _Builder:
         view["filter_partial"] = len(f.frames) > len(filt_frames)
         view["filter_count"] = len(filt_frames)
         view["tshark"] = tshark_command(self.path, view["filter"])
-        conn = self.by_uid.get(f.connections[0]) if f.connections else None
+        conn = self.conn(f.connections[0]) if f.connections else None
         if conn is not None and conn.proto in ("tcp", "udp"):
             conv = conversation_filter((conn.orig.addr, conn.orig.port), (conn.resp.addr, conn.resp.port), conn.proto)
             view["conv_filter"] = conv
@@ -457,15 +445,10 @@ class _Builder:
             ladder = ladder[: self.limits.ladder_packets_data]
         if ladder and self.ladders < self.limits.ladders:
             self.ladders += 1
-            from .plots import figure_to_svg, ladder_figure, ladder_states
+            from .plots import figure_to_svg
 
-            conns = [c for u in f.connections[:_LOOKED_AT] if (c := self.by_uid.get(u)) is not None]
-            frames = {p.no for p in ladder}
-            states = {n: v for n, v in ladder_states(conns).items() if n in frames}
-            fig = ladder_figure(ladder, title=f"Finding {index}: {f.id}", t0=self.t0,
-                                max_packets=self.limits.ladder_packets, states=states, notes=_frame_roles(f.evidence))
             prefix = self._fig_prefix()
-            svg = figure_to_svg(fig, prefix)
+            svg = figure_to_svg(self.ladder_figure(f, ladder, index), prefix)
             view["ladder"] = Markup(svg)
             view["ladder_note"] = ladder_note
             view["ladder_frames"] = [p.no for p in ladder]
@@ -474,7 +457,7 @@ class _Builder:
         view["sequence"] = []
         if wants_seq:
             for uid in f.connections:
-                c = self.by_uid.get(uid)
+                c = self.conn(uid)
                 if c is None or c.proto != "tcp":
                     continue
                 if uid in self.seq_done:  # one graph per connection, however many findings name it
@@ -493,6 +476,17 @@ class _Builder:
                         view["proof"] = _copy_svg(str(seq_svg), prefix)
                         view["proof_note"] = f"the time-sequence graph of connection {uid}"
         return view
+
+    def ladder_figure(self, f: Finding, ladder: Sequence[Packet], index: int) -> Figure:
+        """Finding ``index``'s ladder diagram of ``ladder`` (its packets), with the states its
+        connections were inferred to pass through at those frames."""
+        from .plots import ladder_figure, ladder_states
+
+        conns = [c for u in f.connections[:_LOOKED_AT] if (c := self.conn(u)) is not None]
+        frames = {p.no for p in ladder}
+        states = {n: v for n, v in ladder_states(conns).items() if n in frames}
+        return ladder_figure(ladder, title=f"Finding {index}: {f.id}", t0=self.t0,
+                             max_packets=self.limits.ladder_packets, states=states, notes=_frame_roles(f.evidence))
 
     @staticmethod
     def _wants_sequence(f: Finding) -> bool:
@@ -513,7 +507,7 @@ class _Builder:
             for uid in f.connections:
                 if len(conns) >= self.limits.sequence_graphs:
                     break
-                c = self.by_uid.get(uid)
+                c = self.conn(uid)
                 if c is not None and c.proto == "tcp":
                     conns.setdefault(uid, c)
         if not conns:
@@ -540,9 +534,8 @@ class _Builder:
     def _choose_connection_rows(self) -> list[Connection | ConnRecord]:
         d = self.digest
         cap = self.limits.connection_rows
-        get = self.by_uid.get
         if d.n <= cap:
-            return [c for i in d.indexes() if (c := get(uid_of(i))) is not None]
+            return [c for i in d.indexes() if (c := self.conn(uid_of(i))) is not None]
         chosen: dict[str, Connection | ConnRecord] = {}
         for f in self.findings:
             if len(chosen) >= cap // 2:
@@ -550,7 +543,7 @@ class _Builder:
             for uid in f.connections:
                 if len(chosen) >= cap // 2:
                     break
-                c = self.by_uid.get(uid)
+                c = self.conn(uid)
                 if c is not None:
                     chosen.setdefault(uid, c)
         # Then the unusual ones (anything but a normal close), then the rest, by first frame.
@@ -559,7 +552,7 @@ class _Builder:
                 if len(chosen) >= cap:
                     break
                 uid = uid_of(i)
-                if uid not in chosen and (c := get(uid)) is not None:
+                if uid not in chosen and (c := self.conn(uid)) is not None:
                     chosen[uid] = c
         return sorted(chosen.values(), key=lambda c: c.index)
 

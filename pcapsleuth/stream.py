@@ -131,9 +131,7 @@ class StreamSink:
         self._conn_len = array("q")
         self._successor: dict[str, str] = {}
         self.refs: list[FindingRef] = []
-        self.count = 0
-        self.swept = 0  # of them, retired by the tracker's sweep before the capture ended
-        self.states: Counter[str] = Counter()
+        self.swept = 0  # connections the tracker's sweep retired before the capture ended
 
     # -- RetireSink -------------------------------------------------------------------------------
     def retired(self, conn: Connection) -> Any:
@@ -149,9 +147,6 @@ class StreamSink:
             self._conn_len.extend(array("q", bytes(8 * grow)))
         self._conn_at[i] = at
         self._conn_len[i] = length
-        self.count += 1
-        if conn.proto == "tcp":
-            self.states[d["conn_state"]] += 1
         self.digest.add(conn, d["conn_state"])
         if self.kept is not None:
             if len(self.kept) < self.keep:
@@ -229,8 +224,9 @@ class StreamedResult:
     def summary_text(self) -> str:
         from .summary import capture_summary
 
+        digest = self.sink.digest
         return capture_summary(self.capture, None, self.findings,  # type: ignore[arg-type]
-                               conn_states=(self.sink.count, self.sink.states))
+                               conn_states=(digest.n, Counter(dict(digest.state_counts("tcp")))))
 
     def report_view(self, full: Callable[[list[FindingRef]], Iterable[int]] | None = None) -> ReportView:
         """What the HTML report and the Markdown summary are drawn from. ``full`` picks the
@@ -271,20 +267,17 @@ class ReportView:
         c = self._cache.get(uid, False)
         if c is not False:
             return c  # type: ignore[return-value]
-        try:
-            i = uid_index(uid)
-        except ValueError:
-            i = 0
+        i = uid_index(uid) if uid[1:].isdigit() else 0
         kept = self._sink.kept
         if kept is not None:
             c = kept.get(i)
         else:
-            text = self._sink.connection_line(i) if i > 0 else None
+            text = self._sink.connection_line(i)
             c = None if text is None else ConnRecord(json.loads(text), i)
         self._cache[uid] = c
         return c
 
     def evidence_of(self, uid: str) -> Sequence[Packet]:
-        kept = self._sink.kept
-        c = kept.get(uid_index(uid)) if kept is not None and uid[1:].isdigit() else None
+        """Only kept connections have packets in memory; a record read back has none."""
+        c = self.connection(uid) if self._sink.kept is not None else None
         return c.evidence if c is not None else ()

@@ -926,14 +926,7 @@ class Tracker:
             ws = Conversation(src, sport)  # type: ignore[arg-type]
         conn.ws = ws
         is_orig = src == conn.orig.addr and sport == conn.orig.port
-        # Wireshark's per-segment analysis (_segment, spelled out on the per-packet path).
-        fl, extra, peer_frame = ws.analyze(src, sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
-                                           p.payload_len or 0, p.window, p.ts, p.no, syn_opts,  # type: ignore[arg-type]
-                                           p.ip_id)
-        if reused:
-            fl |= REUSED_PORTS
-        if fl:
-            self._event(conn, p, is_orig, fl, extra, peer_frame)
+        self._segment(conn, ws, p, is_orig, flags, syn_opts, reused)
         self._process(conn, p, is_orig, flags, syn_opts)
         return conn
 
