@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import operator
 import pickle
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 from .tcpopts import TcpOptions
@@ -229,26 +229,14 @@ class Conversation:
     # pickled, about 230 bytes. They stay the same Conversation objects (a connection and its
     # successor on the tuple share one, as Wireshark's do), only their insides are packed.
     def compact(self) -> None:
-        """Pack the two directions into bytes until they are next read (see :meth:`__getattr__`)."""
+        """Pack the two directions into bytes until they are next read (see
+        :class:`_PackedConversation`)."""
         if self._packed is None:
             # (pickle: our own numbers, tuples and lists, read back by this process only; smaller
             # and quicker here than marshal)
             self._packed = pickle.dumps((_kept_fields(self.d0), _kept_fields(self.d1)), pickle.HIGHEST_PROTOCOL)
             del self.d0, self.d1
-
-    if not TYPE_CHECKING:  # (hidden from mypy, which would let any attribute name pass)
-
-        def __getattr__(self, name: str) -> Any:
-            """Only reached for an attribute that is not set: ``d0`` or ``d1`` of a compacted
-            conversation, unpacked here."""
-            if name not in ("d0", "d1"):  # (first: copy and pickle probe for other names)
-                raise AttributeError(name)
-            packed = self._packed
-            if packed is None:
-                raise AttributeError(name)
-            self._packed = None
-            self.d0, self.d1 = (_unpacked_direction(fields) for fields in pickle.loads(packed))
-            return self.d0 if name == "d0" else self.d1
+            self.__class__ = _PackedConversation
 
     def rtt_stats(self, src: str, sport: int) -> tuple[_RttStats, _RttStats]:
         """(samples, sum, min, max) of the RTT of the data sent from ``src``:``sport``, then of the
@@ -524,3 +512,23 @@ class Conversation:
         else:
             fwd.win_scale = -2
             rev.win_scale = -2
+
+
+class _PackedConversation(Conversation):
+    """A compacted :class:`Conversation`: reading ``d0`` or ``d1`` unpacks it and makes it a plain
+    ``Conversation`` again. (The unpacking ``__getattr__`` is here, not on ``Conversation``: a class
+    with ``__getattr__`` loses CPython's fast attribute reads, and this one is read on every
+    segment.)"""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in ("d0", "d1"):  # (first: copy and pickle probe for other names)
+            raise AttributeError(name)
+        packed = self._packed
+        if packed is None:
+            raise AttributeError(name)
+        self._packed = None
+        self.d0, self.d1 = (_unpacked_direction(fields) for fields in pickle.loads(packed))
+        self.__class__ = Conversation  # type: ignore[assignment]  # (a plain one again: same layout)
+        return self.d0 if name == "d0" else self.d1

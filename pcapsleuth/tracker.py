@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import enum
 import itertools
+import operator
+import pickle
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -61,6 +63,8 @@ TOO_LARGE_SEQ_DELTA = 1048576  # Zeek's bound on believable SYN/RST sequence jum
 #: Packets kept per connection as evidence (the first ones, plus SYN/FIN/RST up to the same number).
 EVIDENCE_FIRST = 48
 EVIDENCE_CONTROL = 64
+_SLIMMED = EVIDENCE_CONTROL + 1  # n_control_evidence of a connection slimmed after a clean close
+_SLIMMING = EVIDENCE_CONTROL + 2  # ... while the packet that completed that close is processed
 MAX_TRANSITIONS = 48
 MAX_BLOCKS = 64
 _RETRANS_FAMILY = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION | RTO
@@ -72,8 +76,11 @@ MAX_CONNECTIONS = 200_000
 RECENT_RETIRED = 1 << 16
 #: Streaming: how often (capture time) the active table is swept, and how far timestamps may step
 #: back without a connection being retired early.
-SWEEP_EVERY_NS = 1_000_000_000
+SWEEP_EVERY_NS = 500_000_000
 SWEEP_SLACK_NS = 2_000_000_000
+#: Streaming: a TCP connection silent this long is packed (``Connection.compact``) until its next
+#: packet, or its retirement, reads it.
+COMPACT_IDLE_NS = 250_000_000
 #: UDP and ICMP "connections" end after this much silence.
 OTHER_TIMEOUT_NS = 60_000_000_000
 #: A closed connection whose tuple stays silent this long is final (Zeek's tcp_close_delay is 5 s).
@@ -150,7 +157,7 @@ class Endpoint:
         "ack_wraps", "window_scale", "window", "window_seq", "window_ack_seq", "fin_cnt", "rst_cnt", "syn_cnt",
         "fin_seq", "hist_last_syn", "hist_last_fin", "hist_last_rst", "gap_cnt", "did_close", "pkts", "ip_bytes",
         "last_reassem", "trim_seq", "blocks", "gap_bytes", "tcp_state", "data_bytes", "rxmit_pkts",
-        "rxmit_bytes", "isn", "syn_opts", "first_ttl", "first_mac", "last_ts", "fin_raw", "zero_windows",
+        "rxmit_bytes", "isn", "syn_raw", "first_ttl", "first_mac", "last_ts", "fin_raw", "zero_windows",
         "bad_checksums", "offloaded_checksums", "rsts", "fins", "syns", "data_pkts", "ts_first", "ts_last",
         "ts_pkts", "sack_pkts", "sack_blocks", "sack_max_edge", "max_window",
     )
@@ -184,7 +191,10 @@ class Endpoint:
         self.rxmit_pkts = 0  # also Zeek's history "T" counter
         self.rxmit_bytes = 0
         self.isn: int | None = None
-        self.syn_opts: dict[str, Any] | None = None
+        #: The raw TCP options of the SYN (or SYN-ACK) that set ``syn_opts``: parsed when read (a
+        #: parsed dict per endpoint cost ~250 bytes for every connection in memory; the bytes are
+        #: usually the SYN packet's own).
+        self.syn_raw: bytes | None = None
         self.first_ttl: int | None = None
         self.first_mac: str | None = None
         self.last_ts = 0
@@ -203,6 +213,13 @@ class Endpoint:
         self.sack_blocks = 0
         self.sack_max_edge: int | None = None  # highest right edge SACKed, relative to the peer's ISN
         self.max_window = 0  # the largest scaled window advertised (outside SYN/FIN/RST)
+
+    @property
+    def syn_opts(self) -> TcpOptions | None:
+        """The parsed options of this side's SYN (``pcapsleuth.tcpopts.parse_options``), None
+        before one was seen."""
+        raw = self.syn_raw
+        return None if raw is None else parse_options(raw)
 
     # Zeek's sequence bookkeeping --------------------------------------------------------------
     def update_last_seq(self, seq: int) -> None:
@@ -271,7 +288,7 @@ class Connection:
         "ack_frame", "evidence", "n_control_evidence", "_transitions", "close_first", "close_how",
         "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "successor",
         "last_syn_ts", "delete_at", "partial_close_at", "ws", "events", "event_counts", "events_dropped",
-        "event_bits", "pred_facts", "rtt_final",
+        "event_bits", "pred_facts", "rtt_final", "_packed", "_expires",
     )
 
     def __init__(self, index: int, key: tuple[Any, ...], proto: str, ip_version: int, orig: Endpoint,
@@ -333,6 +350,33 @@ class Connection:
         self.event_counts: dict[tuple[int, bool], int] = {}
         self.events_dropped = 0
         self.event_bits = 0  # counted flags kept in ``events`` on a non-SYN segment (resp's << 32)
+        #: While compacted (see :meth:`compact`): everything but ``_KEPT_UNPACKED``, pickled, and
+        #: when the sweep retires it unless a packet comes first (:func:`_retire_at`).
+        self._packed: bytes | None = None
+        self._expires: int | None = None
+
+    # Compaction ---------------------------------------------------------------------------------
+    # On a busy host most of the connections in memory at any moment have closed and wait for Zeek's
+    # timers (five seconds and more): two endpoints, their numbers, the evidence packets and the
+    # transitions cost about 4 kB as objects, a fifth of that pickled. The sweep packs such idle
+    # connections; any other read of a packed attribute brings them back (``_PackedConnection``), so
+    # a late packet, the detectors and the report see the same object as before.
+    def compact(self) -> None:
+        """Pack everything but what the sweep reads until it is next read (see
+        :class:`_PackedConnection`)."""
+        if self._packed is not None:
+            return
+        self._expires = _retire_at(self)
+        values = list(_packed_fields(self))
+        values[_AT_ORIG] = _endpoint_fields(self.orig)
+        values[_AT_RESP] = _endpoint_fields(self.resp)
+        values[_AT_EVIDENCE] = [tuple(p) for p in self.evidence]
+        self._packed = pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
+        _drop_packed(self)
+        self.__class__ = _PackedConnection
+        if self.ws is not None:
+            self.ws.compact()
+
 
     @property
     def uid(self) -> str:
@@ -574,6 +618,66 @@ class RetireSink(Protocol):
         """A connection handed over earlier got a successor: ``old_uid``'s ``successor`` is ``new_uid``."""
 
 
+class _PackedConnection(Connection):
+    """A compacted :class:`Connection` (see :meth:`Connection.compact`): the first read of a packed
+    attribute unpacks it and makes it a plain ``Connection`` again.
+
+    (The unpacking ``__getattr__`` lives here, not on ``Connection``: a class with ``__getattr__``
+    loses CPython's fast attribute reads, and connections are read on every packet.)
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        packed = self._packed
+        if packed is None or name not in _PACKED_SET:
+            raise AttributeError(name)
+        self._packed = self._expires = None
+        values = pickle.loads(packed)
+        values[_AT_ORIG] = _endpoint_from(values[_AT_ORIG])
+        values[_AT_RESP] = _endpoint_from(values[_AT_RESP])
+        values[_AT_EVIDENCE] = [_new_packet(Packet, t) for t in values[_AT_EVIDENCE]]
+        _set_packed(self, *values)
+        self.__class__ = Connection  # type: ignore[assignment]  # (a plain one again: same layout)
+        return getattr(self, name)
+
+
+#: What a compacted connection keeps as attributes: what the sweep and the table read.
+_KEPT_UNPACKED = frozenset({"index", "key", "proto", "first_ts", "last_ts", "delete_at", "partial_close_at", "ws",
+                            "finished", "_packed", "_expires"})
+_PACKED = tuple(name for name in Connection.__slots__ if name not in _KEPT_UNPACKED)
+_PACKED_SET = frozenset(_PACKED)
+_packed_fields = operator.attrgetter(*_PACKED)
+_AT_ORIG, _AT_RESP, _AT_EVIDENCE = (_PACKED.index(name) for name in ("orig", "resp", "evidence"))
+_endpoint_fields = operator.attrgetter(*Endpoint.__slots__)
+_new_packet = tuple.__new__
+
+
+def _straight_line(name: str, params: str, body: Iterable[str]) -> Any:
+    """A function of plain statements, one per attribute: setting or deleting ~50 slots this way
+    costs a microsecond, a loop of ``setattr`` calls four (as ``dataclasses`` builds ``__init__``)."""
+    namespace: dict[str, Any] = {}
+    exec(f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body), namespace)  # noqa: S102
+    return namespace[name]
+
+
+_drop_packed = _straight_line("_drop_packed", "c", (f"del c.{n}" for n in _PACKED))
+_set_packed = _straight_line("_set_packed", "c, " + ", ".join(_PACKED), (f"c.{n} = {n}" for n in _PACKED))
+_set_endpoint = _straight_line("_set_endpoint", "e, " + ", ".join(Endpoint.__slots__),
+                               (f"e.{n} = {n}" for n in Endpoint.__slots__))
+
+
+def _endpoint_from(values: tuple[Any, ...]) -> Endpoint:
+    ep = Endpoint.__new__(Endpoint)
+    _set_endpoint(ep, *values)
+    # (the module's own strings again, not the copies pickle made: shared, and kept by _Retired)
+    ep.tcp_state = _CANONICAL.get(ep.tcp_state, ep.tcp_state)  # type: ignore[arg-type]
+    return ep
+
+
+_CANONICAL = {name: name for name in _TCP_STATES}
+
+
 class _Retired(NamedTuple):
     """A swept connection's digest: enough to link (and describe) a successor on its tuple.
     (Tens of thousands are kept: the uid is rebuilt from the number, the originator is named by
@@ -588,6 +692,33 @@ class _Retired(NamedTuple):
     resp_tcp_state: str | None
     syn_only: bool  # the originator's SYN was never answered (simultaneous open if the peer SYNs)
     facts: Any
+
+
+# A _Retired as kept, tens of thousands at once: (number, last_ts, orig_first | syn_only << 1, RFC 793
+# state codes of both sides) packed in 19 bytes, beside the shared conn_state and history strings and
+# the facts (about 130 bytes where the named tuple with its own integers and strings costs 300).
+_RETIRED_HEAD = struct.Struct("<qqBBB")
+_NO_STATE = 255
+
+
+def _pack_retired(r: _Retired) -> tuple[Any, ...]:
+    try:
+        head = _RETIRED_HEAD.pack(r.number, r.last_ts, r.orig_first | r.syn_only << 1,
+                                  _TCP_STATE_CODE.get(r.orig_tcp_state, _NO_STATE),  # type: ignore[arg-type]
+                                  _TCP_STATE_CODE.get(r.resp_tcp_state, _NO_STATE))  # type: ignore[arg-type]
+    except struct.error:  # (a timestamp beyond 64 bits, from a mangled capture)
+        return r
+    return (head, r.conn_state, r.history, r.facts)
+
+
+def _unpack_retired(kept: tuple[Any, ...]) -> _Retired:
+    if isinstance(kept, _Retired):
+        return kept
+    head, conn_state, history, facts = kept
+    number, last_ts, bits, o_code, r_code = _RETIRED_HEAD.unpack(head)
+    return _Retired(number, last_ts, bool(bits & 1), conn_state, history,
+                    None if o_code == _NO_STATE else _TCP_STATES[o_code],
+                    None if r_code == _NO_STATE else _TCP_STATES[r_code], bool(bits & 2), facts)
 
 
 class Tracker:
@@ -626,7 +757,7 @@ class Tracker:
         self.sink = sink
         #: Streaming: what is remembered of the last retired connection per 4-tuple, so that a later
         #: connection on the tuple is linked to it as its predecessor (bounded, oldest dropped).
-        self.retired: OrderedDict[tuple[Any, ...], _Retired] = OrderedDict()
+        self.retired: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()  # (_pack_retired)
         self._histories: dict[str, str] = {}
         #: Streaming: the connection last put at the end of ``active`` (a new one, or one moved there
         #: by its packet). Nine packets in ten follow one of the same connection (a capture is
@@ -707,9 +838,9 @@ class Tracker:
             if len(histories) > 4096:
                 histories.clear()
             history = histories.setdefault(conn.history, conn.history)
-            retired[key] = _Retired(conn.index, conn.last_ts, o.addr == key[0] and o.port == key[1], conn.conn_state,
-                                    history, o.tcp_state, r.tcp_state,
-                                    o.state == _SYN_SENT and r.state == _INACTIVE, facts)
+            retired[key] = _pack_retired(_Retired(
+                conn.index, conn.last_ts, o.addr == key[0] and o.port == key[1], conn.conn_state, history,
+                o.tcp_state, r.tcp_state, o.state == _SYN_SENT and r.state == _INACTIVE, facts))
             if len(retired) > RECENT_RETIRED:
                 retired.popitem(last=False)
         return facts
@@ -721,23 +852,37 @@ class Tracker:
 
         The active table is in order of last activity (``_tcp`` and ``_other`` move a connection to
         its end on each packet): the sweep walks it from the idlest and stops at the first connection
-        active within the slack.
+        active within ``COMPACT_IDLE_NS``, packing the quiet TCP connections it passes.
         """
         self._next_sweep = now + SWEEP_EVERY_NS
         horizon = now - SWEEP_SLACK_NS
+        quiet = now - COMPACT_IDLE_NS
         victims = []
         for key, conn in self.active.items():
             if conn.last_ts > horizon:
-                break
-            idle = horizon - conn.last_ts >= (INACTIVITY_NS if conn.proto == "tcp" else OTHER_TIMEOUT_NS)
-            if idle or (conn.proto == "tcp" and (conn.orig.did_close or conn.resp.did_close)
-                        and self._expired(conn, horizon)):
+                if conn.last_ts > quiet:
+                    break
+                # Quiet, but within the slack: not over yet, only packed (a late packet unpacks it).
+                if (conn._packed is None and conn.proto == "tcp" and conn.orig.last_ts <= quiet
+                        and conn.resp.last_ts <= quiet):
+                    conn.compact()
+                continue
+            if conn.proto != "tcp":
+                if horizon - conn.last_ts >= OTHER_TIMEOUT_NS:
+                    victims.append((key, conn))
+                continue
+            expires = conn._expires  # (packed: known, its endpoints cannot change until a packet)
+            if expires is not None:
+                if expires <= horizon:
+                    victims.append((key, conn))
+            elif (horizon - conn.last_ts >= INACTIVITY_NS
+                    or ((conn.orig.did_close or conn.resp.did_close) and self._expired(conn, horizon))):
                 victims.append((key, conn))
-            elif conn.ws is not None and conn.orig.last_ts <= horizon and conn.resp.last_ts <= horizon:
-                # Waiting for Zeek's timers (mostly closed, lingering): pack its conversation until
-                # a packet or the detectors need it (most of the connections of a busy capture are
-                # in this state at any time).
-                conn.ws.compact()
+            elif conn._packed is None and conn.orig.last_ts <= quiet and conn.resp.last_ts <= quiet:
+                # Waiting for Zeek's timers (mostly closed, lingering): pack it until a packet or
+                # the detectors need it (most of the connections of a busy capture are in this
+                # state at any time).
+                conn.compact()
         self.swept += len(victims)
         self._retire_all(victims)
 
@@ -752,9 +897,10 @@ class Tracker:
 
     def _link_retired(self, key: tuple[Any, ...], conn: Connection, p: Packet) -> None:
         """Streaming: ``conn`` is the first connection on a tuple whose last one was swept out."""
-        old = self.retired.pop(key, None)
-        if old is None:
+        kept = self.retired.pop(key, None)
+        if kept is None:
             return
+        old = _unpack_retired(kept)
         old_uid = uid_of(old.number)
         conn.predecessor = old_uid
         conn.pred_info = {"uid": old_uid, "conn_state": old.conn_state, "history": old.history,
@@ -1145,8 +1291,8 @@ class Tracker:
                 ep.window_ack_seq = ack
                 peer.window_seq = ack
                 peer.window_ack_seq = seq
-            if ep.syn_opts is None or not ackf or ep.isn is None:
-                ep.syn_opts = opts
+            if ep.syn_raw is None or not ackf or ep.isn is None:
+                ep.syn_raw = p.options or b""  # (``opts`` is parse_options of these)
             if ep.isn is None or ep.isn != seq:
                 ep.isn = seq
             ep.syn_cnt += 1
@@ -1254,7 +1400,13 @@ class Tracker:
 
         ev = conn.evidence
         if len(ev) < EVIDENCE_FIRST:
-            ev.append(p)
+            # (A connection slimmed after its clean close keeps only what could still be news: a
+            # SYN, FIN or RST, or data. Its last ACKs made a sixth of a busy capture's peak memory.)
+            nce = conn.n_control_evidence
+            if nce < _SLIMMED or (nce == _SLIMMED and (sfr or length)):
+                ev.append(p)
+            elif nce == _SLIMMING:  # the FIN that completed the clean close: no news either
+                conn.n_control_evidence = _SLIMMED
         elif sfr and conn.n_control_evidence < EVIDENCE_CONTROL:
             conn.n_control_evidence += 1
             ev.append(p)
@@ -1426,6 +1578,30 @@ def uid_index(uid: str) -> int:
     return int(uid[1:])
 
 
+def _retire_at(conn: Connection) -> int:
+    """From when the sweep retires this TCP connection if no packet reaches it first: the earliest
+    ``now`` at which it has been idle ``INACTIVITY_NS`` or, with a side closed,
+    :meth:`Tracker._expired` holds. (Each of those conditions is "now at or past some time";
+    ``tests/test_memory.py`` checks this against them on every capture.)"""
+    at = conn.last_ts + INACTIVITY_NS
+    o, r = conn.orig, conn.resp
+    if not (o.did_close or r.did_close):
+        return at
+    if conn.delete_at is not None:
+        at = min(at, conn.delete_at)
+    reset = o.state == _RESET or r.state == _RESET
+    if (conn.partial_close_at is not None and o.state != _INACTIVE and r.state != _INACTIVE
+            and not (o.did_close and r.did_close) and not reset):
+        at = min(at, conn.partial_close_at)
+    if (o.did_close and r.did_close) or reset or o.state == _INACTIVE or r.state == _INACTIVE:
+        # the first ExpireTimer firing after tcp_connection_linger
+        first = conn.first_ts + EXPIRE_FIRST_NS
+        linger_end = conn.last_ts + CLOSE_LINGER_NS
+        k = 0 if first > linger_end else (linger_end - first) // EXPIRE_EVERY_NS + 1
+        at = min(at, first + k * EXPIRE_EVERY_NS)
+    return at
+
+
 def _freeze_rtt(conn: Connection) -> None:
     """Fix a finished connection's RTT before a successor on its tuple shares its conversation.
     (Both sides from one ``rtt_stats``: on a compacted conversation, one read of its bytes.)"""
@@ -1449,7 +1625,8 @@ def _rtt_dict(stats: tuple[int, int, int | None, int | None]) -> dict[str, Any] 
 
 def _slim_if_clean(conn: Connection) -> None:
     """A connection that just closed with a FIN each way and nothing unusual keeps no evidence
-    packets (a report refetches them from the file); no detector reads them.
+    packets (a report refetches them from the file); no detector reads them. Later packets are
+    kept only if they could be news: a SYN, FIN or RST, or data (not the last ACKs).
 
     ``tests/test_memory.py`` proves the last point on every sample and corpus capture.
     """
@@ -1458,7 +1635,7 @@ def _slim_if_clean(conn: Connection) -> None:
             or conn.syn_frame is None or conn.synack_frame is None or conn.ack_frame is None):
         return
     conn.evidence = []
-    conn.n_control_evidence = EVIDENCE_CONTROL  # later packets only fill the first-packets quota
+    conn.n_control_evidence = _SLIMMING  # later packets: only SYN, FIN, RST or data, first-packets quota
 
 
 def _track_options(ep: Endpoint, peer: Endpoint, opts: bytes) -> None:

@@ -116,3 +116,95 @@ def test_max_connections_bounds_the_table_and_is_reported(tmp_path: Path) -> Non
     err = io.StringIO()
     assert main(["analyze", "--max-connections", "0", str(path)], stdout=io.StringIO(), stderr=err) == 2
     assert "--max-connections" in err.getvalue()
+
+
+def _swept(conn: Any, now: int) -> bool:
+    """The sweep's own test of an unpacked TCP connection (``Tracker._sweep``)."""
+    from pcapsleuth.tracker import INACTIVITY_NS
+
+    return (now - conn.last_ts >= INACTIVITY_NS
+            or ((conn.orig.did_close or conn.resp.did_close) and Tracker._expired(conn, now)))
+
+
+@pytest.mark.parametrize("path", _captures(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_retire_at_is_when_the_sweep_would_retire(path: Path) -> None:
+    """A packed connection is retired by the time ``_retire_at`` computed when it was packed; the
+    sweep tests an unpacked one with Zeek's timers. Both must give the same moment, to the ns."""
+    from pcapsleuth.tracker import _retire_at
+
+    conns = [c for c in _analyze(path).connections if c.proto == "tcp"]
+    assert conns or path.parent.name != "basic"
+    for c in conns:
+        at = _retire_at(c)
+        assert _swept(c, at), c.uid
+        assert not _swept(c, at - 1), c.uid
+        for step in (10**6, 10**9, 7 * 10**9, 10**11):
+            assert _swept(c, at + step) and not _swept(c, at - step), (c.uid, step)
+
+
+@pytest.mark.parametrize("path", _captures(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_compacted_connections_come_back_the_same(path: Path) -> None:
+    """``Connection.compact`` packs a connection (and its conversation); reading it brings back the
+    same facts: JSON, evidence packets, endpoints, analysis state."""
+    from pcapsleuth.tcpanalysis import Conversation, _kept_fields
+    from pcapsleuth.tracker import _PACKED, Connection, _endpoint_fields, _PackedConnection
+
+    conns = _analyze(path).connections
+    for c in conns:
+        if c.proto != "tcp":
+            continue
+        before = (c.to_dict(), list(c.evidence), _endpoint_fields(c.orig), _endpoint_fields(c.resp),
+                  c.analysis_counts(), c.transitions)
+        ws = c.ws
+        ws_before = (_kept_fields(ws.d0), _kept_fields(ws.d1)) if ws is not None else None
+        c.compact()
+        assert type(c) is _PackedConnection and c._packed
+        for name in _PACKED:  # the slots themselves are empty (read past __getattr__)
+            with pytest.raises(AttributeError):
+                getattr(Connection, name).__get__(c, Connection)
+        if ws is not None:
+            assert type(ws) is not Conversation and ws._packed
+        after = (c.to_dict(), list(c.evidence), _endpoint_fields(c.orig), _endpoint_fields(c.resp),
+                 c.analysis_counts(), c.transitions)
+        assert type(c) is Connection and c._packed is None and c._expires is None
+        assert after == before, c.uid
+        assert all(type(p) is type(q) for p, q in zip(after[1], before[1], strict=True))
+        if ws is not None:
+            assert (_kept_fields(ws.d0), _kept_fields(ws.d1)) == ws_before
+            assert type(ws) is Conversation
+
+
+def test_packed_connections_hold_no_endpoints() -> None:
+    """What packing is for: the endpoint objects and evidence packets are let go."""
+    import gc
+
+    from pcapsleuth.tracker import Endpoint
+
+    path = next(p for p in sample_captures() if p.name == "closewait-minefield.pcap")
+    conns = [c for c in _analyze(path).connections if c.proto == "tcp"]
+    assert conns
+    gc.collect()
+    live = sum(1 for o in gc.get_objects() if type(o) is Endpoint)
+    for c in conns:
+        c.compact()
+    gc.collect()
+    assert sum(1 for o in gc.get_objects() if type(o) is Endpoint) <= live - 2 * len(conns)
+    assert all(c.proto == "tcp" for c in conns)  # (the kept attributes are read without unpacking)
+    assert sum(1 for o in gc.get_objects() if type(o) is Endpoint) <= live - 2 * len(conns)
+
+
+def test_linux_syn_options_fast_path_equals_the_general_parser() -> None:
+    """``parse_options`` reads Linux's usual 20-byte SYN options with one unpack; the same bytes
+    with a trailing NOP take the general loop. Both must agree on every SYN of every capture."""
+    from pcapsleuth.tcpopts import parse_options
+
+    seen = 0
+    for path in _captures():
+        with Capture(path) as cap:
+            for p in cap:
+                if p.proto == 6 and p.flags is not None and p.flags & 2 and p.options and len(p.options) == 20:
+                    fast = parse_options(p.options)
+                    assert fast == parse_options(p.options + b"\x01"), (path.name, p.no)
+                    assert list(fast) == list(parse_options(p.options + b"\x01")), (path.name, p.no)
+                    seen += "ts_val" in fast
+    assert seen > 100
