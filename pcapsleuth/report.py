@@ -37,7 +37,7 @@ from ._version import __version__
 from .findings import SEVERITIES, Finding, severity_rank
 from .packet import Direction, Packet, flag_names
 from .resources import templates_dir
-from .tracker import uid_of
+from .tracker import uid_index, uid_of
 from .util import iso_ts, no_cyclic_gc
 
 if TYPE_CHECKING:
@@ -121,12 +121,32 @@ def template_environment(template_dir: str | os.PathLike[str] | None = None) -> 
     return _environment(None if template_dir is None else os.path.abspath(os.fspath(template_dir)))
 
 
+class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """jinja2's cache of compiled templates (in a private directory of the user's under the temp
+    directory; a changed template has another checksum, so it is compiled again). Compiling the
+    report template costs about 0.1 s a run; a cache that cannot be written costs only that."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _QuietBytecodeCache()
+    except (OSError, RuntimeError):  # (no safe private directory to be had)
+        return None
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(template_dir: str | None) -> jinja2.Environment:
     paths = [template_dir] if template_dir is not None else []
     paths.append(os.fspath(templates_dir()))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(paths),
+        bytecode_cache=_bytecode_cache(),
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -482,7 +502,13 @@ class _Builder:
         connections were inferred to pass through at those frames."""
         from .plots import ladder_figure, ladder_states
 
-        conns = [c for u in f.connections[:_LOOKED_AT] if (c := self.conn(u)) is not None]
+        uids = f.connections[:_LOOKED_AT]
+        if ladder and self.info.engine == "fast" and not self.info.damage.count("time_backwards"):
+            # Timestamps only go forward: a connection that starts after the ladder's last packet
+            # has none of its frames (and is not read back from the spill for nothing).
+            last, first = max(p.ts for p in ladder), self.digest.first_ts
+            uids = [u for u in uids if not ((i := uid_index(u)) < len(first) and first[i] > last)]
+        conns = [c for u in uids if (c := self.conn(u)) is not None]
         frames = {p.no for p in ladder}
         states = {n: v for n, v in ladder_states(conns).items() if n in frames}
         return ladder_figure(ladder, title=f"Finding {index}: {f.id}", t0=self.t0,

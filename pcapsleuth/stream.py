@@ -11,6 +11,7 @@ findings by severity and first frame): byte for byte the same document
 from __future__ import annotations
 
 import json
+import struct
 import tempfile
 from array import array
 from collections import Counter
@@ -30,6 +31,11 @@ from .util import json_safe
 __all__ = ["ReportView", "StreamSink", "StreamedResult"]
 
 _encode = json.JSONEncoder(ensure_ascii=False).encode
+
+#: FindingRef's numbers: sort key (severity rank, first frame, order found), first and last
+#: timestamps (``_NO_TS`` for None), place and length in the spill.
+_NUMS = struct.Struct("<qqqqqqq")
+_NO_TS = -(2**63)
 
 #: A light finding (one the report only counts and groups) keeps the uids of this many connections.
 _LIGHT_CONNS = 500
@@ -70,20 +76,57 @@ class _Spill:
 
 class FindingRef:
     """A spilled finding: what sorting, suppression, ``--fail-on`` and the summary need; the rest
-    (:meth:`to_dict`, :attr:`summary`) is read back from the spill."""
+    (:meth:`to_dict`, :attr:`summary`) is read back from the spill.
 
-    __slots__ = ("id", "severity", "title", "key", "first_ts", "last_ts", "conns", "at", "length", "spill")
+    A busy capture can raise one finding per connection (a reset each), so a reference is small:
+    its numbers packed in one ``bytes`` (sort key, timestamps, place in the spill), the id,
+    severity and title strings shared with every other finding of its kind, and one connection
+    number as an int rather than an array.
+    """
+
+    __slots__ = ("id", "severity", "title", "_nums", "_conns", "spill")
 
     def __init__(self, f: Finding, seq: int, spill: _Spill) -> None:
         self.id = f.id
         self.severity = f.severity
         self.title = f.title
-        self.key = (*f.sort_key(), seq)
-        self.first_ts = f.first_ts
-        self.last_ts = f.last_ts
-        self.conns = array("q", (uid_index(u) for u in f.connections))
+        rank, frame, _ = f.sort_key()
+        at, length = spill.write(json_safe(_encode(f.to_dict())))
+        nums = (rank, frame, seq, _NO_TS if f.first_ts is None else f.first_ts,
+                _NO_TS if f.last_ts is None else f.last_ts, at, length)
+        try:
+            self._nums: bytes | tuple[int, ...] = _NUMS.pack(*nums)
+        except struct.error:  # (a timestamp beyond 64 bits, from a mangled capture)
+            self._nums = nums
+        conns = [uid_index(u) for u in f.connections]
+        self._conns: int | array[int] = conns[0] if len(conns) == 1 else array("q", conns)
         self.spill = spill
-        self.at, self.length = spill.write(json_safe(_encode(f.to_dict())))
+
+    def _numbers(self) -> tuple[int, ...]:
+        n = self._nums
+        return _NUMS.unpack(n) if type(n) is bytes else n  # type: ignore[return-value]
+
+    @property
+    def key(self) -> tuple[int, int, str, int]:
+        """The order of ``detect``'s findings: severity, first frame, id, then order of finding."""
+        rank, frame, seq = self._numbers()[:3]
+        return (rank, frame, self.id, seq)
+
+    @property
+    def first_ts(self) -> int | None:
+        ts = self._numbers()[3]
+        return None if ts == _NO_TS else ts
+
+    @property
+    def last_ts(self) -> int | None:
+        ts = self._numbers()[4]
+        return None if ts == _NO_TS else ts
+
+    @property
+    def conns(self) -> Sequence[int]:
+        """The finding's connection numbers (``uid_index`` of its uids)."""
+        c = self._conns
+        return (c,) if isinstance(c, int) else c
 
     def finding(self, full: bool = True) -> Finding:
         """The finding again: in full from the spill, or (``full=False``) a light one with what
@@ -96,7 +139,8 @@ class FindingRef:
                        self.first_ts, self.last_ts, {}, self.severity, self.title)
 
     def text(self) -> str:
-        return self.spill.read(self.at, self.length)
+        at, length = self._numbers()[5:]
+        return self.spill.read(at, length)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.text())  # type: ignore[no-any-return]
@@ -106,7 +150,7 @@ class FindingRef:
         return str(self.to_dict()["summary"])
 
 
-def _ref_conns(ref: FindingRef) -> array[int]:
+def _ref_conns(ref: FindingRef) -> Sequence[int]:
     return ref.conns
 
 
@@ -128,7 +172,7 @@ class StreamSink:
         self._conns = _Spill()
         self._findings = _Spill()
         self._conn_at = array("q")
-        self._conn_len = array("q")
+        self._conn_len = array("I")  # (a JSON line is far below 4 GiB)
         self._successor: dict[str, str] = {}
         self.refs: list[FindingRef] = []
         self.swept = 0  # connections the tracker's sweep retired before the capture ended
@@ -144,7 +188,7 @@ class StreamSink:
         if i >= len(self._conn_at):
             grow = max(i + 1 - len(self._conn_at), len(self._conn_at))
             self._conn_at.extend(array("q", bytes(8 * grow)))
-            self._conn_len.extend(array("q", bytes(8 * grow)))
+            self._conn_len.extend(array("I", bytes(4 * grow)))
         self._conn_at[i] = at
         self._conn_len[i] = length
         self.digest.add(conn, d["conn_state"])

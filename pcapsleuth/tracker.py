@@ -72,8 +72,10 @@ _RETRANS_FAMILY = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
 RECENT_CONVERSATIONS = 16384  # out-of-order ranges remembered per endpoint for gap detection
 #: Connections tracked at once by default; beyond it the least recently active tenth is finished.
 MAX_CONNECTIONS = 200_000
-#: Streaming: 4-tuples whose last connection is remembered for linking a successor to it.
-RECENT_RETIRED = 1 << 16
+#: Streaming: 4-tuples whose last connection is remembered for linking a successor to it (about
+#: 250 bytes each; twice RECENT_CONVERSATIONS: a tuple reused later than that has lost its
+#: Wireshark conversation anyway. At 2,000 connections a second that is 16 s of them).
+RECENT_RETIRED = 1 << 15
 #: Streaming: how often (capture time) the active table is swept, and how far timestamps may step
 #: back without a connection being retired early.
 SWEEP_EVERY_NS = 500_000_000
