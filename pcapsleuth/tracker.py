@@ -151,6 +151,9 @@ _SIDES = ("orig", "resp")
 _INT64_MAX = 2**63 - 1
 
 
+_SYN_OPTS: dict[bytes, TcpOptions] = {}
+
+
 class Endpoint:
     """One side of a TCP connection: Zeek's endpoint state plus what pcapsleuth measures."""
 
@@ -221,7 +224,16 @@ class Endpoint:
         """The parsed options of this side's SYN (``pcapsleuth.tcpopts.parse_options``), None
         before one was seen."""
         raw = self.syn_raw
-        return None if raw is None else parse_options(raw)
+        if raw is None:
+            return None
+        # (The report, detectors and JSON of one connection read it several times in a row: the
+        # last few parses are kept, by their bytes. Callers only read the dict.)
+        opts = _SYN_OPTS.get(raw)
+        if opts is None:
+            if len(_SYN_OPTS) >= 16:
+                _SYN_OPTS.clear()
+            opts = _SYN_OPTS[raw] = parse_options(raw)
+        return opts
 
     # Zeek's sequence bookkeeping --------------------------------------------------------------
     def update_last_seq(self, seq: int) -> None:
