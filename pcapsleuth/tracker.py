@@ -873,29 +873,21 @@ class Tracker:
         quiet = now - COMPACT_IDLE_NS
         victims = []
         for key, conn in self.active.items():
-            if conn.last_ts > horizon:
-                if conn.last_ts > quiet:
-                    break
-                # Quiet, but within the slack: not over yet, only packed (a late packet unpacks it).
-                if (conn._packed is None and conn.proto == "tcp" and conn.orig.last_ts <= quiet
-                        and conn.resp.last_ts <= quiet):
-                    conn.compact()
-                continue
+            if conn.last_ts > quiet:
+                break
             if conn.proto != "tcp":
                 if horizon - conn.last_ts >= OTHER_TIMEOUT_NS:
                     victims.append((key, conn))
                 continue
-            expires = conn._expires  # (packed: known, its endpoints cannot change until a packet)
-            if expires is not None:
-                if expires <= horizon:
+            if conn.last_ts <= horizon:  # (within the slack: not over yet)
+                expires = conn._expires  # (a packed one's: computed when it was packed)
+                if (_retire_at(conn) if expires is None else expires) <= horizon:
                     victims.append((key, conn))
-            elif (horizon - conn.last_ts >= INACTIVITY_NS
-                    or ((conn.orig.did_close or conn.resp.did_close) and self._expired(conn, horizon))):
-                victims.append((key, conn))
-            elif conn._packed is None and conn.orig.last_ts <= quiet and conn.resp.last_ts <= quiet:
-                # Waiting for Zeek's timers (mostly closed, lingering): pack it until a packet or
-                # the detectors need it (most of the connections of a busy capture are in this
-                # state at any time).
+                    continue
+            if conn._packed is None and conn.orig.last_ts <= quiet and conn.resp.last_ts <= quiet:
+                # Quiet, mostly closed and waiting for Zeek's timers: packed until a packet or the
+                # detectors need it (most of the connections of a busy capture are in this state at
+                # any time).
                 conn.compact()
         self.swept += len(victims)
         self._retire_all(victims)
@@ -978,8 +970,8 @@ class Tracker:
         flags = p.flags
         assert flags is not None
         closed = conn.orig.did_close or conn.resp.did_close
-        if closed and self._expired(conn, p.ts):
-            return True
+        if closed and p.ts >= _retire_at(conn):
+            return True  # one of Zeek's close timers has removed the connection
         if p.ts - conn.last_ts >= INACTIVITY_NS:
             return True  # Zeek's inactivity timer has expired the connection
         if not flags & TCP_SYN:
@@ -1005,31 +997,6 @@ class Tracker:
                 conn.weird("active_connection_reuse", p.no)
             return True
         return True
-
-    @staticmethod
-    def _expired(conn: Connection, now: int) -> bool:
-        """Has one of Zeek's close timers removed this (partly) closed connection by ``now``?
-
-        Timers due at or before a packet's time fire before the packet is processed.
-        """
-        o, r = conn.orig, conn.resp
-        if conn.delete_at is not None and now >= conn.delete_at:
-            return True  # tcp_close_delay after the close completed
-        reset = o.state == _RESET or r.state == _RESET
-        if (conn.partial_close_at is not None and now >= conn.partial_close_at and o.state != _INACTIVE
-                and r.state != _INACTIVE and not (o.did_close and r.did_close) and not reset):
-            return True  # tcp_partial_close_delay after a FIN that was the side's first packet
-        # ExpireTimer: first at creation + tcp_SYN_timeout, then every tcp_session_timer; it removes
-        # a connection idle for tcp_connection_linger once a side has closed and the other side has
-        # closed too, reset, or never said anything.
-        if (o.did_close and r.did_close) or reset or o.state == _INACTIVE or r.state == _INACTIVE:
-            first = conn.first_ts + EXPIRE_FIRST_NS
-            if now >= first:
-                k = (now - first) // EXPIRE_EVERY_NS
-                fired = first + k * EXPIRE_EVERY_NS
-                if fired > conn.last_ts + CLOSE_LINGER_NS:
-                    return True
-        return False
 
     def _tcp(self, p: Packet, analyze_only: bool = False) -> Connection | None:
         """Track a TCP segment; ``analyze_only``: run only the per-segment analysis, if tracked."""
@@ -1593,22 +1560,25 @@ def uid_index(uid: str) -> int:
 
 
 def _retire_at(conn: Connection) -> int:
-    """From when the sweep retires this TCP connection if no packet reaches it first: the earliest
-    ``now`` at which it has been idle ``INACTIVITY_NS`` or, with a side closed,
-    :meth:`Tracker._expired` holds. (Each of those conditions is "now at or past some time";
-    ``tests/test_memory.py`` checks this against them on every capture.)"""
+    """When Zeek's timers remove this TCP connection if no packet reaches it first: the earliest
+    ``now`` at which it has been idle ``INACTIVITY_NS`` or, with a side closed, a close timer has
+    fired. Timers due at or before a packet's time fire before the packet is processed.
+    (``tests/test_memory.py`` checks this against the timers written as conditions on ``now``, on
+    every capture.)"""
     at = conn.last_ts + INACTIVITY_NS
     o, r = conn.orig, conn.resp
     if not (o.did_close or r.did_close):
         return at
     if conn.delete_at is not None:
-        at = min(at, conn.delete_at)
+        at = min(at, conn.delete_at)  # tcp_close_delay after the close completed
     reset = o.state == _RESET or r.state == _RESET
     if (conn.partial_close_at is not None and o.state != _INACTIVE and r.state != _INACTIVE
             and not (o.did_close and r.did_close) and not reset):
-        at = min(at, conn.partial_close_at)
+        at = min(at, conn.partial_close_at)  # tcp_partial_close_delay after a FIN that was the side's first packet
+    # ExpireTimer: first at creation + tcp_SYN_timeout, then every tcp_session_timer; it removes a
+    # connection idle for tcp_connection_linger once a side has closed and the other side has
+    # closed too, reset, or never said anything. Its first firing after the linger:
     if (o.did_close and r.did_close) or reset or o.state == _INACTIVE or r.state == _INACTIVE:
-        # the first ExpireTimer firing after tcp_connection_linger
         first = conn.first_ts + EXPIRE_FIRST_NS
         linger_end = conn.last_ts + CLOSE_LINGER_NS
         k = 0 if first > linger_end else (linger_end - first) // EXPIRE_EVERY_NS + 1

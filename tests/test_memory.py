@@ -119,17 +119,38 @@ def test_max_connections_bounds_the_table_and_is_reported(tmp_path: Path) -> Non
 
 
 def _swept(conn: Any, now: int) -> bool:
-    """The sweep's own test of an unpacked TCP connection (``Tracker._sweep``)."""
-    from pcapsleuth.tracker import INACTIVITY_NS
+    """Zeek's timers as conditions on ``now`` (the oracle for ``_retire_at``): has the connection
+    been idle for ``tcp_inactivity_timeout``, or, with a side closed, has one of the close timers
+    removed it? Timers due at or before ``now`` have fired."""
+    from pcapsleuth.tracker import CLOSE_LINGER_NS, EXPIRE_EVERY_NS, EXPIRE_FIRST_NS, INACTIVITY_NS, EndpointState
 
-    return (now - conn.last_ts >= INACTIVITY_NS
-            or ((conn.orig.did_close or conn.resp.did_close) and Tracker._expired(conn, now)))
+    if now - conn.last_ts >= INACTIVITY_NS:
+        return True
+    o, r = conn.orig, conn.resp
+    if not (o.did_close or r.did_close):
+        return False
+    if conn.delete_at is not None and now >= conn.delete_at:
+        return True  # tcp_close_delay after the close completed
+    inactive, reset = EndpointState.INACTIVE, o.state == EndpointState.RESET or r.state == EndpointState.RESET
+    if (conn.partial_close_at is not None and now >= conn.partial_close_at and o.state != inactive
+            and r.state != inactive and not (o.did_close and r.did_close) and not reset):
+        return True  # tcp_partial_close_delay after a FIN that was the side's first packet
+    # ExpireTimer: at creation + tcp_SYN_timeout, then every tcp_session_timer; it removes a
+    # connection idle for tcp_connection_linger once a side has closed and the other side has closed
+    # too, reset, or never said anything.
+    if (o.did_close and r.did_close) or reset or o.state == inactive or r.state == inactive:
+        first = conn.first_ts + EXPIRE_FIRST_NS
+        if now >= first:
+            fired = first + (now - first) // EXPIRE_EVERY_NS * EXPIRE_EVERY_NS
+            if fired > conn.last_ts + CLOSE_LINGER_NS:
+                return True
+    return False
 
 
 @pytest.mark.parametrize("path", _captures(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_retire_at_is_when_the_sweep_would_retire(path: Path) -> None:
-    """A packed connection is retired by the time ``_retire_at`` computed when it was packed; the
-    sweep tests an unpacked one with Zeek's timers. Both must give the same moment, to the ns."""
+    """The sweep retires a connection, and a packet on its tuple starts a new one, from the time
+    ``_retire_at`` computes: the moment Zeek's timers remove it, to the ns."""
     from pcapsleuth.tracker import _retire_at
 
     conns = [c for c in _analyze(path).connections if c.proto == "tcp"]
