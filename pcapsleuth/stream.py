@@ -26,7 +26,7 @@ from .detectors import Detection, suppress
 from .digest import ConnDigest, ConnRecord
 from .findings import Finding
 from .tracker import Connection, uid_index, uid_of
-from .util import json_safe
+from .util import json_safe, pack_ints, unpack_ints
 
 __all__ = ["ReportView", "StreamSink", "StreamedResult"]
 
@@ -92,19 +92,14 @@ class FindingRef:
         self.title = f.title
         rank, frame, _ = f.sort_key()
         at, length = spill.write(json_safe(_encode(f.to_dict())))
-        nums = (rank, frame, seq, _NO_TS if f.first_ts is None else f.first_ts,
-                _NO_TS if f.last_ts is None else f.last_ts, at, length)
-        try:
-            self._nums: bytes | tuple[int, ...] = _NUMS.pack(*nums)
-        except struct.error:  # (a timestamp beyond 64 bits, from a mangled capture)
-            self._nums = nums
+        self._nums = pack_ints(_NUMS, (rank, frame, seq, _NO_TS if f.first_ts is None else f.first_ts,
+                                       _NO_TS if f.last_ts is None else f.last_ts, at, length))
         conns = [uid_index(u) for u in f.connections]
         self._conns: int | array[int] = conns[0] if len(conns) == 1 else array("q", conns)
         self.spill = spill
 
     def _numbers(self) -> tuple[int, ...]:
-        n = self._nums
-        return _NUMS.unpack(n) if type(n) is bytes else n  # type: ignore[return-value]
+        return unpack_ints(_NUMS, self._nums)
 
     @property
     def key(self) -> tuple[int, int, str, int]:

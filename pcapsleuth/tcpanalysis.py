@@ -33,6 +33,7 @@ from typing import Any
 
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
 from .tcpopts import TcpOptions
+from .util import straight_line
 
 __all__ = ["Conversation", "Direction", "FLAG_NAMES", "WS_FIELDS", "flag_names"]
 
@@ -191,10 +192,12 @@ _RttStats = tuple[int, int, int | None, int | None]  # samples, sum, min, max (n
 _rtt_of = operator.itemgetter(*(_KEPT.index(name) for name in ("rtt_n", "rtt_sum", "rtt_min", "rtt_max")))
 
 
+_set_kept = straight_line("_set_kept", "d, " + ", ".join(_KEPT), (f"d.{n} = {n}" for n in _KEPT))
+
+
 def _unpacked_direction(fields: tuple[Any, ...]) -> Direction:
     d = Direction.__new__(Direction)
-    for name, value in zip(_KEPT, fields, strict=True):
-        setattr(d, name, value)
+    _set_kept(d, *fields)
     d.firstsent = None if d.unacked is None else {seg[0]: seg for seg in d.unacked}
     return d
 

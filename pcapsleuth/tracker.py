@@ -43,7 +43,7 @@ from .tcpanalysis import (
     Conversation,
 )
 from .tcpopts import TcpOptions, parse_options
-from .util import iso_ts
+from .util import iso_ts, pack_ints, straight_line, unpack_ints
 
 __all__ = [
     "EndpointState",
@@ -667,17 +667,9 @@ _endpoint_fields = operator.attrgetter(*Endpoint.__slots__)
 _new_packet = tuple.__new__
 
 
-def _straight_line(name: str, params: str, body: Iterable[str]) -> Any:
-    """A function of plain statements, one per attribute: setting or deleting ~50 slots this way
-    costs a microsecond, a loop of ``setattr`` calls four (as ``dataclasses`` builds ``__init__``)."""
-    namespace: dict[str, Any] = {}
-    exec(f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body), namespace)  # noqa: S102
-    return namespace[name]
-
-
-_drop_packed = _straight_line("_drop_packed", "c", (f"del c.{n}" for n in _PACKED))
-_set_packed = _straight_line("_set_packed", "c, " + ", ".join(_PACKED), (f"c.{n} = {n}" for n in _PACKED))
-_set_endpoint = _straight_line("_set_endpoint", "e, " + ", ".join(Endpoint.__slots__),
+_drop_packed = straight_line("_drop_packed", "c", (f"del c.{n}" for n in _PACKED))
+_set_packed = straight_line("_set_packed", "c, " + ", ".join(_PACKED), (f"c.{n} = {n}" for n in _PACKED))
+_set_endpoint = straight_line("_set_endpoint", "e, " + ", ".join(Endpoint.__slots__),
                                (f"e.{n} = {n}" for n in Endpoint.__slots__))
 
 
@@ -715,21 +707,18 @@ _RETIRED_HEAD = struct.Struct("<qqBBB")
 _NO_STATE = 255
 
 
-def _pack_retired(r: _Retired) -> tuple[Any, ...]:
-    try:
-        head = _RETIRED_HEAD.pack(r.number, r.last_ts, r.orig_first | r.syn_only << 1,
-                                  _TCP_STATE_CODE.get(r.orig_tcp_state, _NO_STATE),  # type: ignore[arg-type]
-                                  _TCP_STATE_CODE.get(r.resp_tcp_state, _NO_STATE))  # type: ignore[arg-type]
-    except struct.error:  # (a timestamp beyond 64 bits, from a mangled capture)
-        return r
-    return (head, r.conn_state, r.history, r.facts)
+def _retired_entry(conn: Connection, key: tuple[Any, ...], history: str, facts: Any) -> tuple[Any, ...]:
+    """What is kept of a swept connection on its tuple (read back by :func:`_unpack_retired`)."""
+    o, r = conn.orig, conn.resp
+    bits = (o.addr == key[0] and o.port == key[1]) | (o.state == _SYN_SENT and r.state == _INACTIVE) << 1
+    codes = _TCP_STATE_CODE.get(o.tcp_state, _NO_STATE), _TCP_STATE_CODE.get(r.tcp_state, _NO_STATE)  # type: ignore[arg-type]
+    head = pack_ints(_RETIRED_HEAD, (conn.index, conn.last_ts, bits, *codes))
+    return (head, conn.conn_state, history, facts)
 
 
 def _unpack_retired(kept: tuple[Any, ...]) -> _Retired:
-    if isinstance(kept, _Retired):
-        return kept
     head, conn_state, history, facts = kept
-    number, last_ts, bits, o_code, r_code = _RETIRED_HEAD.unpack(head)
+    number, last_ts, bits, o_code, r_code = unpack_ints(_RETIRED_HEAD, head)
     return _Retired(number, last_ts, bool(bits & 1), conn_state, history,
                     None if o_code == _NO_STATE else _TCP_STATES[o_code],
                     None if r_code == _NO_STATE else _TCP_STATES[r_code], bool(bits & 2), facts)
@@ -771,7 +760,7 @@ class Tracker:
         self.sink = sink
         #: Streaming: what is remembered of the last retired connection per 4-tuple, so that a later
         #: connection on the tuple is linked to it as its predecessor (bounded, oldest dropped).
-        self.retired: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()  # (_pack_retired)
+        self.retired: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()  # (_retired_entry)
         self._histories: dict[str, str] = {}
         #: Streaming: the connection last put at the end of ``active`` (a new one, or one moved there
         #: by its packet). Nine packets in ten follow one of the same connection (a capture is
@@ -843,7 +832,6 @@ class Tracker:
         assert self.sink is not None
         facts = self.sink.retired(conn)
         if remember:
-            o, r = conn.orig, conn.resp
             retired = self.retired
             retired.pop(key, None)
             # (Histories repeat across connections: one string per distinct history, of a bounded
@@ -852,9 +840,7 @@ class Tracker:
             if len(histories) > 4096:
                 histories.clear()
             history = histories.setdefault(conn.history, conn.history)
-            retired[key] = _pack_retired(_Retired(
-                conn.index, conn.last_ts, o.addr == key[0] and o.port == key[1], conn.conn_state, history,
-                o.tcp_state, r.tcp_state, o.state == _SYN_SENT and r.state == _INACTIVE, facts))
+            retired[key] = _retired_entry(conn, key, history, facts)
             if len(retired) > RECENT_RETIRED:
                 retired.popitem(last=False)
         return facts

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import gc
-from collections.abc import Iterator
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-__all__ = ["iso_ts", "json_safe", "no_cyclic_gc", "ts_seconds"]
+__all__ = ["iso_ts", "json_safe", "no_cyclic_gc", "pack_ints", "straight_line", "ts_seconds", "unpack_ints"]
 
 
 @contextlib.contextmanager
@@ -60,3 +62,26 @@ def json_safe(text: str) -> str:
     """Encoded JSON with the characters above written as ``\\uXXXX`` escapes: the same document
     once parsed, and nothing a terminal would act on when it is printed (``--json -``)."""
     return text.translate(_JSON_ESCAPES)
+
+
+def pack_ints(layout: struct.Struct, values: tuple[int, ...]) -> bytes | tuple[int, ...]:
+    """``values`` packed by ``layout`` (a few bytes each, where a Python int costs 28 to 36), or
+    kept as they are when one does not fit: a timestamp beyond 64 bits, from a mangled capture.
+    For what is kept by the ten thousand; :func:`unpack_ints` reads either back."""
+    try:
+        return layout.pack(*values)
+    except struct.error:
+        return values
+
+
+def unpack_ints(layout: struct.Struct, kept: bytes | tuple[int, ...]) -> tuple[int, ...]:
+    return layout.unpack(kept) if type(kept) is bytes else kept  # type: ignore[return-value]
+
+
+def straight_line(name: str, params: str, body: Iterable[str]) -> Any:
+    """A function of plain statements, one per attribute: setting or deleting ~50 slots this way
+    costs a microsecond, a loop of ``setattr`` calls four (as ``dataclasses`` builds ``__init__``).
+    For the objects that are packed and unpacked by the thousand (tracker, tcpanalysis)."""
+    namespace: dict[str, Any] = {}
+    exec(f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body), namespace)  # noqa: S102
+    return namespace[name]

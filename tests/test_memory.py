@@ -229,3 +229,16 @@ def test_linux_syn_options_fast_path_equals_the_general_parser() -> None:
                     assert list(fast) == list(parse_options(p.options + b"\x01")), (path.name, p.no)
                     seen += "ts_val" in fast
     assert seen > 100
+
+
+def test_packed_numbers_keep_what_does_not_fit() -> None:
+    """Retired-tuple digests and finding references pack their numbers; a timestamp beyond 64 bits
+    (a mangled capture) is kept as it is, and both read back the same."""
+    import struct
+
+    from pcapsleuth.util import pack_ints, unpack_ints
+
+    layout = struct.Struct("<qqB")
+    small, huge = (1, -(2**63), 255), (2**70, 5, 1)
+    assert isinstance(pack_ints(layout, small), bytes) and unpack_ints(layout, pack_ints(layout, small)) == small
+    assert pack_ints(layout, huge) == huge and unpack_ints(layout, pack_ints(layout, huge)) == huge
