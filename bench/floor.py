@@ -134,13 +134,14 @@ def skeleton(path: str) -> dict[str, object]:
     shape = ((fl & 0x17) | (size > 0) * 0x20 | responder * 0x40).astype(np.uint8).tobytes()
     memo: dict[bytes, str] = {}
     history: list[str] = []
-    for s, e in zip(starts.tolist(), ends.tolist()):
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
         code = shape[s:e]
         h = memo.get(code)
         if h is None:
             letters: list[str] = []
             for b in code:
-                c = ("H" if b & 0x10 else "S") if b & 2 else "R" if b & 4 else "F" if b & 1 else "D" if b & 0x20 else "A"
+                c = ("H" if b & 0x10 else "S") if b & 2 else "R" if b & 4 else "F" if b & 1 else \
+                    "D" if b & 0x20 else "A"
                 c = c.lower() if b & 0x40 else c
                 if c not in letters:
                     letters.append(c)
@@ -151,7 +152,7 @@ def skeleton(path: str) -> dict[str, object]:
     iso = np.datetime_as_string(first.astype("datetime64[ns]"), unit="ns").tolist()
     with tempfile.TemporaryFile("w") as out:
         for i, row in enumerate(zip(iso, history, orig_pkts.tolist(), resp_pkts.tolist(), orig_bytes.tolist(),
-                                    resp_bytes.tolist(), ((last - first) / 1e9).tolist())):
+                                    resp_bytes.tolist(), ((last - first) / 1e9).tolist(), strict=True)):
             out.write(json.dumps({"uid": i, "ts": row[0], "history": row[1], "orig_pkts": row[2], "resp_pkts": row[3],
                                   "orig_bytes": row[4], "resp_bytes": row[5], "duration": row[6]}))
             out.write("\n")
