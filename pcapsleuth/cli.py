@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                         "the least recently active tenth is finished early and counted in the JSON's "
                         "tracking.evicted")
     a.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    _progress_flags(a)
     a.add_argument("--html", metavar="PATH",
                    help="write the HTML report to PATH ('-' for stdout; a directory with several captures). "
                         "Default: ./<capture-stem>.pcapsleuth.html, unless --json - or --markdown - use stdout")
@@ -92,7 +93,45 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("capture", metavar="CAPTURE")
     c.add_argument("--no-checksums", action="store_true", help="do not verify checksums (like zeek -C)")
     c.add_argument("--engine", choices=("fast", "tshark"), default="fast")
+    _progress_flags(c)
     return p
+
+
+def _progress_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_const", const=True, default=None,
+                   help="show how far the analysis is on stderr even when stderr is not a terminal "
+                        "(default: on a terminal, for analyses longer than half a second)")
+    g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                   help="never show the progress line")
+
+
+def _progress_bar(args: argparse.Namespace, err: TextIO, capture: str) -> Any:
+    """The progress display of one capture's analysis on ``err``, or None.
+
+    On a terminal by default (nothing for analyses shorter than half a second); ``--progress``
+    draws it on any stderr, from the start; ``--no-progress`` and ``--quiet`` draw nothing.
+    """
+    from .progress import Progress, auto_mode
+
+    if getattr(args, "quiet", False) or auto_mode(args.progress, err) != "terminal":
+        return None
+    return Progress(printable(os.path.basename(capture) or capture), mode="terminal", stream=err,
+                    delay=0.0 if args.progress else 0.5)
+
+
+@contextlib.contextmanager
+def _progress_of(args: argparse.Namespace, err: TextIO, capture: str) -> Any:
+    """``_progress_bar`` as a context: the line ends with what was done, or where a failure stopped it."""
+    bar = _progress_bar(args, err, capture)
+    try:
+        yield bar
+    except BaseException:
+        if bar is not None:
+            bar.close(final=bar.text())
+        raise
+    if bar is not None:
+        bar.close()
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -113,7 +152,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if args.command == "analyze":
             return _analyze(args, out, err)
         if args.command == "conn":
-            return _conn(args, out)
+            return _conn(args, out, err)
         if args.command == "catalog":
             return _catalog(args, out)
     except PcapsleuthError as exc:
@@ -200,7 +239,9 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for path in args.captures:
         # Streamed: connections are released as they end (memory follows the connections open
         # at once, not the capture's length); the report reads back the few it shows.
-        with analyze_capture(path, streaming=True, **_analysis_options(args)) as result:
+        with _progress_of(args, err, path) as bar:
+            result = analyze_capture(path, streaming=True, progress=bar, **_analysis_options(args))
+        with result:
             code = _analyze_outputs(result, path, args, html_default, stdout_taken, used, out, err)
             if code:
                 return code
@@ -283,7 +324,8 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if problem:
         print(f"pcapsleuth: error: {printable(problem)}", file=err)
         return EXIT_USAGE
-    v = analyze_vantage_points(caps, names, **_analysis_options(args))
+    v = analyze_vantage_points(caps, names, progress_of=lambda cap: _progress_of(args, err, cap),
+                               **_analysis_options(args))
     if args.json:
         write_text(json_text(v.to_json_dict()), args.json, out)
     stdout_taken = "-" in (args.json, args.markdown)
@@ -386,13 +428,15 @@ def _catalog(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _conn(args: argparse.Namespace, out: TextIO) -> int:
+def _conn(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .analysis import analyze_capture
     from .connlog import write_conn_log
 
     # Streamed: each connection's JSON line becomes its row, none is held.
-    with analyze_capture(args.capture, engine=args.engine, verify_checksums=not args.no_checksums,
-                         streaming=True) as result:
+    with _progress_of(args, err, args.capture) as bar:
+        result = analyze_capture(args.capture, engine=args.engine, verify_checksums=not args.no_checksums,
+                                 streaming=True, progress=bar)
+    with result:
         write_conn_log((json.loads(line) for line in result.sink.connection_lines()), out,
                        open_ts=result.capture.first_ts, close_ts=result.capture.last_ts)
     return EXIT_OK

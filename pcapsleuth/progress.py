@@ -119,6 +119,16 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover - the loop returns
 
 
+def _duration(seconds: float) -> str:
+    """A remaining time as people say it: "8 s", "3 min 5 s", "1 h 02 min"."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 class Progress:
     """A progress display for one analysis, usable as ``analyze_capture(..., progress=bar)``.
 
@@ -153,7 +163,8 @@ class Progress:
         if self.mode is None:
             return
         now = time.monotonic()
-        if now - self._start < self.delay or (self.shown and now - self._last_draw < self.interval):
+        at_end = total is not None and done >= total  # all read: say so at once, whatever the interval
+        if now - self._start < self.delay or (self.shown and now - self._last_draw < self.interval and not at_end):
             return
         self._last_draw = now
         self._draw(self.text(), self.fraction())
@@ -192,7 +203,12 @@ class Progress:
         frac = self.fraction()
         pct = f"{frac * 100:3.0f}% " if frac is not None and not finished else ""
         verb = "analyzed" if finished else "analyzing"
-        return f"pcapsleuth: {verb} {self.label}: {pct}{amount}, {elapsed:.1f} s"
+        left = ""
+        if not finished and frac is not None and 0.01 <= frac < 1 and elapsed >= 2:
+            left = f", about {_duration(elapsed * (1 - frac) / frac)} left"
+        elif not finished and frac == 1:
+            left = ", finishing"  # the connections still open are closed and checked after the last frame
+        return f"pcapsleuth: {verb} {self.label}: {pct}{amount}, {elapsed:.1f} s{left}"
 
     def _draw(self, text: str, frac: float | None) -> None:
         self.shown = True

@@ -91,7 +91,8 @@ import dataclasses
 import os
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .analysis import AnalysisResult, analyze_capture
@@ -1966,8 +1967,13 @@ def correlate(points: Sequence[tuple[str, AnalysisResult]], *,
 
 
 def analyze_vantage_points(sources: Sequence[Source | os.PathLike[str]], names: Sequence[str] | None = None,
-                           *, max_packets: int = MAX_PACKETS, **analyze_kw: Any) -> VantageResult:
+                           *, max_packets: int = MAX_PACKETS,
+                           progress_of: Callable[[str], AbstractContextManager[Any]] | None = None,
+                           **analyze_kw: Any) -> VantageResult:
     """Analyse each capture (``analyze_capture(source, **analyze_kw)``) and correlate them.
+
+    ``progress_of(capture)``, when given, is a context manager around each capture's analysis
+    that yields its ``progress`` callback (or None): the CLI's progress line, one per capture.
 
     ``names`` name the points in order (default: the file names without extensions); missing
     names at the end are filled in from the file names.
@@ -1986,7 +1992,13 @@ def analyze_vantage_points(sources: Sequence[Source | os.PathLike[str]], names: 
         base, k = final[i], 2
         while final[i] in final[:i]:
             final[i], k = f"{base}-{k}", k + 1
-    results = [analyze_capture(s, **analyze_kw) for s in srcs]
+    if progress_of is None:
+        results = [analyze_capture(s, **analyze_kw) for s in srcs]
+    else:
+        results = []
+        for s in srcs:
+            with progress_of(os.fspath(s) if isinstance(s, (str, os.PathLike)) else "capture") as bar:
+                results.append(analyze_capture(s, progress=bar, **analyze_kw))
     return correlate(list(zip(final, results, strict=True)), sources=srcs, max_packets=max_packets,
                      max_decompressed=analyze_kw.get("max_decompressed", 64 * 1024**3))
 

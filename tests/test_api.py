@@ -604,11 +604,42 @@ def test_terminal_progress_line() -> None:
     text = err.getvalue()
     assert text.startswith("\r[############............] pcapsleuth: analyzing big.pcap:  50% 500.0 kB of 1.0 MB")
     assert "100%" in text and text.endswith("\n") and "analyzed big.pcap: 1.0 MB of 1.0 MB" in text.splitlines()[-1]
+    slow_redraw = io.StringIO()
+    bar = progress_mod.Progress("big.pcap", mode="terminal", stream=slow_redraw, delay=0, interval=3600)
+    bar(1, 4, "bytes")
+    bar(2, 4, "bytes")  # within the interval: not drawn
+    bar(4, 4, "bytes")  # the end of the input is drawn at once
+    assert slow_redraw.getvalue().count("\r") == 2 and "100% 4 B of 4 B" in slow_redraw.getvalue()
     quiet = io.StringIO()
     slow = progress_mod.Progress("x", mode="terminal", stream=quiet, delay=3600)
     slow(1, 2, "bytes")
     slow.close()
     assert quiet.getvalue() == ""  # a short analysis draws nothing
+
+
+def test_progress_line_says_how_long_is_left() -> None:
+    err = io.StringIO()
+    bar = progress_mod.Progress("big.pcap", mode="terminal", stream=err, delay=0, interval=0)
+    bar._start -= 10  # ten seconds in
+    bar(250_000, 1_000_000, "bytes")
+    assert bar.text().endswith(", 10.0 s, about 30 s left")
+    bar(750_000, 1_000_000, "bytes")
+    assert bar.text().endswith(", about 3 s left")
+    bar._start -= 290  # five minutes in, 75%: 100 s to go
+    assert bar.text().endswith(", about 1 min 40 s left")
+    bar(10_000, 1_000_000, "bytes")  # 1%: 300 s for 1% is about 8 h 15 min
+    assert bar.text().endswith(", about 8 h 15 min left")
+    bar(1_000_000, 1_000_000, "bytes")
+    assert "left" not in bar.text() and "left" not in bar.text(finished=True)
+    assert bar.text().endswith("100% 1.0 MB of 1.0 MB, 300.0 s, finishing")  # reading done, the rest follows
+    assert "finishing" not in bar.text(finished=True)
+    fresh = progress_mod.Progress("x", mode="terminal", stream=io.StringIO(), delay=0)
+    fresh(500, 1000, "bytes")
+    assert "left" not in fresh.text()  # under two seconds the estimate is noise
+    unknown = progress_mod.Progress("x", mode="terminal", stream=io.StringIO(), delay=0)
+    unknown._start -= 10
+    unknown(500, None, "frames")
+    assert "left" not in unknown.text()  # no total, no estimate
 
 
 def test_notebook_progress_updates_one_escaped_display() -> None:

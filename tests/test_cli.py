@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from pcapsleuth import __version__
+from pcapsleuth import __version__, cli
 from pcapsleuth.cli import main
+from pcapsleuth.errors import PcapsleuthError
 
 from .conftest import SAMPLES
 
@@ -87,6 +90,75 @@ def test_bad_inputs_give_one_line_and_a_documented_code(tmp_path: Path) -> None:
 def test_usage_error_is_exit_2() -> None:
     code, _, err = run("analyze")
     assert code == 2 and "usage" in err
+
+
+# -- the progress line ------------------------------------------------------------------------------
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+ANALYZED = re.compile(r"pcapsleuth: analyzed (?P<name>\S+): (?P<done>[\d.]+ k?B) of (?P<total>[\d.]+ k?B), "
+                      r"\d+\.\d s *$")
+
+
+def test_progress_line_is_on_stderr_only_when_asked_or_on_a_terminal() -> None:
+    code, plain_out, err = run("analyze", str(CW), "--no-html")
+    assert code == 0 and err == ""  # stderr is a log here: no progress line
+    code, out, err = run("analyze", str(CW), "--no-html", "--progress")
+    assert code == 0 and out == plain_out  # stdout is the same
+    assert err.endswith("\n") and err.startswith("\r")
+    last = ANALYZED.fullmatch(err.split("\r")[-1].rstrip("\n"))
+    assert last is not None, err
+    assert last["name"] == "closewait-reuse.pcap" and last["done"] == last["total"] == "1.5 kB"
+    code, out, err = run("analyze", str(CW), "--no-html", "--progress", "-q")
+    assert code == 0 and out == err == ""
+    code, _, err = run("analyze", str(CW), "--progress", "--no-progress")
+    assert code == 2 and "not allowed with" in err
+    tty = Tty()
+    code = main(["analyze", str(CW), "--no-html", "-q"], stdout=io.StringIO(), stderr=tty)
+    assert code == 0 and tty.getvalue() == ""  # a terminal, but done in under half a second: no noise
+
+
+def test_progress_default_follows_the_terminal() -> None:
+    def args(*flags: str) -> argparse.Namespace:
+        return cli._parser().parse_args(["analyze", "x.pcap", *flags])
+
+    bar = cli._progress_bar(args(), Tty(), "dir/x.pcap")
+    assert bar is not None and bar.mode == "terminal" and bar.delay == 0.5 and bar.label == "x.pcap"
+    assert cli._progress_bar(args(), io.StringIO(), "x.pcap") is None
+    assert cli._progress_bar(args("--no-progress"), Tty(), "x.pcap") is None
+    assert cli._progress_bar(args("-q"), Tty(), "x.pcap") is None
+    forced = cli._progress_bar(args("--progress"), io.StringIO(), "x.pcap")
+    assert forced is not None and forced.delay == 0.0
+    conn = cli._parser().parse_args(["conn", "x.pcap"])  # conn has no --quiet
+    assert cli._progress_bar(conn, Tty(), "x.pcap") is not None
+
+
+def test_progress_line_of_conn_and_of_several_captures() -> None:
+    code, plain, _ = run("conn", str(CW))
+    code, out, err = run("conn", str(CW), "--progress")
+    assert code == 0 and out == plain  # the log on stdout is untouched
+    assert ANALYZED.fullmatch(err.split("\r")[-1].rstrip("\n")) is not None, err
+    code, out, err = run("analyze", str(CLEAN), str(LB), "--no-html", "--progress")
+    assert code == 0, err
+    names = [m["name"] for m in map(ANALYZED.fullmatch, err.replace("\r", "\n").splitlines()) if m]
+    assert names == ["clean.pcap", "lb-client.pcap"]  # one line per vantage point, in order
+
+
+def test_progress_line_is_ended_before_an_error(tmp_path: Path) -> None:
+    err = io.StringIO()
+    opts = cli._parser().parse_args(["analyze", "x.pcap", "--progress"])
+    with pytest.raises(PcapsleuthError), cli._progress_of(opts, err, "x.pcap") as bar:
+        bar(50, 100, "bytes")
+        raise PcapsleuthError("x.pcap", "broken")
+    # the line stays where the analysis stopped and ends, so the error is a line of its own
+    assert err.getvalue().endswith("\n")
+    assert "analyzing x.pcap:  50% 50 B of 100 B" in err.getvalue().split("\r")[-1]
+    text = tmp_path / "notes.txt"
+    text.write_text("not a capture\n")
+    code, _, out = run("analyze", str(text), "--progress")
+    assert code == 4 and out.count("\n") == 1 and "\r" not in out  # nothing was drawn: only the error
 
 
 # -- the HTML report, Markdown, --fail-on, catalog -------------------------------------------------
