@@ -225,3 +225,38 @@ def test_json_keeps_the_strings_exactly(hostile: Path) -> None:
     assert cap["interfaces"][0]["name"] == HOSTILE["if_name"]
     assert cap["section_comments"] == [HOSTILE["shb_comment"]]
     assert cap["path"] == str(hostile)
+
+
+def test_progress_line_shows_a_hostile_file_name_escaped(hostile: Path, tmp_path: Path) -> None:
+    """The progress line's only control character is its own carriage return."""
+    named = tmp_path / "\x1b[2J\x1b[31mred\u202e\r.pcapng"
+    named.write_bytes(hostile.read_bytes())
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["analyze", "--no-html", "--progress", str(named)], stdout=out, stderr=err) == 0, err.getvalue()
+    lines = err.getvalue().split("\r")
+    assert lines[0] == "" and len(lines) >= 2 and err.getvalue().endswith("\n")
+    for line in lines[1:]:
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", line), repr(line)
+    assert "analyzed \\x1b[2J\\x1b[31mred\\u202e\\x0d.pcapng:" in lines[-1]
+
+
+def test_json_safe_escapes_exactly_the_listed_characters() -> None:
+    """``json_safe`` skips texts without any listed character; what it returns is what
+    ``str.translate`` with the table gives, on strings built from those characters, their
+    neighbours and plain text (DEL is ASCII, and listed)."""
+    import random
+
+    from pcapsleuth import util
+
+    table = util._JSON_ESCAPES
+    near = [c + d for c in table for d in (-1, 1)] + [0xA0, 0xB5, 0xE9, 0x2027, 0x202F, 0x2065, 0x206A]
+    pool = [chr(c) for c in [*range(0x20, 0x7F), *table, *near]]
+    rng = random.Random(8)
+    escaped = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randrange(0, 10)))
+        want = text.translate(table)
+        assert util.json_safe(text) == want, repr(text)
+        escaped += want != text
+    assert escaped > 5000  # the listed characters were drawn often enough to count
+    assert util.json_safe("\x7f") == "\\u007f" and util.json_safe("5 µs") == "5 µs"
