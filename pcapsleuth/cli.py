@@ -120,18 +120,11 @@ def _progress_bar(args: argparse.Namespace, err: TextIO, capture: str) -> Any:
                     delay=0.0 if args.progress else 0.5)
 
 
-@contextlib.contextmanager
-def _progress_of(args: argparse.Namespace, err: TextIO, capture: str) -> Any:
-    """``_progress_bar`` as a context: the line ends with what was done, or where a failure stopped it."""
+def _progress_of(args: argparse.Namespace, err: TextIO, capture: str) -> contextlib.AbstractContextManager[Any]:
+    """``_progress_bar`` as a context around the analysis (a :class:`Progress` ends its own line,
+    also when the analysis fails); a null context when there is none."""
     bar = _progress_bar(args, err, capture)
-    try:
-        yield bar
-    except BaseException:
-        if bar is not None:
-            bar.close(final=bar.text())
-        raise
-    if bar is not None:
-        bar.close()
+    return bar if bar is not None else contextlib.nullcontext()
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

@@ -172,8 +172,10 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # A failed analysis keeps its line as it stood ("analyzing ... 40%"), ended, so the error
+        # that follows is a line of its own; a finished one ends with what was done.
+        self.close(final=self.text() if exc_type is not None else None)
 
     def close(self, final: str | None = None) -> None:
         """End the display: a last line (``final``, default: what was done and how long it took)

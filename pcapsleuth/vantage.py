@@ -87,6 +87,7 @@ all (the per-connection counts stay complete).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -1992,13 +1993,12 @@ def analyze_vantage_points(sources: Sequence[Source | os.PathLike[str]], names: 
         base, k = final[i], 2
         while final[i] in final[:i]:
             final[i], k = f"{base}-{k}", k + 1
-    if progress_of is None:
-        results = [analyze_capture(s, **analyze_kw) for s in srcs]
-    else:
-        results = []
-        for s in srcs:
-            with progress_of(os.fspath(s) if isinstance(s, (str, os.PathLike)) else "capture") as bar:
-                results.append(analyze_capture(s, progress=bar, **analyze_kw))
+    callback = analyze_kw.pop("progress", None)  # a progress callback of the caller's own, for every capture
+    results = []
+    for s in srcs:
+        label = os.fspath(s) if isinstance(s, (str, os.PathLike)) else "capture"
+        with progress_of(label) if progress_of is not None else contextlib.nullcontext(callback) as bar:
+            results.append(analyze_capture(s, progress=bar, **analyze_kw))
     return correlate(list(zip(final, results, strict=True)), sources=srcs, max_packets=max_packets,
                      max_decompressed=analyze_kw.get("max_decompressed", 64 * 1024**3))
 
