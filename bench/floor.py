@@ -181,8 +181,8 @@ def encode_cost(doc: dict[str, object], runs: int) -> tuple[float, float, int]:
     return best_c, best_f, size
 
 
-def agreement(capture: Path, doc: dict[str, object]) -> tuple[int, int]:
-    """How many of analyze's connections on a once-used 4-tuple the skeleton's lines reproduce.
+def agreement(lines: Path, doc: dict[str, object]) -> tuple[int, int]:
+    """How many of analyze's connections on a once-used 4-tuple the skeleton's ``lines`` reproduce.
 
     The multiset of (history, packets and bytes each way) is compared: the skeleton keeps no
     addresses in its lines, and it cannot split a reused 4-tuple into its connections.
@@ -193,9 +193,8 @@ def agreement(capture: Path, doc: dict[str, object]) -> tuple[int, int]:
         return tuple(line[k] for k in ("history", "orig_pkts", "resp_pkts", "orig_bytes", "resp_bytes"))
 
     conns = [c for c in doc["connections"] if not c["predecessor"] and not c["successor"]]  # type: ignore[union-attr]
-    with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as lines:
-        skeleton(str(capture), lines.name)
-        ours = Counter(facts(json.loads(line)) for line in lines)
+    with lines.open() as f:
+        ours = Counter(facts(json.loads(line)) for line in f)
     return sum((ours & Counter(map(facts, conns))).values()), len(conns)
 
 
@@ -204,10 +203,10 @@ def main() -> int:
     ap.add_argument("capture", nargs="?", default=str(DATA / "bench-x1.pcap"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json-from", help="an existing `analyze --json` output of this capture")
-    ap.add_argument("--skeleton-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--skeleton-lines", help=argparse.SUPPRESS)  # run as the child: write the lines here
     args = ap.parse_args()
-    if args.skeleton_child:
-        print(json.dumps(skeleton(args.capture)))
+    if args.skeleton_lines:
+        print(json.dumps(skeleton(args.capture, args.skeleton_lines)))
         return 0
     capture = Path(args.capture)
     if not capture.is_file():
@@ -218,9 +217,11 @@ def main() -> int:
     t_wall = statistics.median(r.wall for r in tshark)
     t_rss = statistics.median(r.rss_kb for r in tshark) / 1024
 
+    tmp = tempfile.TemporaryDirectory()
+    lines = Path(tmp.name) / "skeleton.jsonl"  # each run writes the same lines: the last are checked
     runs = []
     for _ in range(args.runs):
-        run, out = measure([sys.executable, __file__, str(capture), "--skeleton-child"], timeout=600)
+        run, out = measure([sys.executable, __file__, str(capture), "--skeleton-lines", str(lines)], timeout=600)
         if run.code:
             print(f"floor: the skeleton failed: {out.decode(errors='replace').strip()}", file=sys.stderr)
             return 1
@@ -237,7 +238,8 @@ def main() -> int:
                             "--no-html", "-q"], cwd=ROOT, check=False)
             doc = json.loads(out_json.read_text())
     enc_c, enc_f, size = encode_cost(doc, args.runs)
-    agree, once = agreement(capture, doc)
+    agree, once = agreement(lines, doc)
+    tmp.cleanup()
 
     print(f"capture: {capture} ({facts['frames']:,} frames, {facts['flows']:,} flows)")
     print(f"tshark -q -z expert: {t_wall:.2f} s wall, {t_rss:.0f} MB (median of {args.runs})")
