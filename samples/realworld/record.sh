@@ -229,20 +229,23 @@ rec_window-shrink-rounding() {
     ensure_cs
     log "window-shrink-rounding: $C1 sends 4 MB to $S1:$PORT, the server reads in varying chunk sizes"
     rm -f "$FX"
-    bg_start s "$WORK/s.ready" "${PEERS[@]}" bulk server --bind $S1 --port $PORT \
+    # both ends on CPU 0: with the sender's segments coming from two CPUs, veth hands them to two
+    # per-CPU backlogs and the receiver sees them reordered (spurious fast retransmissions)
+    bg_start s "$WORK/s.ready" taskset -c 0 "${PEERS[@]}" bulk server --bind $S1 --port $PORT \
         --read-sizes 1000,7000,30000,65536,3000,150000,500,20000 --facts "$WORK/ws-server.json" --ready-file "$WORK/s.ready"
     cap s eth0 "$P" -s 128
     nstat_ns "$FX" 0 c s
-    ns_exec c "${PEERS[@]}" bulk client --dst $S1 --port $PORT --bytes 4000000 --facts "$WORK/ws-client.json"
+    ns_exec c taskset -c 0 "${PEERS[@]}" bulk client --dst $S1 --port $PORT --bytes 4000000 --facts "$WORK/ws-client.json"
     bg_wait
     nstat_ns "$FX" 1 c s
     ns_capture_stop
-    F put "$FX" scenario "$(json "A clean bulk transfer: client psr-c 10.204.1.1 sends 4000000 bytes to server psr-s 10.204.1.2:$PORT, which reads with recv() sizes cycling 1000,7000,30000,65536,3000,150000,500,20000 (default buffers, window scaling negotiated by the kernel). No loss, no retransmission, no zero window. Linux never shrinks the window (tcp_shrink_window=0), but it advertises window >> wscale rounded down, so ack + (window << wscale) now and then lands below an edge advertised before, by less than one scale unit (RFC 7323 2.4). rightedge_check counts these moves. Captured on the server's (receiver's) eth0, snaplen 128.")"
+    F put "$FX" scenario "$(json "A clean bulk transfer: client psr-c 10.204.1.1 sends 4000000 bytes to server psr-s 10.204.1.2:$PORT, which reads with recv() sizes cycling 1000,7000,30000,65536,3000,150000,500,20000 (default buffers; window scale 10 negotiated by the kernels, unit 1024 bytes). Both programs pinned to CPU 0 (no veth reordering). No loss, no retransmission, no zero window. MEASURED: the receiver's right edge (ack + window << 10) never moves back, not even by less than one scale unit: Linux 6.18 rounds a window it may not shrink UP to the scale unit (tcp_select_window: new_win = ALIGN(cur_win, 1 << rcv_wscale), tcp_shrink_window=0) and advertises aligned windows otherwise, so its right edge is monotonic. Sub-unit moves come from stacks that round the window DOWN when scaling it (BSD-derived stacks such as macOS and FreeBSD: th_win = recwin >> rcv_scale); Linux cannot record one. This capture is the negative control: a clean scaled transfer in which no window-shrink finding may fire. Captured on the server's (receiver's) eth0, snaplen 128.")"
     F put "$FX" capture_point '"server eth0 (namespace psr-s, 10.204.1.2), the receiver; snaplen 128"'
     F merge "$FX" client "$WORK/ws-client.json"
     F merge "$FX" server "$WORK/ws-server.json"
     F copy "$FX" four_tuple client.four_tuple
     CHK rightedge "$FX" "$P" $S1
+    CHK tsedge "$FX" "$P" $S1
     CHK zerowin "$FX" "$P" $S1
     F tshark "$FX" retransmission "$P" "tcp.analysis.retransmission"
     F tshark "$FX" zero_window "$P" "tcp.analysis.zero_window"

@@ -20,6 +20,8 @@ Each command reads one capture with rwpcap.py and writes facts[KEY] (KEY default
   rwcheck.py frames FACTS PCAP               frames per (ethertype, IP source); first/last frame times
   rwcheck.py tshark FACTS NAME PCAP FILTER [FIELD]   as ../anomalies/facts.py tshark, with tshark's
                                              IPv4 and TCP checksum validation switched on
+  rwcheck.py tsedge FACTS PCAP RCV_IP        the same right-edge count from tshark's own fields
+                                             (tcp.ack_raw + tcp.window_size, tshark applying the scale)
   rwcheck.py hangtimes FACTS PCAP            server.hang's wall-clock times relative to the first frame
   rwcheck.py corrupt FACTS PCAP              TCP segments with a wrong checksum and what the peer did next:
                                              acknowledged it (ACK beyond its end before a resend) or not,
@@ -103,17 +105,18 @@ def rightedge(fpath, path, rcv):
     scale = ws if peer_ws_seen else 0
     best, moves, n = None, [], 0
     for p in ps:
-        if p["src"] != rcv or p["flags"] & 0x02 or not p["flags"] & 0x10:
+        if p["src"] != rcv or not p["flags"] & 0x10:
             continue
         n += 1
-        edge = (p["ack"] + (p["win"] << scale)) & MASK
+        # a SYN-ACK's window is never scaled (RFC 7323 2.2)
+        edge = (p["ack"] + (p["win"] << (0 if p["flags"] & 0x02 else scale))) & MASK
         if best is not None and after(best, edge):
             moves.append({"frame": p["no"], "t": p["t"], "by_bytes": (best - edge) & MASK, "win_raw": p["win"]})
         if best is None or after(edge, best):
             best = edge
     unit = 1 << scale
-    res = {"method": "rwcheck.py rightedge: for every ACK the receiver sent after its SYN, right edge = ack + "
-                     "(window << wscale); a move is an edge below the highest edge advertised before",
+    res = {"method": "rwcheck.py rightedge: for every ACK the receiver sent (its SYN-ACK included, unscaled), "
+                     "right edge = ack + (window << wscale); a move is an edge below the highest edge advertised before",
            "receiver": rcv, "wscale": scale, "scale_unit_bytes": unit, "receiver_acks": n,
            "right_edge_moves_back": len(moves),
            "moves_smaller_than_scale_unit": sum(1 for m in moves if m["by_bytes"] < unit),
@@ -342,6 +345,26 @@ def tshark(fpath, name, path, flt, field=None):
     save(fpath, facts)
 
 
+def tsedge(fpath, path, rcv):
+    import subprocess
+    args = ["tshark", "-r", path, "-Y", "ip.src==%s && tcp.flags.ack==1" % rcv, "-T", "fields",
+            "-e", "frame.number", "-e", "tcp.ack_raw", "-e", "tcp.window_size", "-e", "tcp.window_size_scalefactor"]
+    rows = [ln.split("\t") for ln in subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines()]
+    best, moves = None, []
+    for no, ack, win, _sf in rows:
+        edge = (int(ack) + int(win)) & MASK
+        if best is not None and after(best, edge):
+            moves.append({"frame": int(no), "by_bytes": (best - edge) & MASK})
+        if best is None or after(edge, best):
+            best = edge
+    facts = load(fpath)
+    facts["rightedge_tshark"] = {"command": "tshark -r %s -Y" % os.path.basename(path) + " '%s' -T fields -e tcp.ack_raw -e tcp.window_size" % args[4],
+                                 "receiver_acks": len(rows), "scale_factors": sorted({r[3] for r in rows}),
+                                 "right_edge_moves_back": len(moves), "first_moves": moves[:20]}
+    save(fpath, facts)
+    print("tsedge: %d acks, %d backward moves" % (len(rows), len(moves)))
+
+
 def hangtimes(fpath, path):
     _, _, recs = rwpcap.read(path)
     t0 = recs[0].ts
@@ -359,7 +382,7 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {"checksums": checksums, "rightedge": rightedge, "zerowin": zerowin, "synsched": synsched, "fins": fins,
           "retrans": retrans, "acks": acks, "keepalive": keepalive, "frames": frames, "corrupt": corrupt,
-          "tshark": tshark, "hangtimes": hangtimes}.get(cmd)
+          "tshark": tshark, "hangtimes": hangtimes, "tsedge": tsedge}.get(cmd)
     if fn is None:
         sys.exit("unknown command %s" % cmd)
     fn(*args)
