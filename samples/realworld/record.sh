@@ -3,7 +3,7 @@
 #   sudo bash samples/realworld/record.sh                       # everything (~4 minutes)
 #   sudo bash samples/realworld/record.sh offload-partial ...   # only the named scenarios
 # Scenarios: offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped
-#   window-shrink-rounding idle-keepalive midstream-start closewait-leak syn-retries-linux
+#   window-shrink-rounding idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux
 #   keepalive-answered zero-window-short zero-window-hang fin-retrans-after-timers sender-lossy
 #   rtt-delayed-ack one-direction no-ip
 # Derived scenarios (offload-ipv4-zero, rewritten, corrupt-accepted) edit a committed capture of
@@ -261,6 +261,23 @@ rec_window-shrink-rounding() {
     finish window-shrink-rounding.facts.json window-shrink-rounding.pcap
 }
 
+# poller PORT ROUNDS: a second, unrelated connection from psr-c to psr-s:PORT that does a small
+# request/response every second (ROUNDS times) and then closes. A real capture holds other traffic;
+# without it a pcap cannot show how long it ran (there is no end-of-capture record), so the idle
+# and half-closed connections of 6a-6c would look 0 s long.
+poller() {
+    bg_start s "$WORK/p.ready" "${PEERS[@]}" http server --bind $S1 --port "$1" --resp-bytes 200 \
+        --facts "$WORK/poll-server.json" --ready-file "$WORK/p.ready"
+    ns_exec c "${PEERS[@]}" http client --dst $S1 --port "$1" --rounds "$2" --gap 1 --req-bytes 100 \
+        --facts "$WORK/poll-client.json" >/dev/null &
+    POLL_PID=$!
+}
+poller_facts() {
+    wait "$POLL_PID"
+    F merge "$1" background_poller.client "$WORK/poll-client.json"
+    F put "$1" background_poller.what "$(json "an unrelated connection psr-c -> psr-s:$2: a 100-byte request and a 200-byte response every second, then a clean close; it is there so that the capture shows how long it ran")"
+}
+
 # ---------------------------------------------------------------------------------------------
 # 6a. idle-keepalive.pcap: request/response, then the connection idles open until the capture stops
 # ---------------------------------------------------------------------------------------------
@@ -276,23 +293,66 @@ rec_idle-keepalive() {
     ns_exec c "${PEERS[@]}" http client --dst $S1 --port $PORT --rounds 1 --req-bytes 400 --idle 8 \
         --facts "$WORK/ik-client.json" &
     pid=$!
-    sleep 5
+    sleep 0.2
+    poller $((PORT + 100)) 5
+    sleep 4.8
     ns_exec c ss -tanoi "( dport = :$PORT )" >"$WORK/ik.ss"
     ns_capture_stop
     F put "$FX" capture_stopped_wall "$("$PY" -c 'import time; print(round(time.time(), 6))')"
+    poller_facts "$FX" $((PORT + 100))
     wait $pid
     bg_wait
     nstat_ns "$FX" 1 c s
-    F put "$FX" scenario "$(json "An idle keep-alive connection, as browsers keep them: client psr-c 10.204.1.1 connects to 10.204.1.2:$PORT, sends one request (400-byte body), gets a 4000-byte response and keeps the connection open and idle. The capture stops ~5 s after it started, while both sides are ESTABLISHED (ss_at_capture_stop); the client closes 8 s after the response, after the capture. Nobody is in CLOSE_WAIT; nothing is wrong.")"
+    F put "$FX" scenario "$(json "An idle keep-alive connection, as browsers keep them: client psr-c 10.204.1.1 connects to 10.204.1.2:$PORT, sends one request (400-byte body), gets a 4000-byte response and keeps the connection open and idle. An unrelated connection (background_poller, port $((PORT + 100))) polls once a second from 0.2 s to ~4.2 s, so the capture shows that it lasted. The capture stops ~5 s after it started, while both sides of the idle connection are ESTABLISHED (ss_at_capture_stop); the client closes 8 s after the response, after the capture. Nobody is in CLOSE_WAIT; nothing is wrong.")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1)"'
     F merge "$FX" client "$WORK/ik-client.json"
     F merge "$FX" server "$WORK/ik-server.json"
     F copy "$FX" four_tuple client.four_tuple
     F text "$FX" ss_at_capture_stop "$WORK/ik.ss"
-    F tshark "$FX" fin "$P" "tcp.flags.fin==1"
+    F tshark "$FX" fin "$P" "tcp.flags.fin==1" tcp.port
+    F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
     F put "$FX" close_wait_leak false
     kernel_facts "$FX" c s
     finish idle-keepalive.facts.json idle-keepalive.pcap
+}
+
+# ---------------------------------------------------------------------------------------------
+# 6a'. idle-browser.pcap: the server's keep-alive timeout closes an idle connection; the client closes late
+# ---------------------------------------------------------------------------------------------
+rec_idle-browser() {
+    local PORT=8084 FX="$WORK/idle-browser.facts.json" P="$WORK/idle-browser.pcap" pid
+    ensure_cs
+    log "idle-browser: request/response; the server closes after 1.5 s idle; the client app closes 6 s after that"
+    rm -f "$FX"
+    bg_start s "$WORK/s.ready" "${PEERS[@]}" http server --bind $S1 --port $PORT --resp-bytes 4000 --idle-timeout 1.5 \
+        --facts "$WORK/ib-server.json" --ready-file "$WORK/s.ready"
+    cap c eth0 "$P"
+    nstat_ns "$FX" 0 c s
+    ns_exec c "${PEERS[@]}" http client --dst $S1 --port $PORT --rounds 1 --req-bytes 400 --wait-eof --eof-wait 6 \
+        --facts "$WORK/ib-client.json" &
+    pid=$!
+    sleep 0.2
+    poller $((PORT + 100)) 4
+    sleep 4.3
+    ns_exec c ss -tanoi "( dport = :$PORT )" >"$WORK/ib.ss"
+    ns_capture_stop
+    F put "$FX" capture_stopped_wall "$("$PY" -c 'import time; print(round(time.time(), 6))')"
+    poller_facts "$FX" $((PORT + 100))
+    wait $pid
+    bg_wait
+    nstat_ns "$FX" 1 c s
+    F put "$FX" scenario "$(json "A browser-like idle connection closed by the server: client psr-c 10.204.1.1 connects to 10.204.1.2:$PORT, sends one request (400-byte body), gets a 4000-byte response and keeps the connection for reuse. The server closes it after 1.5 s without a request (an HTTP keep-alive timeout): FIN, ACKed by the client's kernel. The client application, like a browser's connection pool, notices late and closes 6 s after the FIN, after the capture stopped (~4.5 s after it started); an unrelated connection (background_poller, port $((PORT + 100))) polls once a second from 0.2 s to ~3.2 s, so the capture shows that it lasted. The client sat in CLOSE_WAIT for 6 s on purpose: not a leak.")"
+    F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1)"'
+    F merge "$FX" client "$WORK/ib-client.json"
+    F merge "$FX" server "$WORK/ib-server.json"
+    F copy "$FX" four_tuple client.four_tuple
+    F text "$FX" ss_at_capture_stop "$WORK/ib.ss"
+    F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
+    F put "$FX" client_close_after_server_fin_s 6
+    F put "$FX" close_wait_leak false
+    CHK fins "$FX" "$P"
+    kernel_facts "$FX" c s
+    finish idle-browser.facts.json idle-browser.pcap
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -314,20 +374,23 @@ rec_midstream-start() {
     sleep 0.3
     F put "$FX" capture_started_wall "$("$PY" -c 'import time; print(round(time.time(), 6))')"
     cap c eth0 "$P"
-    sleep 4
+    sleep 1.5
+    poller $((PORT + 100)) 3
+    sleep 3
     ns_exec c ss -tanoi "( dport = :$PORT )" >"$WORK/ms.ss"
     ns_capture_stop
     F put "$FX" capture_stopped_wall "$("$PY" -c 'import time; print(round(time.time(), 6))')"
+    poller_facts "$FX" $((PORT + 100))
     wait $pid
     bg_wait
     nstat_ns "$FX" 1 c s
-    F put "$FX" scenario "$(json "A capture that starts in the middle of a connection: client psr-c 10.204.1.1 connects to 10.204.1.2:$PORT, sends a request and gets the response BEFORE tcpdump starts (0.3 s after the request). The server closes the idle connection 1.5 s after its response (an HTTP keep-alive timeout): its FIN and the client kernel's ACK are the only two frames of the capture. The client application, like a browser's connection pool, notices the close late and closes 6 s after the FIN, after the capture stopped (~4 s after it started). The client was in CLOSE_WAIT for ~6 s: normal, not a leak; the capture shows 2 frames and ~2.5 s of it.")"
+    F put "$FX" scenario "$(json "A capture that starts in the middle of a connection: client psr-c 10.204.1.1 connects to 10.204.1.2:$PORT, sends a request and gets the response BEFORE tcpdump starts (0.3 s after the request). The server closes the idle connection 1.5 s after its response (an HTTP keep-alive timeout): its FIN and the client kernel's ACK are the first two frames of the capture and the only two of this connection. An unrelated connection (background_poller, port $((PORT + 100))) polls once a second from 1.5 s to ~3.5 s after the capture started, so the capture shows that it lasted. The client application, like a browser's connection pool, notices the close late and closes 6 s after the FIN, after the capture stopped (~4.5 s after it started). The client was in CLOSE_WAIT for ~6 s: normal, not a leak; the capture shows 2 frames and ~2.5 s of it.")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1), started after the response"'
     F merge "$FX" client "$WORK/ms-client.json"
     F merge "$FX" server "$WORK/ms-server.json"
     F copy "$FX" four_tuple client.four_tuple
     F text "$FX" ss_at_capture_stop "$WORK/ms.ss"
-    F tshark "$FX" all_frames "$P" "frame" tcp.flags.str
+    F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
     F put "$FX" client_close_after_server_fin_s 6
     F put "$FX" close_wait_leak false
     kernel_facts "$FX" c s
@@ -347,18 +410,21 @@ rec_closewait-leak() {
     cap c eth0 "$P"
     nstat_ns "$FX" 0 c s
     ns_exec c "${PEERS[@]}" http client --dst $S1 --port $PORT --rounds 1 --req-bytes 400 --facts "$WORK/cw-client.json"
+    poller $((PORT + 100)) 8
     sleep 7.5
     ns_capture_stop
     F put "$FX" capture_stopped_wall "$("$PY" -c 'import time; print(round(time.time(), 6))')"
+    poller_facts "$FX" $((PORT + 100))
     bg_wait
     nstat_ns "$FX" 1 c s
-    F put "$FX" scenario "$(json "The true CLOSE_WAIT leak (control): client psr-c 10.204.1.1 sends one request to 10.204.1.2:$PORT, gets the response and closes (FIN); the server's kernel ACKs the FIN and the server application does NOT call close() for $HOLD s (server.hold_seconds; ss shows CLOSE-WAIT at 1 s and 7 s into the hold: server.ss_during_hold). The capture starts before the connection and stops ~7.5 s after the client's FIN, the server still in CLOSE_WAIT; the server's own FIN comes after the capture.")"
+    F put "$FX" scenario "$(json "The true CLOSE_WAIT leak (control): client psr-c 10.204.1.1 sends one request to 10.204.1.2:$PORT, gets the response and closes (FIN); the server's kernel ACKs the FIN and the server application does NOT call close() for $HOLD s (server.hold_seconds; ss shows CLOSE-WAIT at 1 s and 7 s into the hold: server.ss_during_hold). An unrelated connection (background_poller, port $((PORT + 100))) polls once a second from ~0 s to ~7 s, so the capture shows that it lasted. The capture starts before the connection and stops ~7.5 s after the client's FIN, the server still in CLOSE_WAIT; the server's own FIN comes after the capture.")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1)"'
     F merge "$FX" client "$WORK/cw-client.json"
     F merge "$FX" server "$WORK/cw-server.json"
     F copy "$FX" four_tuple client.four_tuple
     F put "$FX" close_wait_seconds $HOLD
     F put "$FX" close_wait_leak true
+    F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
     CHK fins "$FX" "$P"
     kernel_facts "$FX" c s
     finish closewait-leak.facts.json closewait-leak.pcap
@@ -550,10 +616,15 @@ rec_fin-retrans-after-timers() {
     F copy "$FX" server_TCPTimeouts_delta nstat_delta.psr-s.TcpExtTCPTimeouts 0
     F copy "$FX" server_TCPAbortOnTimeout_delta nstat_delta.psr-s.TcpExtTCPAbortOnTimeout 0
     F copy "$FX" client_acks_dropped iptables.drop_rule_packets
-    F copy "$FX" server_fins fin_check.per_sender.$S1.fins
-    F copy "$FX" server_fin_first_to_last_s fin_check.per_sender.$S1.first_to_last_s
-    F copy "$FX" server_fin_gaps_s fin_check.per_sender.$S1.gaps_s
-    F copy "$FX" acks_of_server_fin_in_capture fin_check.per_sender.$S1.acks_of_fin
+    "$PY" - "$FX" "$S1:$PORT" <<'EOF'
+import json, sys
+f = json.load(open(sys.argv[1]))
+s = f["fin_check"]["per_sender"][sys.argv[2]]     # (dotted address: not reachable with facts.py copy)
+f.update(server_fins=s["fins"], server_fin_retransmissions=s["fins"] - 1, server_fin_first_to_last_s=s["first_to_last_s"],
+         server_fin_gaps_s=s["gaps_s"], acks_of_server_fin_in_capture=s["acks_of_fin"])
+json.dump(f, open(sys.argv[1], "w"), indent=2, sort_keys=True)
+open(sys.argv[1], "a").write("\n")
+EOF
     kernel_facts "$FX" c s
     finish fin-retrans-after-timers.facts.json fin-retrans-after-timers.pcap
 }
@@ -728,7 +799,7 @@ rec_no-ip() {
 
 # ---------------------------------------------------------------------------------------------
 ALL=(offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped window-shrink-rounding
-     idle-keepalive midstream-start closewait-leak syn-retries-linux keepalive-answered zero-window-short
+     idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux keepalive-answered zero-window-short
      zero-window-hang fin-retrans-after-timers sender-lossy rtt-delayed-ack one-direction no-ip)
 START=$SECONDS
 if [[ $# -gt 0 ]]; then

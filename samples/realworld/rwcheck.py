@@ -178,15 +178,16 @@ def synsched(fpath, path, client):
 
 def fins(fpath, path):
     ps = tcp(path)
-    res = {"method": "rwcheck.py fins: FIN segments per sender; a FIN is ACKed by a segment from the other side "
+    res = {"method": "rwcheck.py fins: FIN segments per sender (address:port); a FIN is ACKed by a segment from the other side "
                      "with ack = FIN seq + payload + 1", "per_sender": {}}
-    for src in sorted({p["src"] for p in ps}):
-        f = [p for p in ps if p["src"] == src and p["flags"] & 0x01]
+    for src, sport in sorted({(p["src"], p["sport"]) for p in ps}):
+        f = [p for p in ps if p["src"] == src and p["sport"] == sport and p["flags"] & 0x01]
         if not f:
             continue
         want = (f[0]["seq"] + f[0]["plen"] + 1) & MASK
-        acks = [p for p in ps if p["dst"] == src and p["flags"] & 0x10 and not after(want, p["ack"])]
-        res["per_sender"][src] = {
+        acks = [p for p in ps if p["dst"] == src and p["dport"] == sport and p["flags"] & 0x10
+                and not after(want, p["ack"])]
+        res["per_sender"]["%s:%d" % (src, sport)] = {
             "fins": len(f), "fin_frames": [p["no"] for p in f], "fin_times_s": [p["t"] for p in f],
             "gaps_s": [round(b["t"] - a["t"], 6) for a, b in zip(f, f[1:])],
             "first_to_last_s": round(f[-1]["t"] - f[0]["t"], 6),
