@@ -4,7 +4,7 @@
 #   sudo bash samples/realworld/record.sh offload-partial ...   # only the named scenarios
 # Scenarios: offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped
 #   window-shrink-rounding idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux
-#   keepalive-answered zero-window-short zero-window-hang fin-retrans-after-timers sender-lossy
+#   syn-retries-linux-linear keepalive-answered zero-window-short zero-window-hang fin-retrans-after-timers sender-lossy
 #   rtt-delayed-ack one-direction no-ip
 # Derived scenarios (offload-ipv4-zero, rewritten, corrupt-accepted) edit a committed capture of
 # another scenario (offload-partial.pcap, clean.pcap) with a derive_*.py script; they run after it.
@@ -433,12 +433,13 @@ rec_closewait-leak() {
 # ---------------------------------------------------------------------------------------------
 # 7. syn-retries-linux.pcap: SYNs to a silently dropping port, tcp_syn_retries=3
 # ---------------------------------------------------------------------------------------------
-rec_syn-retries-linux() {
-    local PORT=8089 FX="$WORK/syn-retries-linux.facts.json" P="$WORK/syn-retries-linux.pcap"
+# syn_variant NAME PORT LINEAR DESCRIPTION OS: tcp_syn_retries=3, tcp_syn_linear_timeouts=LINEAR in psr-c
+syn_variant() {
+    local name=$1 PORT=$2 lin=$3 desc=$4 os=$5 FX="$WORK/$1.facts.json" P="$WORK/$1.pcap"
     ensure_cs
-    log "syn-retries-linux: connect() to $S1:$PORT, INPUT DROP on the server, tcp_syn_retries=3 (~15 s)"
+    log "$name: connect() to $S1:$PORT, INPUT DROP on the server, tcp_syn_retries=3, tcp_syn_linear_timeouts=$lin"
     rm -f "$FX"
-    ns_exec c sysctl -qw net.ipv4.tcp_syn_retries=3
+    ns_exec c sysctl -qw net.ipv4.tcp_syn_retries=3 net.ipv4.tcp_syn_linear_timeouts="$lin"
     ns_exec s iptables -A INPUT -p tcp --dport $PORT -m comment --comment psr-syndrop -j DROP
     cap c eth0 "$P"
     nstat_ns "$FX" 0 c s
@@ -447,21 +448,34 @@ rec_syn-retries-linux() {
     ns_capture_stop
     ns_exec s iptables -L INPUT -v -x -n >"$WORK/sr.iptables"
     ns_exec s iptables -D INPUT -p tcp --dport $PORT -m comment --comment psr-syndrop -j DROP
-    F put "$FX" scenario "$(json "A Linux client (net.ipv4.tcp_syn_retries=3 in psr-c) connect()s to 10.204.1.2:$PORT, where an iptables rule on the server drops every SYN silently. The kernel sends the SYN and 3 retransmissions with exponential back-off from a 1 s initial RTO (0, 1, 3, 7 s), then connect() fails with ETIMEDOUT at ~15 s. Captured on the client's eth0.")"
+    F put "$FX" scenario "$(json "$desc")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1)"'
     F merge "$FX" client "$WORK/sr-client.json"
     F iptables "$FX" iptables "$WORK/sr.iptables" psr-syndrop
     F put "$FX" syn_retries_sysctl 3
+    F put "$FX" syn_linear_timeouts_sysctl "$lin"
     CHK synsched "$FX" "$P" $C1
     F copy "$FX" errno client.connect
     F copy "$FX" connect_elapsed_s client.connect_elapsed_s
     F copy "$FX" syn_gaps_s syn_schedule_check.gaps_s
     F copy "$FX" syns syn_schedule_check.syns
-    F put "$FX" os '"Linux 6.18 (initial RTO 1 s, doubling: gaps 1, 2, 4 s)"'
+    F put "$FX" os "$(json "$os")"
     kernel_facts "$FX" c s
-    ns_exec c sysctl -qw net.ipv4.tcp_syn_retries=6
+    ns_exec c sysctl -qw net.ipv4.tcp_syn_retries=6 net.ipv4.tcp_syn_linear_timeouts=4
     F put "$FX" kernel.psr-c.tcp_syn_retries '"3"'
-    finish syn-retries-linux.facts.json syn-retries-linux.pcap
+    F put "$FX" kernel.psr-c.tcp_syn_linear_timeouts "\"$lin\""
+    finish "$name.facts.json" "$name.pcap"
+}
+
+# ---------------------------------------------------------------------------------------------
+# 7. syn-retries-linux.pcap, syn-retries-linux-linear.pcap: SYNs to a silently dropping port
+# ---------------------------------------------------------------------------------------------
+rec_syn-retries-linux() {
+    syn_variant syn-retries-linux 8079 0 "A Linux client (net.ipv4.tcp_syn_retries=3, tcp_syn_linear_timeouts=0 in psr-c: the classic schedule of every Linux before 6.5) connect()s to 10.204.1.2:8079, where an iptables rule on the server drops every SYN silently. The kernel sends the SYN and 3 retransmissions with exponential back-off from a 1 s initial RTO (at 0, 1, 3, 7 s: gaps 1, 2, 4 s), then connect() fails with ETIMEDOUT ~15 s after the first SYN (8 s after the last). Captured on the client's eth0." "Linux, classic exponential SYN back-off (initial RTO 1 s, doubling: gaps 1, 2, 4 s); also what Linux >= 6.5 does with tcp_syn_linear_timeouts=0"
+}
+
+rec_syn-retries-linux-linear() {
+    syn_variant syn-retries-linux-linear 8078 4 "As syn-retries-linux, but with the default of Linux >= 6.5, tcp_syn_linear_timeouts=4: the first 4 retransmissions come after a fixed 1 s (linear), only then the RTO doubles, and the linear ones are added to tcp_syn_retries=3: 8 SYNs at ~0, 1, 2, 3, 4, 5, 7, 11 s (gaps 1, 1, 1, 1, 1, 2, 4 s), ETIMEDOUT ~19.4 s after the first. This is the Linux 6.18 default schedule (host default: tcp_syn_linear_timeouts=4)." "Linux >= 6.5, linear-then-exponential SYN back-off (tcp_syn_linear_timeouts=4: gaps 1, 1, 1, 1, 1, 2, 4 s)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -475,14 +489,15 @@ rec_keepalive-answered() {
     bg_start s "$WORK/s.ready" "${PEERS[@]}" http server --bind $S1 --port $PORT --resp-bytes 1000 \
         --facts "$WORK/ka-server.json" --ready-file "$WORK/s.ready"
     cap c eth0 "$P"
+    cap s eth0 "$WORK/keepalive-answered-server.pcap"
     nstat_ns "$FX" 0 c s
     ns_exec c "${PEERS[@]}" http client --dst $S1 --port $PORT --rounds 1 --req-bytes 200 --idle 6.5 \
         --keepalive 1,1,3 --facts "$WORK/ka-client.json"
     bg_wait
     nstat_ns "$FX" 1 c s
     ns_capture_stop
-    F put "$FX" scenario "$(json "TCP keep-alive answered: client psr-c 10.204.1.1 (SO_KEEPALIVE=1, TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=3) does one request/response with 10.204.1.2:$PORT, stays idle 6.5 s, then closes (FIN); the server closes on EOF. The client's kernel sends a keep-alive probe after each second of silence; the server's kernel answers every one at once, so the client never needs a second probe in a row (TCP_KEEPINTVL unused). All probes answered; nothing is wrong.")"
-    F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1)"'
+    F put "$FX" scenario "$(json "TCP keep-alive answered: client psr-c 10.204.1.1 (SO_KEEPALIVE=1, TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=3) does one request/response with 10.204.1.2:$PORT, stays idle 6.5 s, then closes (FIN); the server closes on EOF. Captured on both ends at the same time. The client's kernel sends a keep-alive probe after each second of silence; the server's kernel answers every one at once, so the client never needs a second probe in a row (TCP_KEEPINTVL unused). All probes answered; nothing is wrong.")"
+    F put "$FX" capture_points '{"keepalive-answered.pcap": "client eth0 (namespace psr-c, 10.204.1.1), the prober", "keepalive-answered-server.pcap": "server eth0 (namespace psr-s, 10.204.1.2), the answerer, at the same time"}'
     F merge "$FX" client "$WORK/ka-client.json"
     F merge "$FX" server "$WORK/ka-server.json"
     F copy "$FX" four_tuple client.four_tuple
@@ -493,7 +508,11 @@ rec_keepalive-answered() {
     F copy "$FX" keepalive_answered keepalive_check.answered
     F copy "$FX" nstat_TcpExtTCPKeepAlive_delta nstat_delta.psr-c.TcpExtTCPKeepAlive 0
     kernel_facts "$FX" c s
-    finish keepalive-answered.facts.json keepalive-answered.pcap
+    cp "$FX" "$WORK/ka-tmp.json"
+    CHK keepalive "$WORK/ka-tmp.json" "$WORK/keepalive-answered-server.pcap"
+    "$PY" -c 'import json,sys; f=json.load(open(sys.argv[1])); print(json.dumps(f["keepalive_check"]))' "$WORK/ka-tmp.json" >"$WORK/ka-srv.json"
+    F merge "$FX" keepalive_check_server_side "$WORK/ka-srv.json"
+    finish keepalive-answered.facts.json keepalive-answered.pcap keepalive-answered-server.pcap
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -799,7 +818,7 @@ rec_no-ip() {
 
 # ---------------------------------------------------------------------------------------------
 ALL=(offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped window-shrink-rounding
-     idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux keepalive-answered zero-window-short
+     idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux syn-retries-linux-linear keepalive-answered zero-window-short
      zero-window-hang fin-retrans-after-timers sender-lossy rtt-delayed-ack one-direction no-ip)
 START=$SECONDS
 if [[ $# -gt 0 ]]; then
