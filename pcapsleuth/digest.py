@@ -109,6 +109,11 @@ class ConnDigest:
         self.states: Counter[tuple[str, str]] = Counter()  # (conn_state, protocol) -> connections
         self.listeners = TopCounter()
         self.talkers = TopCounter()
+        #: A reused 4-tuple's chain (index + 1 of the predecessor and the successor; 0: none), made
+        #: at the first link: the report counts and walks a chain of 100,000 reuses in these
+        #: arrays instead of reading each connection back from the spill.
+        self._pred: array[int] | None = None
+        self._succ: array[int] | None = None
 
     @classmethod
     def of(cls, conns: Iterable[Connection]) -> ConnDigest:
@@ -124,6 +129,9 @@ class ConnDigest:
             self.first_ts.extend(array("q", bytes(8 * grow)))
             self.state.extend(array("B", bytes(grow)))
             self.proto.extend(array("B", bytes(grow)))
+            if self._pred is not None and self._succ is not None:
+                self._pred.extend(array("i", bytes(4 * grow)))
+                self._succ.extend(array("i", bytes(4 * grow)))
         self.n += 1
         self.first_ts[i] = c.first_ts
         self.state[i] = self._code(self._codes, self.state_names, state)
@@ -131,6 +139,38 @@ class ConnDigest:
         self.states[state, c.proto] += 1
         self.listeners.add(_listener_key(c), state != "SF")
         self.talkers.add(c.orig.addr)
+        pred = c.predecessor
+        if pred is not None and pred[1:].isdigit():
+            self._link(int(pred[1:]), i)
+
+    def _link(self, pred: int, succ: int) -> None:
+        if not 0 <= pred < succ:  # a successor starts later: its number is higher (no cycle to walk)
+            return
+        if self._pred is None or self._succ is None:
+            self._pred = array("i", bytes(4 * len(self.first_ts)))
+            self._succ = array("i", bytes(4 * len(self.first_ts)))
+        self._pred[succ] = pred + 1
+        self._succ[pred] = succ + 1
+
+    def chain(self, i: int) -> Iterator[int]:
+        """The indexes of the connections on connection ``i``'s 4-tuple, ``i`` first, then its
+        predecessors (nearest first), then its successors: ints from the digest, no connection
+        read, nothing kept (the numbers only go down, then up: no cycle)."""
+        yield i
+        if self._pred is None or self._succ is None or not 0 <= i < len(self._pred):
+            return
+        j = self._pred[i] - 1
+        while j >= 0:
+            yield j
+            j = self._pred[j] - 1
+        j = self._succ[i] - 1
+        while j >= 0:
+            yield j
+            j = self._succ[j] - 1
+
+    def chain_length(self, i: int) -> int:
+        """How many connections share connection ``i``'s 4-tuple, one after another (1: only it)."""
+        return sum(1 for _ in self.chain(i))
 
     @staticmethod
     def _code(codes: dict[str, int], names: list[str], name: str) -> int:

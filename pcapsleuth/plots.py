@@ -14,7 +14,14 @@ that can be inlined into an HTML page.
 
 Times on every axis are seconds relative to ``t0`` (the capture's first frame in the report,
 like Wireshark's ``frame.time_relative``). Text drawn into figures is never parsed as mathtext,
-so a ``$`` from a capture cannot break a drawing.
+so a ``$`` from a capture cannot break a drawing, and the SVG's text shows bidi overrides and
+control characters as visible escapes (:func:`pcapsleuth.report.visible`).
+
+Drawing raises no warning for text the fonts here lack (a CJK file name as a vantage point's
+name, say): matplotlib only measures that text with the wrong glyph, the SVG keeps it as text
+(``svg.fonttype: none``) and the browser draws it with its own fonts, so the warning matplotlib
+gives for each missing glyph says nothing a reader of the report can act on and is dropped
+while saving. Any other warning goes through.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -402,7 +410,7 @@ def _ep_text(ep: tuple[str, int | None]) -> str:
 def ladder_figure(packets: Sequence[Packet], endpoints: Sequence[tuple[str, int | None]] | None = None,
                   title: str | None = None, *, t0: int | None = None, max_packets: int = 60,
                   states: Mapping[int, Sequence[tuple[tuple[str, int | None], str]]] | None = None,
-                  notes: Mapping[int, str] | None = None) -> Figure:
+                  notes: Mapping[int, str] | None = None, footnote: str | None = None) -> Figure:
     """A ladder diagram (Wireshark's flow graph) of ``packets`` between endpoints.
 
     One vertical lane per endpoint ``(address, port)``; ``endpoints`` fixes their order
@@ -419,9 +427,12 @@ def ladder_figure(packets: Sequence[Packet], endpoints: Sequence[tuple[str, int 
     ``[((address, port), "CLOSE-WAIT"), ...]``; they are written beside the lanes under that
     frame's arrow (:func:`ladder_states` builds it from connections). ``notes`` maps a frame
     number to a short word on its role ("challenge ack"), written right of the lanes.
+    ``footnote`` is written under the last row (what the drawing leaves out: "... 99,988 more
+    attempts on this 4-tuple").
     """
     with _style():
-        return _ladder(list(packets)[:max_packets], endpoints, title, t0, len(packets), states or {}, notes or {})
+        return _ladder(list(packets[:max_packets]), endpoints, title, t0, len(packets), states or {}, notes or {},
+                       footnote)
 
 
 def ladder_states(conns: Iterable[Connection | ConnRecord]) -> dict[int, list[tuple[tuple[str, int | None], str]]]:
@@ -442,7 +453,8 @@ _EDGE = 1.5  # inches between the outer lanes and the figure's edges (room for l
 
 def _ladder(pkts: list[Packet], endpoints: Sequence[tuple[str, int | None]] | None, title: str | None,
             t0_arg: int | None, total: int,
-            states: Mapping[int, Sequence[tuple[tuple[str, int | None], str]]], notes: Mapping[int, str]) -> Figure:
+            states: Mapping[int, Sequence[tuple[tuple[str, int | None], str]]], notes: Mapping[int, str],
+            footnote: str | None = None) -> Figure:
     pkts = [p for p in pkts if p.src is not None and p.dst is not None]
     order: list[tuple[str, int | None]] = list(endpoints or [])
     for p in pkts:
@@ -495,7 +507,8 @@ def _ladder(pkts: list[Packet], endpoints: Sequence[tuple[str, int | None]] | No
     for lane in lanes:
         first_lane.setdefault(lane[0], lane_x[lane])
     last_x = max(lane_x.values(), default=0.0)
-    height = 1.3 + 0.4 * max(n, 1)
+    foot = 0.35 if footnote else 0.0
+    height = 1.3 + 0.4 * max(n, 1) + foot
     # No layout engine: nothing sticks out of the axes but the title, and laying out a few dozen
     # labels once more per drawing is what costs the time in a report with many ladders.
     fig = Figure(figsize=(width, height))
@@ -515,7 +528,9 @@ def _ladder(pkts: list[Packet], endpoints: Sequence[tuple[str, int | None]] | No
         return fig
     t0 = t0_arg if t0_arg is not None else pkts[0].ts
     ax.set_xlim(0, width)
-    ax.set_ylim(n - 0.4, -1.1)
+    ax.set_ylim(n - 0.4 + foot / 0.4, -1.1)
+    if footnote:
+        ax.text(0.1, n - 0.1, footnote, ha="left", va="center", fontsize=8.5, color="#5d4037", fontstyle="italic")
     for lane, x in lane_x.items():
         ep, mac = lane
         ax.plot([x, x], [-0.55, n - 0.45], color="#9e9e9e", linewidth=1.2, zorder=1)
@@ -744,12 +759,15 @@ def figure_to_svg(fig: Figure, id_prefix: str | None = None) -> str:
     the drawing) so that several figures can share one page, and ids nothing refers to are
     dropped.
     """
+    from .report import visible
+
     buf = io.StringIO()
-    with _style():
+    with _style(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning)
         # Transparent: the page's card behind the drawing gives the background (light and dark).
         fig.savefig(buf, format="svg", transparent=True,
                     metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
-    svg = buf.getvalue()
+    svg = visible(buf.getvalue())
     svg = svg[svg.index("<svg"):]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
     svg = re.sub(r'<style type="text/css">\*\{[^<]*\}</style>\s*', "", svg)

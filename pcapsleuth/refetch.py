@@ -9,23 +9,50 @@ asked for, stopping as soon as the last one is behind them.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .capture import Capture
 from .packet import Packet
-from .reader import Source
+from .reader import MAX_EXPANSION, Source
 
 if TYPE_CHECKING:
     from .digest import ConnRecord
     from .tracker import Connection
 
-__all__ = ["connection_packets", "connections_packets", "fetch_frames", "packets_for", "packets_from"]
+__all__ = ["connection_packets", "connections_packets", "fetch_frames", "packets_for", "packets_from", "rereadable"]
+
+#: What the CLI and the API call a capture that was a stream, read once: never opened again
+#: (``-`` is standard input: reading it a second time would wait on the terminal, or find nothing).
+_STREAM_NAMES = frozenset({"-", "/dev/stdin", "<stdin>", "<stream>", "<bytes>"})
+
+
+def rereadable(path: Source | os.PathLike[str] | None) -> bool:
+    """Whether the capture ``path`` names can be read a second time for the packets memory did
+    not keep: a regular file (or one that is gone: reading it then fails, and says so), bytes, a
+    seekable file object; not standard input, a pipe, a device or a name that stands for a stream."""
+    if path is None:
+        return False
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        return True
+    if not isinstance(path, (str, os.PathLike)):
+        try:
+            return bool(path.seekable())
+        except (AttributeError, OSError, ValueError):
+            return False
+    name = os.fspath(path)
+    if name in _STREAM_NAMES or name.startswith(("/dev/fd/", "/proc/self/fd/")):
+        return False
+    try:
+        return stat.S_ISREG(os.stat(name).st_mode)
+    except (OSError, ValueError):
+        return True  # moved or removed since: the second reading fails, and is reported as such
 
 
 def fetch_frames(path: Source | os.PathLike[str], frames: Iterable[int], *, verify_checksums: bool = True,
-                 max_decompressed: int = 64 * 1024**3) -> dict[int, Packet]:
+                 max_decompressed: int = 64 * 1024**3, max_expansion: float = MAX_EXPANSION) -> dict[int, Packet]:
     """Decode the given frame numbers (1-based) of a capture; frames beyond its end are absent.
 
     Raises :class:`~pcapsleuth.errors.PcapsleuthError` when the file cannot be read again.
@@ -35,7 +62,8 @@ def fetch_frames(path: Source | os.PathLike[str], frames: Iterable[int], *, veri
     if not want:
         return out
     last = max(want)
-    with Capture(path, verify_checksums=verify_checksums, max_decompressed=max_decompressed) as cap:
+    with Capture(path, verify_checksums=verify_checksums, max_decompressed=max_decompressed,
+                 max_expansion=max_expansion) as cap:
         decode = cap.decoder.decode
         ifaces = cap.records.interfaces
         for no, ts, caplen, wirelen, iface, data, direction in cap.records:
@@ -61,19 +89,21 @@ def _tuple_key(p: Packet) -> tuple[int | None, tuple[str, int], tuple[str, int]]
 
 
 def connection_packets(path: Source | os.PathLike[str], conn: Connection, *, limit: int = 20_000,
-                       verify_checksums: bool = True, max_decompressed: int = 64 * 1024**3) -> list[Packet]:
+                       verify_checksums: bool = True, max_decompressed: int = 64 * 1024**3,
+                       max_expansion: float = MAX_EXPANSION) -> list[Packet]:
     """All packets of one connection: its 4-tuple, either direction, from its first to its last frame.
 
     When the connection's evidence already holds every packet it had, no file is read. At most
     ``limit`` packets are returned (the first ones).
     """
     return connections_packets(path, [conn], limit=limit, verify_checksums=verify_checksums,
-                               max_decompressed=max_decompressed)[conn.uid]
+                               max_decompressed=max_decompressed, max_expansion=max_expansion)[conn.uid]
 
 
 def connections_packets(path: Source | os.PathLike[str], conns: Iterable[Connection | ConnRecord], *,
                         limit: int = 20_000, verify_checksums: bool = True,
-                        max_decompressed: int = 64 * 1024**3) -> dict[str, list[Packet]]:
+                        max_decompressed: int = 64 * 1024**3,
+                        max_expansion: float = MAX_EXPANSION) -> dict[str, list[Packet]]:
     """:func:`connection_packets` for several connections in one pass over the file.
 
     Only frames whose bytes hold one of the wanted port pairs (as the TCP/UDP header has them:
@@ -106,7 +136,8 @@ def connections_packets(path: Source | os.PathLike[str], conns: Iterable[Connect
     first = min(c.first_frame for c, _ in pairs)
     last = max(c.last_frame for c, _ in pairs)
     open_lists = len(pairs)
-    with Capture(path, verify_checksums=verify_checksums, max_decompressed=max_decompressed) as cap:
+    with Capture(path, verify_checksums=verify_checksums, max_decompressed=max_decompressed,
+                 max_expansion=max_expansion) as cap:
         decode = cap.decoder.decode
         ifaces = cap.records.interfaces
         for no, ts, caplen, wirelen, iface, data, direction in cap.records:
@@ -148,7 +179,7 @@ def packets_from(path: Source | os.PathLike[str] | None, frames: Iterable[int], 
             if p.no in want:
                 have[p.no] = p
     missing = want - have.keys()
-    if missing and path is not None and isinstance(path, (str, os.PathLike)):
+    if missing and isinstance(path, (str, os.PathLike)) and rereadable(path):
         from .errors import PcapsleuthError
 
         try:

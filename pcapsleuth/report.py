@@ -3,7 +3,11 @@
 One file that opens anywhere, offline: inline CSS, inline SVG drawings, one small inline script
 (allowed by its hash), and a Content-Security-Policy that forbids fetching anything. Everything
 that comes from a capture is escaped by jinja2's autoescaping; drawings are SVG text written by
-matplotlib, which escapes its text too.
+matplotlib, which escapes its text too. Before that, every text the templates output goes
+through :func:`visible` (the environment's ``finalize``): bidi overrides, isolates and marks,
+line separators and control characters become visible escapes (``\u202e``), so that a file
+name cannot show itself reversed in the title, a heading or a drawing. Long texts from the
+capture are cut to a bounded prefix (:func:`capped`): the JSON keeps them whole.
 
 The templates are ``reports/templates`` (shipped as ``pcapsleuth._reports``); a directory given
 as ``template_dir`` is searched first, so a site can override one file (``style.css``, say)
@@ -49,8 +53,8 @@ if TYPE_CHECKING:
     from .tracker import Connection
     from .vantage import VantageResult
 
-__all__ = ["Limits", "default_report_path", "findings_to_read", "render_html", "report_stem", "select_findings",
-           "template_environment"]
+__all__ = ["Limits", "capped", "default_report_path", "findings_to_read", "render_html", "report_stem",
+           "select_findings", "template_environment", "visible"]
 
 #: The suffix of report files: ``capture.pcap`` -> ``capture.pcapsleuth.html``.
 REPORT_SUFFIX = ".pcapsleuth.html"
@@ -79,6 +83,45 @@ class Limits:
     comments: int = 50
     top_n: int = 10  # top talkers / listeners
     refetch_frames: int = 20_000  # frames read again from the file for evidence tables
+    text_chars: int = 500  # characters shown of one text from the capture (a comment, a name, a path)
+
+
+# -- text from the capture -------------------------------------------------------------------------
+#: What a browser would act on or not show: C0 controls but tab and newline (whitespace in HTML),
+#: DEL and C1 (CSI is U+009B), the Arabic letter mark, LRM/RLM, the line and paragraph separators,
+#: the bidi embeddings and overrides (U+202A-E) and isolates (U+2066-9): the terminal's set
+#: (:func:`pcapsleuth.errors.printable`) and more. Lone surrogates too (a file name's undecodable
+#: bytes): they cannot even be written as UTF-8.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                        "\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def visible(text: object) -> str:
+    """``text`` with every character of the set above shown as a visible, inert escape: U+202E
+    as the six characters ``\\u202e``, ESC as ``\\x1b``. For everything the report shows
+    (text, attributes, ``<title>``, SVG text): what is left cannot reorder or hide anything."""
+    return _INVISIBLE.sub(_escape_char, str(text))
+
+
+def capped(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and how much more there is (the JSON has it all).
+
+    Cut before :func:`visible` (which lengthens what it escapes) and never inside a surrogate
+    pair's place: Python strings hold code points, so any cut is between characters."""
+    if len(text) <= limit:
+        return text
+    more = len(text[limit:].encode("utf-8", "surrogatepass"))
+    return f"{text[:limit]}\u2026 ({more:,} more bytes, in the JSON)"
+
+
+def _finalize(value: Any) -> Any:
+    """jinja2's ``finalize``: every ``{{ ... }}`` output that is plain text (not our own markup)."""
+    return _INVISIBLE.sub(_escape_char, value) if type(value) is str else value
 
 
 # -- paths -----------------------------------------------------------------------------------------
@@ -152,6 +195,7 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_finalize,
     )
     from .markdown import code_span, md_escape
 
@@ -197,7 +241,7 @@ def _rich_text(text: str, frame_anchor: dict[int, str], uid_anchor: set[str]) ->
 
     Only digits, uids and our own anchors are inserted into already escaped text.
     """
-    html = str(escape(text))
+    html = str(escape(visible(text)))
 
     def frames(m: re.Match[str]) -> str:
         def one(n: re.Match[str]) -> str:
@@ -211,6 +255,15 @@ def _rich_text(text: str, frame_anchor: dict[int, str], uid_anchor: set[str]) ->
                        if m.group(1) in uid_anchor else m.group(1), html)
     html = _CODE_RE.sub(lambda m: f"<code>{m.group(1)}</code>", html)
     return Markup(html)
+
+
+def _uid_number(uid: str) -> int | None:
+    return int(uid[1:]) if uid[1:].isdigit() else None
+
+
+def _file_name(path: str | None) -> str:
+    """The last part of a capture's path, as the report's title shows it."""
+    return Path(path).name if path else "capture"
 
 
 def _ep_text(addr: str | None, port: int | None) -> str:
@@ -291,6 +344,11 @@ class _Builder:
         self.seq_packets: dict[str, list[Packet]] = {}
         self.packets: dict[int, Packet] = {}
         self.unavailable: set[int] = set()
+        from .refetch import rereadable
+
+        #: False for a capture read from standard input or a file object: its frames cannot be
+        #: read again (only the packets the analysis kept are there for the evidence tables).
+        self.rereadable = rereadable(source_path)
         self.multi_iface = len(self.info.interfaces) > 1
         self.conn_rows = self._choose_connection_rows()
         self.shown_uids = {c.uid for c in self.conn_rows}
@@ -322,18 +380,24 @@ class _Builder:
 
         self.packets, self.unavailable = packets_from(self.path, frames, held)
 
-    def _tuple_chain(self, conn: Connection | ConnRecord) -> set[str]:
-        """The uids of ``conn`` and of the connections before and after it on its 4-tuple."""
-        uids = {conn.uid}
-        for link in ("predecessor", "successor"):
-            c: Connection | ConnRecord | None = conn
-            while c is not None and len(uids) < 100_000:
-                uid = getattr(c, link)
-                if uid is None or uid in uids:
-                    break
-                uids.add(uid)
-                c = self.conn(uid)
-        return uids
+    def _others_than_chain(self, f: Finding, conn: Connection | ConnRecord) -> int:
+        """How many of the finding's connections are not on ``conn``'s 4-tuple (its chain of
+        predecessors and successors). Counted on the digest's links, one byte a connection for the
+        marks: no connection is read back or kept (a chain of 100,000 reuses cost 1 GB read so)."""
+        d = self.digest
+        chain = d.chain(conn.index)
+        first = next(chain)
+        second = next(chain, None)
+        if second is None:  # alone on its tuple: the common case
+            return sum(1 for u in f.connections if u != conn.uid)
+        marks = bytearray(len(d.first_ts))
+        for i in (first, second, *chain):
+            marks[i] = 1
+        on_chain = 0
+        for u in f.connections:
+            j = _uid_number(u)
+            on_chain += j is not None and 0 <= j < len(marks) and marks[j] == 1
+        return len(f.connections) - on_chain
 
     def _pkt_ep(self, p: Packet) -> tuple[tuple[str, int | None], tuple[str, int | None]]:
         return (p.src or "?", p.sport), (p.dst or "?", p.dport)
@@ -351,8 +415,7 @@ class _Builder:
             if len(mine) >= 2:
                 # The connections on this 4-tuple are its chain of predecessors and successors:
                 # walked, not found by reading every connection of the finding (a scan's million).
-                named = set(f.connections)
-                others = len(named) - len(named & self._tuple_chain(conn))
+                others = self._others_than_chain(f, conn)
                 note = f"the frames between {_ep_text(*a)} and {_ep_text(*b)} (connection {conn.uid}"
                 if others:
                     note += f"; the finding involves {others:,} other connection{'s' if others != 1 else ''}"
@@ -374,7 +437,7 @@ class _Builder:
         for n in frames:
             p = self.packets.get(n)
             if p is None:
-                rows.append({"frame": n, "anchor": anchor_of[n], "missing": True})
+                rows.append({"frame": n, "anchor": anchor_of[n], "missing": True, "differs": set()})
                 continue
             src, dst = self._pkt_ep(p)
             rows.append({
@@ -512,7 +575,30 @@ class _Builder:
         frames = {p.no for p in ladder}
         states = {n: v for n, v in ladder_states(conns).items() if n in frames}
         return ladder_figure(ladder, title=f"Finding {index}: {f.id}", t0=self.t0,
-                             max_packets=self.limits.ladder_packets, states=states, notes=_frame_roles(f.evidence))
+                             max_packets=self.limits.ladder_packets, states=states, notes=_frame_roles(f.evidence),
+                             footnote=self._more_attempts(f, ladder, conns))
+
+    def _more_attempts(self, f: Finding, ladder: Sequence[Packet], conns: Sequence[Connection | ConnRecord]) -> (
+            str | None):
+        """"... N more attempts on this 4-tuple" when the ladder draws a few of the connections
+        one after another on its 4-tuple (a reused tuple's 100,000 SYN/RST): counted on the
+        digest's links, not by reading them."""
+        first = self.conn(f.connections[0]) if f.connections else None
+        if first is None or not ladder:
+            return None
+        total = self.digest.chain_length(first.index)
+        if total < 2:
+            return None
+        frames = sorted(p.no for p in ladder[: self.limits.ladder_packets])
+        chain = set()
+        for c in conns:
+            if c.first_frame <= frames[-1] and c.last_frame >= frames[0]:
+                chain.add(c.index)
+        drawn = sum(1 for i in self.digest.chain(first.index) if i in chain)
+        more = total - max(drawn, 1)
+        if more <= 0:
+            return None
+        return f"\u2026 {more:,} more attempt{'s' if more != 1 else ''} on this 4-tuple (in the JSON)"
 
     @staticmethod
     def _wants_sequence(f: Finding) -> bool:
@@ -537,6 +623,9 @@ class _Builder:
                 if c is not None and c.proto == "tcp":
                     conns.setdefault(uid, c)
         if not conns:
+            return
+        if not self.rereadable:
+            self.seq_packets = {uid: list(c.evidence) for uid, c in conns.items()}
             return
         try:
             self.seq_packets = connections_packets(self.path, conns.values(), limit=self.limits.sequence_packets)
@@ -632,18 +721,30 @@ class _Builder:
     def capture_view(self) -> dict[str, Any]:
         info = self.info
         lim = self.limits
-        ifaces = [{"id": i.id, "name": i.name, "description": i.description, "linktype": i.linktype_name,
+        n = lim.text_chars
+
+        def cut(text: str | None) -> str | None:
+            return None if text is None else capped(text, n)
+
+        ifaces = [{"id": i.id, "name": cut(i.name), "description": cut(i.description), "linktype": i.linktype_name,
                    "snaplen": i.snaplen, "frames": i.frames} for i in info.interfaces[: lim.interfaces]]
-        comments = [{"frame": no, "text": text} for no in sorted(info.comments) for text in info.comments[no]]
+        comments: list[dict[str, Any]] = []
+        n_comments = 0
+        for no in sorted(info.comments):
+            for text in info.comments[no]:
+                n_comments += 1
+                if len(comments) < lim.comments:
+                    comments.append({"frame": no, "text": capped(text, n)})
         damage = []
         for d in info.damage.to_list():
             frames = d["frames"]
             assert isinstance(frames, list)
+            detail = d.get("detail")
             damage.append({"kind": d["kind"], "count": d["count"], "frames": frames[:12],
-                           "more": len(frames) > 12, "detail": d.get("detail")})
+                           "more": len(frames) > 12, "detail": detail if not isinstance(detail, str) else cut(detail)})
         return {
-            "path": info.path,
-            "name": Path(info.path).name if info.path else "capture",
+            "path": cut(info.path),
+            "name": capped(_file_name(info.path), n),
             "size": info.size,
             "format": info.format,
             "compression": info.compression,
@@ -655,15 +756,16 @@ class _Builder:
             "link_types": info.link_types,
             "interfaces": ifaces,
             "more_interfaces": max(len(info.interfaces) - lim.interfaces, 0),
-            "section_comments": info.section_comments[: lim.comments],
-            "comments": comments[: lim.comments],
-            "more_comments": max(len(comments) - lim.comments, 0)
-            + max(len(info.section_comments) - lim.comments, 0),
+            "section_comments": [capped(c, n) for c in info.section_comments[: lim.comments]],
+            "comments": comments,
+            "more_comments": max(n_comments - lim.comments, 0) + max(len(info.section_comments) - lim.comments, 0),
+            "comments_left_out": info.comments_left_out,
             "damage": damage,
             "sections": info.sections,
             "ip_fragments": info.ip_fragments,
             "non_ip_frames": info.non_ip_frames,
             "bytes_unread": info.bytes_unread,
+            "from_stream": not self.rereadable,
         }
 
     def verdict(self) -> dict[str, Any]:
@@ -758,6 +860,8 @@ def _trim(value: Any, depth: int = 0) -> Any:
         if len(value) > keep:
             items.append(f"... {len(value) - keep:,} more")
         return items
+    if isinstance(value, str):
+        return capped(value, Limits.text_chars)
     return value
 
 
@@ -801,6 +905,7 @@ def _context(result: AnalysisResult | ReportView, source_path: str, env: jinja2.
         "left_out_findings": len(rest) - len(listed),
         "finding_counts": [(s, by_sev[s]) for s in reversed(SEVERITIES) if by_sev[s]],
         "unavailable_frames": len(b.unavailable),
+        "from_stream": not b.rereadable,
         "timeline": timeline,
         "outcomes": [{"key": k, "label": label, "colour": colour} for k, label, colour, _ in OUTCOMES],
         "connections": [b.connection_view(c) for c in b.conn_rows],
@@ -879,18 +984,11 @@ def render_html(result: AnalysisResult | ReportView, source_path: str | os.PathL
 
 
 def _write_atomic(dest: Path, text: str) -> None:
-    """Write via a temporary file beside ``dest``: a reader never sees half a report."""
-    tmp = dest.with_name(dest.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    """Write through :func:`pcapsleuth.outputs.write_text`, the one writer of every output (a
+    temporary with an unpredictable name and a rename; a device or FIFO written directly)."""
+    from .outputs import write_text
+
+    write_text(text, dest)
 
 
 def severity_at_least(findings: Iterable[Finding], threshold: str) -> bool:

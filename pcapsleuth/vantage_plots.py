@@ -102,10 +102,23 @@ def _lanes(result: VantageResult, pc: PathConnection) -> list[int]:
     return lanes
 
 
+#: Characters of a vantage point's name drawn on its lane (a name is a file's stem, or --name).
+_NAME_CHARS = 40
+
+
+def _lane_name(name: str) -> str:
+    """A point's name as a lane's label: bidi and control characters as visible escapes (they
+    would reorder or hide the label), cut to what fits above a lane."""
+    from .report import visible
+
+    shown = visible(name)
+    return shown if len(shown) <= _NAME_CHARS else shown[: _NAME_CHARS - 1] + "\u2026"
+
+
 def _ladder(result: VantageResult, pc: PathConnection, max_packets: int) -> Figure:
     start, pkts = _window(pc, max_packets)
     lanes = _lanes(result, pc)
-    names = result.names
+    names = [_lane_name(n) for n in result.names]
     theta = [c.offset_ns or 0 for c in result.clock]
     t0 = result.t0
     nl = len(lanes)

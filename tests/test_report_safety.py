@@ -27,7 +27,7 @@ import _build as b  # noqa: E402
 from pcapsleuth.analysis import analyze_capture  # noqa: E402
 from pcapsleuth.cli import main  # noqa: E402
 from pcapsleuth.markdown import render_markdown  # noqa: E402
-from pcapsleuth.report import render_html  # noqa: E402
+from pcapsleuth.report import render_html, visible  # noqa: E402
 
 JINJA = "{{ 191*7919 }}{% if true %}evaluated{% endif %}"  # 191*7919 = 1512529
 HOSTILE = {
@@ -147,13 +147,15 @@ def _assert_safe(page: str, hostile: Path) -> None:
                       f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'")
     assert page.index("Content-Security-Policy") < page.index("<body")
 
-    # The hostile strings are there, as text: escaped, neither dropped nor interpreted.
+    # The hostile strings are there, as text: escaped, neither dropped nor interpreted; control
+    # and bidi characters as visible escapes (ESC as the four characters \x1b).
     text = "".join(p.text)
     for key in ("shb_comment", "if_name", "if_description", "epb_comment", "epb_comment2"):
-        assert HOSTILE[key] in text, key
-    assert Path(FILE_NAME).name in text
+        assert visible(HOSTILE[key]) in text, key
+    assert visible(Path(FILE_NAME).name) in text
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", page)
     titles = [dict(a).get("title") for t, a in p.tags if dict(a).get("title")]
-    assert str(hostile) in titles  # the full path, in an attribute, unbroken
+    assert visible(str(hostile)) in titles  # the full path, in an attribute, unbroken
     assert "1512529" not in page and "evaluated" not in page  # no template syntax was evaluated
 
 
