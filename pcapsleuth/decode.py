@@ -47,7 +47,17 @@ ETH_IPV6 = 0x86DD
 _VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200, 0x9300))
 _AF_INET6 = frozenset((10, 23, 24, 28, 30))
 _IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140))
-_MAX_DEPTH = 8  # tunnels within tunnels
+#: Protocol layers a frame may nest, counted as Wireshark counts them (frame, eth, ethertype, ip,
+#: gre, ip, ..., tcp): tshark dissects a layer only while fewer than gui.max_tree_depth (500 by
+#: default) are open, so it decodes GRE in GRE 247 levels deep, IP in IP 495 and VXLAN 99 (measured
+#: with tshark 4.0). So do we; beyond that a frame's inner packets are not decoded, and the frame is
+#: counted as damage ``tunnel_too_deep``.
+MAX_LAYERS = 500
+_LINK_LAYERS = 3  # the frame, its link header and the header's type field (eth, ethertype)
+TOO_DEEP = (f"tunnels nested beyond {MAX_LAYERS} protocol layers (tshark's limit): what they carry was not "
+            f"analyzed")
+_BY_NIBBLE = 1  # an IP packet of the version its first nibble says (GTP-U, raw IP)
+_MAX_DPKT_LAYERS = 8  # link layers dpkt peels for the link types we do not decode ourselves
 _MAX_EXT = 32  # IPv6 extension headers in one chain
 _MAX_TAGS = 8
 
@@ -317,7 +327,7 @@ class Decoder:
                     raise _Short("Ethernet header")
                 mac = self._m(data[6:12])
                 etype = data[12] << 8 | data[13]
-                ip, mac2, encap = self._ethertype(data, 14, etype, vlan, no, 0, wirelen)
+                ip, mac2, encap = self._ethertype(data, 14, etype, vlan, no, wirelen)
                 if mac2 is not None:
                     mac = mac2
             elif linktype == 113:  # LINUX_SLL
@@ -329,10 +339,10 @@ class Decoder:
                 if direction == 0:
                     direction = _SLL_DIRECTION.get(pkttype, 0)
                 if hatype == 778:  # ARPHRD_IPGRE: the protocol field is GRE's
-                    ip = self._gre_payload(data, 16, etype, vlan, no, 0, wirelen)
+                    ip = self._gre_payload(data, 16, etype, vlan, no, wirelen)
                     encap = "gre"
                 else:
-                    ip, mac2, encap = self._ethertype(data, 16, etype, vlan, no, 0, wirelen)
+                    ip, mac2, encap = self._ethertype(data, 16, etype, vlan, no, wirelen)
             elif linktype == 276:  # LINUX_SLL2
                 if caplen < 20:
                     raise _Short("Linux cooked v2 header")
@@ -341,9 +351,9 @@ class Decoder:
                     mac = self._m(addr[:6])
                 if direction == 0:
                     direction = _SLL_DIRECTION.get(pkttype, 0)
-                ip, mac2, encap = self._ethertype(data, 20, etype, vlan, no, 0, wirelen)
+                ip, mac2, encap = self._ethertype(data, 20, etype, vlan, no, wirelen)
             elif linktype in (101, 12, 14, 228, 229):  # RAW, IPV4, IPV6
-                ip = self._ip_by_version(data, 0, no, 0, wirelen)
+                ip = self._ip_by_version(data, 0, no, wirelen)
             elif linktype == 0 or linktype == 108:  # NULL (host order), LOOP (network order)
                 if caplen < 4:
                     raise _Short("loopback header")
@@ -351,9 +361,9 @@ class Decoder:
                 if linktype == 0 and af > 0xFFFF:
                     af = _le32(data, 0)[0]
                 if af == 2:
-                    ip = self._ipv4(data, 4, no, 0, wirelen)
+                    ip = self._ipv4(data, 4, no, wirelen)
                 elif af in _AF_INET6:
-                    ip = self._ipv6(data, 4, no, 0, wirelen)
+                    ip = self._ipv6(data, 4, no, wirelen)
                 else:
                     note = f"loopback address family {af}"
             elif linktype == 10:  # FDDI: frame control, DA, SA, then 802.2 LLC
@@ -362,16 +372,16 @@ class Decoder:
                 # FDDI sends addresses most-significant bit first; shown in canonical (Ethernet)
                 # bit order like Wireshark does, so the same NIC has the same MAC on both media.
                 mac = self._m(data[7:13].translate(_BITREV))
-                ip, mac2, encap = self._llc(data, 13, vlan, no, 0, wirelen)
+                ip, mac2, encap = self._llc(data, 13, vlan, no, wirelen)
             elif linktype == 239:  # NFLOG
                 ip = self._nflog(data, no, wirelen)
             elif linktype in (9, 50):  # PPP, PPP in HDLC-like framing
                 off = 2 if data[:2] == b"\xff\x03" else 0
-                ip = self._ppp(data, off, no, 0, wirelen)
+                ip = self._ppp(data, off, no, wirelen)
             elif linktype == 104:  # Cisco HDLC
                 if caplen < 4:
                     raise _Short("Cisco HDLC header")
-                ip, mac2, encap = self._ethertype(data, 4, _u16(data, 2)[0], vlan, no, 0, wirelen)
+                ip, mac2, encap = self._ethertype(data, 4, _u16(data, 2)[0], vlan, no, wirelen)
             else:
                 ip, note = self._dpkt_fallback(linktype, data, no, wirelen)
         except _Short as exc:
@@ -391,26 +401,62 @@ class Decoder:
                              ip[11], ip[12], ip[13], ip[14], ip[15], ip[16], pkttype, ifindex, note))
 
     # -- layer 2 and shims ----------------------------------------------------------------------
-    def _ethertype(self, data: bytes, off: int, etype: int, vlan: list[int], no: int, depth: int,
+    # Each parser below finds where the IP header starts (``_link_ip``, ``_ppp_ip``,
+    # ``_gre_payload_ip``) and returns its position; ``_ip_at`` decodes it. The link-layer entry
+    # points (``_ethertype``, ``_llc``, ``_ppp``, ``_gre_payload``) do both.
+    def _ethertype(self, data: bytes, off: int, etype: int, vlan: list[int], no: int,
                    wirelen: int) -> tuple[_IpResult, str | None, str | None]:
         """Follow an ethertype (and any tags/shims) to the IP layer. Returns (ip, inner MAC, encap)."""
+        version, pos, mac, encap, layers = self._link_ip(data, off, etype, vlan)
+        return self._ip_at(version, data, pos, no, wirelen, _LINK_LAYERS + layers), mac, encap
+
+    def _llc(self, data: bytes, off: int, vlan: list[int], no: int,
+             wirelen: int) -> tuple[_IpResult, str | None, str | None]:
+        return self._ethertype(data, off, 0, vlan, no, wirelen)  # (any type up to 1500 is an 802.3 length)
+
+    def _ppp(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult:
+        version, pos = self._ppp_ip(data, off)
+        return self._ip_at(version, data, pos, no, wirelen, _LINK_LAYERS)
+
+    def _gre_payload(self, data: bytes, pos: int, ptype: int, vlan: list[int], no: int, wirelen: int) -> _IpResult:
+        version, at, layers = self._gre_payload_ip(data, pos, ptype, vlan)
+        return self._ip_at(version, data, at, no, wirelen, _LINK_LAYERS + layers)
+
+    def _link_ip(self, data: bytes, off: int, etype: int,
+                 vlan: list[int]) -> tuple[int, int, str | None, str | None, int]:
+        """Follow an ethertype (and any tags/shims) to the IP layer: (IP version or 0 when the
+        payload is not IP, where it starts, the inner MAC, encap, protocol layers passed)."""
         encap: str | None = None
         mac: str | None = None
+        layers = 0
+        # One loop for every shim, LLC/SNAP included: a header that names another header never
+        # makes the decoder recurse (a frame of 8,000 SNAP headers used to exhaust the stack).
         for _ in range(_MAX_TAGS * 2):
             if etype == ETH_IPV4:
-                return self._ipv4(data, off, no, depth, wirelen), mac, encap
+                return 4, off, mac, encap, layers
             if etype == ETH_IPV6:
-                return self._ipv6(data, off, no, depth, wirelen), mac, encap
+                return 6, off, mac, encap, layers
             if etype in _VLAN_TYPES:
                 if len(data) < off + 4:
                     raise _Short("VLAN tag")
                 vlan.append(_u16(data, off)[0] & 0x0FFF)
                 etype = _u16(data, off + 2)[0]
                 off += 4
+                layers += 2  # vlan, ethertype
                 continue
             if etype <= 1500:  # 802.3 length field: LLC follows
-                ip, mac2, encap2 = self._llc(data, off, vlan, no, depth, wirelen)
-                return ip, mac2 or mac, _join(encap, encap2)
+                if len(data) < off + 3:
+                    return 0, off, mac, encap, layers
+                if data[off] == 0xAA and data[off + 1] == 0xAA:  # SNAP: OUI + ethertype
+                    if len(data) < off + 8:
+                        raise _Short("SNAP header")
+                    etype = _u16(data, off + 6)[0]
+                    off += 8
+                    layers += 2  # llc, ethertype
+                    continue
+                if data[off] == 0x06 and data[off + 1] == 0x06:  # LLC SAP for IP (rare, RFC 1042 alternative)
+                    return 4, off + 3, mac, encap, layers + 1
+                return 0, off, mac, encap, layers
             if etype in (0x8847, 0x8848):  # MPLS unicast/multicast: pop to bottom of stack
                 encap = _join(encap, "mpls")
                 for _ in range(16):
@@ -418,26 +464,30 @@ class Decoder:
                         raise _Short("MPLS label")
                     bos = data[off + 2] & 0x01
                     off += 4
+                    layers += 1
                     if bos:
                         break
                 if len(data) <= off:
                     raise _Short("MPLS payload")
                 nib = data[off] >> 4
                 if nib == 4:
-                    return self._ipv4(data, off, no, depth, wirelen), mac, encap
+                    return 4, off, mac, encap, layers
                 if nib == 6:
-                    return self._ipv6(data, off, no, depth, wirelen), mac, encap
+                    return 6, off, mac, encap, layers
                 if nib == 0:  # Ethernet pseudowire with control word (RFC 4448)
                     off += 4
+                    layers += 1
                 if len(data) < off + 14:
                     raise _Short("MPLS pseudowire Ethernet header")
                 mac = self._m(data[off + 6:off + 12])
                 etype = _u16(data, off + 12)[0]
                 off += 14
+                layers += 2  # eth, ethertype
                 continue
             if etype == 0x8864:  # PPPoE session
                 encap = _join(encap, "pppoe")
-                return self._ppp(data, off + 6, no, depth, wirelen), mac, encap
+                version, pos = self._ppp_ip(data, off + 6)
+                return version, pos, mac, encap, layers + 2  # pppoes, ppp
             if etype == 0x88E7:  # 802.1ah PBB: I-TAG, then the customer's Ethernet header
                 if len(data) < off + 18:
                     raise _Short("802.1ah I-TAG")
@@ -445,12 +495,14 @@ class Decoder:
                 mac = self._m(data[off + 10:off + 16])
                 etype = _u16(data, off + 16)[0]
                 off += 18
+                layers += 3  # ieee8021ah, eth, ethertype
                 continue
             if etype == 0x8926:  # VN-Tag
                 if len(data) < off + 6:
                     raise _Short("VN-Tag")
                 etype = _u16(data, off + 4)[0]
                 off += 6
+                layers += 2  # vntag, ethertype
                 continue
             if etype == 0x8903:  # Cisco FabricPath: FTAG/TTL, then the classical Ethernet frame
                 if len(data) < off + 16:
@@ -459,23 +511,13 @@ class Decoder:
                 mac = self._m(data[off + 8:off + 14])
                 etype = _u16(data, off + 14)[0]
                 off += 16
+                layers += 3  # cfp, eth, ethertype
                 continue
-            return _NO_IP, mac, encap
-        return _NO_IP, mac, encap
+            return 0, off, mac, encap, layers
+        return 0, off, mac, encap, layers
 
-    def _llc(self, data: bytes, off: int, vlan: list[int], no: int, depth: int,
-             wirelen: int) -> tuple[_IpResult, str | None, str | None]:
-        if len(data) < off + 3:
-            return _NO_IP, None, None
-        if data[off] == 0xAA and data[off + 1] == 0xAA:  # SNAP: OUI + ethertype
-            if len(data) < off + 8:
-                raise _Short("SNAP header")
-            return self._ethertype(data, off + 8, _u16(data, off + 6)[0], vlan, no, depth, wirelen)
-        if data[off] == 0x06 and data[off + 1] == 0x06:  # LLC SAP for IP (rare, RFC 1042 alternative)
-            return self._ipv4(data, off + 3, no, depth, wirelen), None, None
-        return _NO_IP, None, None
-
-    def _ppp(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+    def _ppp_ip(self, data: bytes, off: int) -> tuple[int, int]:
+        """(IP version or 0, where it starts) after a PPP protocol field at ``off``."""
         if len(data) < off + 1:
             raise _Short("PPP header")
         if data[off] & 1:  # protocol field compressed to one byte
@@ -487,10 +529,10 @@ class Decoder:
             proto = _u16(data, off)[0]
             off += 2
         if proto == 0x21:
-            return self._ipv4(data, off, no, depth, wirelen)
+            return 4, off
         if proto == 0x57:
-            return self._ipv6(data, off, no, depth, wirelen)
-        return _NO_IP
+            return 6, off
+        return 0, off
 
     def _nflog(self, data: bytes, no: int, wirelen: int) -> _IpResult:
         # struct nflog_hdr { u8 family; u8 version; u16 res_id }, then TLVs whose length and type
@@ -508,8 +550,8 @@ class Decoder:
             if tlv_type == 9:  # NFULA_PAYLOAD
                 payload = data[off + 4:off + tlv_len]
                 if family == 10 or (payload and payload[0] >> 4 == 6):
-                    return self._ipv6(payload, 0, no, 0, len(payload))
-                return self._ipv4(payload, 0, no, 0, len(payload))
+                    return self._ipv6(payload, 0, no, len(payload))
+                return self._ipv4(payload, 0, no, len(payload))
             off += (tlv_len + 3) & ~3
         return _NO_IP
 
@@ -529,11 +571,11 @@ class Decoder:
         except (dpkt.UnpackError, struct.error, IndexError, ValueError) as exc:
             return _NO_IP, f"dpkt could not decode link type {linktype}: {exc}"
         off = 0
-        for _ in range(_MAX_DEPTH):
+        for _ in range(_MAX_DPKT_LAYERS):
             if isinstance(layer, dpkt.ip.IP):
-                return self._ipv4(data, off, no, 0, wirelen), None
+                return self._ipv4(data, off, no, wirelen), None
             if isinstance(layer, dpkt.ip6.IP6):
-                return self._ipv6(data, off, no, 0, wirelen), None
+                return self._ipv6(data, off, no, wirelen), None
             child = getattr(layer, "data", None)
             if child is None or isinstance(child, bytes):
                 break  # dpkt found no IP layer
@@ -542,27 +584,122 @@ class Decoder:
         return _NO_IP, None
 
     # -- IP ------------------------------------------------------------------------------------
-    def _ip_by_version(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+    # A tunnel does not make the decoder recurse: the IP level that finds one returns a _Hop
+    # (where the packet inside starts, and how to finish the outer result once the inner one is
+    # known), and _resolve decodes level after level in a loop, then finishes them innermost
+    # first. Python's recursion limit (a thousand frames, seven per tunnel level) is then no
+    # bound on nesting; MAX_LAYERS is.
+    def _ip_at(self, version: int, data: bytes, off: int, no: int, wirelen: int, layers: int) -> _IpResult:
+        """The IP packet (and whatever it carries) at ``off``; ``layers`` protocol layers lie
+        outside it, the frame itself included."""
+        if version == 4:
+            return self._resolve(self._ipv4_level(data, off, no, wirelen), no, layers + 1)
+        if version == 6:
+            return self._resolve(self._ipv6_level(data, off, no, wirelen), no, layers + 1)
+        if version == _BY_NIBBLE:
+            return self._resolve(self._ip_level_by_version(data, off, no, wirelen), no, layers + 1)
+        return _NO_IP
+
+    def _ip_by_version(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult:
+        return self._ip_at(_BY_NIBBLE, data, off, no, wirelen, _LINK_LAYERS - 1)  # raw IP: frame, raw
+
+    def _ipv4(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult:
+        return self._ip_at(4, data, off, no, wirelen, _LINK_LAYERS)
+
+    def _ipv6(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult:
+        return self._ip_at(6, data, off, no, wirelen, _LINK_LAYERS)
+
+    def _resolve(self, ip: _IpResult | _Hop, no: int, layers: int) -> _IpResult:
+        """Decode the tunnels that ``ip`` (the result of one IP level, ``layers`` deep) opens, one
+        level at a time, then finish each level's result, innermost first, as the outer level
+        decides (see _Hop)."""
+        if type(ip) is not _Hop:
+            return ip  # type: ignore[return-value]
+        hops: list[_Hop] = []
+        short: _Short | None = None
+        too_deep = False
+        while type(ip) is _Hop:
+            hop: _Hop = ip
+            hops.append(hop)
+            layers += hop.cost + 1
+            if layers >= MAX_LAYERS:  # the inner IP header and its transport would pass the bound
+                too_deep = True
+                self.damage.add("tunnel_too_deep", no, TOO_DEEP)
+                break
+            try:
+                ip = self._ip_level(hop.version, hop.data, hop.off, no, hop.wirelen)
+            except _Short as exc:
+                short = exc
+                break
+        result: _IpResult = _NO_IP
+        if too_deep:
+            hop = hops.pop()
+            result = self._outer(hop)
+            if result[17] is None:
+                result = result[:17] + (TOO_DEEP, result[18])
+            if hop.bad_ip and result[0] == 4:
+                result = result[:16] + (_BAD_IP,) + result[17:]
+        elif short is None:
+            result = ip  # type: ignore[assignment]
+        for hop in reversed(hops):
+            if short is not None:
+                if not hop.catch_short:
+                    continue  # the frame is cut inside this level too: the next one out decides
+                short = None
+                result = self._outer(hop)
+            elif not result[0] and hop.nonip_outer:
+                result = self._outer(hop)  # the tunnel carries no IP: the outer packet stands
+            else:
+                if result[0]:
+                    result = result[:18] + (_join(hop.tag, result[18]),)
+                if hop.reasm:
+                    result = _reassembled_inner(result)
+            if hop.bad_ip and result[0] == 4:
+                result = result[:16] + (_BAD_IP,) + result[17:]
+        if short is not None:
+            raise short
+        return result
+
+    def _outer(self, hop: _Hop) -> _IpResult:
+        """The outer packet of a tunnel, as if it carried nothing decodable."""
+        t = hop.transport
+        if hop.cksum is not None:
+            data, start, end, srcb, dstb, field = hop.cksum
+            t = t[:8] + (_check(data, start, end, srcb, dstb, 17, field, self.trust_partial),) + t[9:]
+        return hop.head + t[:10] + (None,)
+
+    def _ip_level(self, version: int, data: bytes, off: int, no: int, wirelen: int) -> _IpResult | _Hop:
+        if version == 4:
+            return self._ipv4_level(data, off, no, wirelen)
+        if version == 6:
+            return self._ipv6_level(data, off, no, wirelen)
+        return self._ip_level_by_version(data, off, no, wirelen)
+
+    def _ip_level_by_version(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult | _Hop:
         if len(data) <= off:
             raise _Short("IP header")
         nib = data[off] >> 4
         if nib == 4:
-            return self._ipv4(data, off, no, depth, wirelen)
+            return self._ipv4_level(data, off, no, wirelen)
         if nib == 6:
-            return self._ipv6(data, off, no, depth, wirelen)
+            return self._ipv6_level(data, off, no, wirelen)
         return _NO_IP[:17] + (f"IP version {nib}", None)
 
-    def _ipv4(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
-        ip = self._ipv4_inner(data, off, no, depth, wirelen)
-        if self.verify_checksums and ip[0] == 4:
+    def _ipv4_level(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult | _Hop:
+        ip = self._ipv4_inner(data, off, no, wirelen)
+        if self.verify_checksums:
             ihl = (data[off] & 0x0F) * 4
             # A valid header sums to 0xFFFF, i.e. 0 modulo 0xFFFF (see _check). Receivers drop the
             # datagram otherwise, before any transport processing; Zeek does too (bad_IP_checksum).
-            if ihl >= 20 and len(data) >= off + ihl and int.from_bytes(data[off:off + ihl], "big") % 0xFFFF:
-                return ip[:16] + (Cksum.BAD_IP,) + ip[17:]
+            if type(ip) is _Hop:
+                ip.bad_ip = (ihl >= 20 and len(data) >= off + ihl
+                             and int.from_bytes(data[off:off + ihl], "big") % 0xFFFF != 0)
+            elif (ip[0] == 4 and ihl >= 20 and len(data) >= off + ihl  # type: ignore[index]
+                  and int.from_bytes(data[off:off + ihl], "big") % 0xFFFF):
+                return ip[:16] + (Cksum.BAD_IP,) + ip[17:]  # type: ignore[index]
         return ip
 
-    def _ipv4_inner(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+    def _ipv4_inner(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult | _Hop:
         if len(data) < off + 20:
             raise _Short("IPv4 header")
         ver_ihl, _tos, total, ip_id, frag_field, ttl, proto, _sum = _ipv4_hdr(data, off)
@@ -605,17 +742,12 @@ class Decoder:
             if whole is None:
                 return (4, src, dst, ttl, ip_id, df, Frag.FRAGMENT, proto, None, None, None, None, None, None,
                         None, None, 0, None, None)
-            t = self._transport(whole, 0, len(whole), len(whole), proto, srcb, dstb, 4, no, depth, True)
-            if t[10] is not None:
-                return _reassembled_inner(t[10])
-            return (4, src, dst, ttl, ip_id, df, Frag.REASSEMBLED, proto) + t
-        t = self._transport(data, start, end, payload_len, proto, srcb, dstb, 4, no, depth, False)
-        if t[10] is not None:  # an inner packet (tunnel) replaces the outer addressing
-            inner: _IpResult = t[10]
-            return inner
-        return (4, src, dst, ttl, ip_id, df, 0, proto) + t[:10] + (None,)
+            t = self._transport(whole, 0, len(whole), len(whole), proto, srcb, dstb, no)
+            return _finish_level(t, (4, src, dst, ttl, ip_id, df, Frag.REASSEMBLED, proto), True)
+        t = self._transport(data, start, end, payload_len, proto, srcb, dstb, no)
+        return _finish_level(t, (4, src, dst, ttl, ip_id, df, 0, proto), False)
 
-    def _ipv6(self, data: bytes, off: int, no: int, depth: int, wirelen: int) -> _IpResult:
+    def _ipv6_level(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult | _Hop:
         if len(data) < off + 40:
             raise _Short("IPv6 header")
         _vtc, plen, nxt, hlim = _ipv6_hdr(data, off)
@@ -627,7 +759,7 @@ class Decoder:
         end = pos + plen
         if plen == 0:  # jumbogram or TSO: trust the wire
             end = wirelen if wirelen >= pos else len(data)
-        elif end > wirelen >= pos:  # payload length beyond the frame: see _ipv4
+        elif end > wirelen >= pos:  # payload length beyond the frame: see _ipv4_inner
             self._ip_len_exceeds(no, f"IPv6 payload length {plen} exceeds the frame by {end - wirelen} bytes")
             end = wirelen
         frag_id: int | None = None
@@ -681,21 +813,17 @@ class Decoder:
             if whole is None:
                 return (6, src, dst, hlim, frag_id, None, Frag.FRAGMENT, nxt, None, None, None, None, None, None,
                         None, None, 0, None, None)
-            t = self._transport(whole, 0, len(whole), len(whole), nxt, srcb, dstb, 6, no, depth, True)
-            if t[10] is not None:
-                return _reassembled_inner(t[10])
-            return (6, src, dst, hlim, frag_id, None, Frag.REASSEMBLED, nxt) + t
-        t = self._transport(data, pos, end, payload_len, nxt, srcb, dstb, 6, no, depth, False)
-        if t[10] is not None:
-            inner6: _IpResult = t[10]
-            return inner6
-        return (6, src, dst, hlim, frag_id, None, 0, nxt) + t[:10] + (None,)
+            t = self._transport(whole, 0, len(whole), len(whole), nxt, srcb, dstb, no)
+            return _finish_level(t, (6, src, dst, hlim, frag_id, None, Frag.REASSEMBLED, nxt), True)
+        t = self._transport(data, pos, end, payload_len, nxt, srcb, dstb, no)
+        return _finish_level(t, (6, src, dst, hlim, frag_id, None, 0, nxt), False)
 
     # -- transport -----------------------------------------------------------------------------
     def _transport(self, data: bytes, start: int, end: int, length: int, proto: int, srcb: bytes,
-                   dstb: bytes, version: int, no: int, depth: int, reassembled: bool) -> tuple[Any, ...]:
+                   dstb: bytes, no: int) -> tuple[Any, ...]:
         """Decode TCP/UDP at ``start``. Returns (sport, dport, seq, ack, flags, window, options,
-        payload_len, cksum, note, inner) where ``inner`` is a whole IP result for tunnels."""
+        payload_len, cksum, note, inner) where ``inner`` is a :class:`_Hop` for a tunnel (or the
+        whole IP result of a tunnel that carries no IP)."""
         if proto == 6:
             if len(data) < start + 20:
                 if len(data) < start + 4:
@@ -726,63 +854,72 @@ class Decoder:
                 return (None,) * 8 + (0, "UDP header cut by the snapshot length", None)
             sport, dport, ulen, csum = _udp_hdr(data, start)
             plen = ulen - 8 if ulen >= 8 else length - 8
-            inner = None
-            if depth < _MAX_DEPTH:
-                inner = self._udp_tunnel(data, start + 8, min(end, len(data)), sport, dport, no, depth)
+            checked = self.verify_checksums and csum and end <= len(data)
+            hop = self._udp_tunnel(data, start + 8, min(end, len(data)), sport, dport)
+            if hop is not None:
+                # The UDP checksum of a tunnel's packet is verified only if the outer packet stands.
+                hop.transport = (sport, dport, None, None, None, None, None, plen, 0, None, None)
+                if checked:
+                    hop.cksum = (data, start, end, srcb, dstb, csum)
+                return hop.transport[:10] + (hop,)
             cksum = 0
-            if self.verify_checksums and csum and end <= len(data) and inner is None:
+            if checked:
                 cksum = _check(data, start, end, srcb, dstb, 17, csum, self.trust_partial)
-            return (sport, dport, None, None, None, None, None, plen, cksum, None, inner)
-        if depth < _MAX_DEPTH:
+            return (sport, dport, None, None, None, None, None, plen, cksum, None, None)
+        if proto == 4 or proto == 41 or proto == 47:
             sub = data[:end] if end < len(data) else data
-            if proto == 4:  # IP in IP
-                return (None,) * 8 + (0, None, _tag(self._ipv4(sub, start, no, depth + 1, end), "ipip"))
-            if proto == 41:  # IPv6 in IP (6in4, 6to4)
-                return (None,) * 8 + (0, None, _tag(self._ipv6(sub, start, no, depth + 1, end), "6in4"))
+            inner: _Hop | _IpResult | None
             if proto == 47:
-                inner = self._gre(sub, start, no, depth + 1)
-                if inner is not None:
-                    return (None,) * 8 + (0, None, inner)
+                inner = self._gre(sub, start)
+            else:  # IP in IP; IPv6 in IP (6in4, 6to4)
+                inner = _Hop(sub, start, end, 4 if proto == 4 else 6, "ipip" if proto == 4 else "6in4", 0, False, False)
+            if inner is not None:
+                t = (None, None, None, None, None, None, None, length, 0, None, None)
+                if type(inner) is _Hop:
+                    inner.transport = t
+                return t[:10] + (inner,)
         if proto in (1, 58) and len(data) >= start + 2:  # ICMP: type/code as "ports", like Zeek
             return (data[start], data[start + 1], None, None, None, None, None, length - 8, 0, None, None)
         return (None, None, None, None, None, None, None, length, 0, None, None)
 
-    def _udp_tunnel(self, data: bytes, off: int, end: int, sport: int, dport: int, no: int,
-                    depth: int) -> _IpResult | None:
+    def _udp_tunnel(self, data: bytes, off: int, end: int, sport: int, dport: int) -> _Hop | None:
         sub = data[:end]
         try:
             if dport in _UDP_VXLAN or sport in _UDP_VXLAN:
                 if len(sub) >= off + 8 + 14 and sub[off] & 0x08:
-                    inner, _mac, _enc = self._ethertype(sub, off + 8 + 14, _u16(sub, off + 8 + 12)[0], [], no,
-                                                        depth + 1, end)
-                    return _tag(inner, "vxlan") if inner[0] else None
+                    return self._link_hop(sub, off + 8 + 14, _u16(sub, off + 8 + 12)[0], "vxlan", 4, end)
             elif dport == _UDP_GENEVE or sport == _UDP_GENEVE:
                 if len(sub) >= off + 8:
                     optlen = (sub[off] & 0x3F) * 4
                     ptype = _u16(sub, off + 2)[0]
                     pos = off + 8 + optlen
                     if ptype == 0x6558 and len(sub) >= pos + 14:
-                        inner, _mac, _enc = self._ethertype(sub, pos + 14, _u16(sub, pos + 12)[0], [], no, depth + 1,
-                                                            end)
-                    else:
-                        inner, _mac, _enc = self._ethertype(sub, pos, ptype, [], no, depth + 1, end)
-                    return _tag(inner, "geneve") if inner[0] else None
+                        return self._link_hop(sub, pos + 14, _u16(sub, pos + 12)[0], "geneve", 4, end)
+                    return self._link_hop(sub, pos, ptype, "geneve", 2, end)
             elif dport == _UDP_GTPU or sport == _UDP_GTPU:
-                return self._gtpu(sub, off, no, depth)
+                return self._gtpu(sub, off)
             elif dport == _UDP_TEREDO or sport == _UDP_TEREDO:
-                return self._teredo(sub, off, no, depth)
+                return self._teredo(sub, off)
             elif len(sub) >= off + 8 and sub[off] & 0xF0 == 0x30 and sub[off + 1] == 0xFF:
                 # GTPv1-U on a non-standard port (Zeek's DPD finds it too): version 1, PT 1, G-PDU.
-                return self._gtpu(sub, off, no, depth)
+                return self._gtpu(sub, off)
             elif _looks_like_teredo(sub, off, end):
                 # Teredo between a client and a relay uses arbitrary ports; like Zeek's analyzer and
                 # Wireshark's "teredo" heuristic, accept a payload that is exactly one IPv6 packet.
-                return self._teredo(sub, off, no, depth)
+                return self._teredo(sub, off)
         except _Short:
             return None
         return None
 
-    def _gtpu(self, data: bytes, off: int, no: int, depth: int) -> _IpResult | None:
+    def _link_hop(self, data: bytes, off: int, etype: int, tag: str, cost: int, wirelen: int) -> _Hop | None:
+        """A UDP tunnel carrying a link-layer frame (or an ethertype) from ``off``: a _Hop to its IP
+        packet; None when it carries no IP (the outer UDP packet then stands)."""
+        version, pos, _mac, _encap, layers = self._link_ip(data, off, etype, [])
+        if not version:
+            return None
+        return _Hop(data, pos, wirelen, version, tag, cost + layers, True, True)
+
+    def _gtpu(self, data: bytes, off: int) -> _Hop | None:
         if len(data) < off + 8:
             return None
         flags, mtype = data[off], data[off + 1]
@@ -800,10 +937,9 @@ class Decoder:
                 pos += elen
         if len(data) <= pos:
             return None
-        inner = self._ip_by_version(data, pos, no, depth + 1, len(data))
-        return _tag(inner, "gtp") if inner[0] else None
+        return _Hop(data, pos, len(data), _BY_NIBBLE, "gtp", 2, True, True)  # udp, gtp
 
-    def _teredo(self, data: bytes, off: int, no: int, depth: int) -> _IpResult | None:
+    def _teredo(self, data: bytes, off: int) -> _Hop | None:
         pos = off
         for _ in range(2):
             if len(data) < pos + 2:
@@ -816,10 +952,11 @@ class Decoder:
                 pos += 8
         if len(data) < pos + 40 or data[pos] >> 4 != 6:
             return None
-        inner = self._ipv6(data, pos, no, depth + 1, len(data))
-        return _tag(inner, "teredo")
+        return _Hop(data, pos, len(data), 6, "teredo", 2, True, False)  # udp, teredo
 
-    def _gre(self, data: bytes, off: int, no: int, depth: int) -> _IpResult | None:
+    def _gre(self, data: bytes, off: int) -> _Hop | _IpResult | None:
+        """A GRE header at ``off``: a _Hop to the IP packet it carries, _NO_IP for a payload that is
+        not IP, or None (not GRE as we know it, or cut short: the outer packet stands)."""
         if len(data) < off + 4:
             return None
         flags, ptype = _u16(data, off)[0], _u16(data, off + 2)[0]
@@ -832,37 +969,83 @@ class Decoder:
         else:
             return None
         try:
-            return _tag(self._gre_payload(data, pos, ptype, [], no, depth, len(data)), "gre")
+            ip_version, at, layers = self._gre_payload_ip(data, pos, ptype, [])
         except _Short:
             return None
+        if not ip_version:
+            return _NO_IP
+        return _Hop(data, at, len(data), ip_version, "gre", 1 + layers, True, False)
 
-    def _gre_payload(self, data: bytes, pos: int, ptype: int, vlan: list[int], no: int, depth: int,
-                     wirelen: int) -> _IpResult:
+    def _gre_payload_ip(self, data: bytes, pos: int, ptype: int, vlan: list[int]) -> tuple[int, int, int]:
+        """(IP version or 0, where it starts, protocol layers passed) in a GRE payload of ``ptype``."""
         if ptype == 0x6558:  # transparent Ethernet bridging
             if len(data) < pos + 14:
                 raise _Short("GRE Ethernet header")
-            ip, _m, _e = self._ethertype(data, pos + 14, _u16(data, pos + 12)[0], vlan, no, depth, wirelen)
-            return ip
+            version, at, _m, _e, layers = self._link_ip(data, pos + 14, _u16(data, pos + 12)[0], vlan)
+            return version, at, 2 + layers  # eth, ethertype
         if ptype == 0x88BE:  # ERSPAN type II: 8-byte header, then Ethernet
             pos += 8
             if len(data) < pos + 14:
                 raise _Short("ERSPAN header")
-            ip, _m, _e = self._ethertype(data, pos + 14, _u16(data, pos + 12)[0], vlan, no, depth, wirelen)
-            return ip
+            version, at, _m, _e, layers = self._link_ip(data, pos + 14, _u16(data, pos + 12)[0], vlan)
+            return version, at, 3 + layers  # erspan, eth, ethertype
         if ptype == 0x22EB:  # ERSPAN type III
             if len(data) < pos + 12:
                 raise _Short("ERSPAN III header")
             pos += 12 + (8 if data[pos + 11] & 0x01 else 0)
             if len(data) < pos + 14:
                 raise _Short("ERSPAN III Ethernet")
-            ip, _m, _e = self._ethertype(data, pos + 14, _u16(data, pos + 12)[0], vlan, no, depth, wirelen)
-            return ip
+            version, at, _m, _e, layers = self._link_ip(data, pos + 14, _u16(data, pos + 12)[0], vlan)
+            return version, at, 3 + layers
         if ptype == 0x880B:  # PPP (PPTP)
             if data[pos:pos + 2] == b"\xff\x03":
                 pos += 2
-            return self._ppp(data, pos, no, depth, wirelen)
-        ip, _m, _e = self._ethertype(data, pos, ptype, vlan, no, depth, wirelen)
-        return ip
+            version, at = self._ppp_ip(data, pos)
+            return version, at, 1  # ppp
+        version, at, _m, _e, layers = self._link_ip(data, pos, ptype, vlan)
+        return version, at, layers
+
+
+class _Hop:
+    """A tunnel one IP level found: where the IP packet it carries starts, and how the outer
+    level's result is finished once the inner one is known (:meth:`Decoder._resolve`)."""
+
+    __slots__ = ("data", "off", "wirelen", "version", "tag", "cost", "catch_short", "nonip_outer", "transport",
+                 "cksum", "head", "reasm", "bad_ip")
+
+    def __init__(self, data: bytes, off: int, wirelen: int, version: int, tag: str, cost: int, catch_short: bool,
+                 nonip_outer: bool) -> None:
+        self.data = data
+        self.off = off
+        self.wirelen = wirelen
+        self.version = version  # 4, 6 or _BY_NIBBLE
+        self.tag = tag  # the name joined to the inner packet's encap
+        #: Protocol layers between the outer IP header and the inner one, as Wireshark counts them
+        #: (GRE: gre; VXLAN: udp, vxlan, eth, ethertype; IP in IP: none).
+        self.cost = cost
+        #: A frame cut short inside the inner packet keeps the outer one (GRE, UDP tunnels); IP in
+        #: IP passes it on to the next level out.
+        self.catch_short = catch_short
+        #: An inner packet that is not IP keeps the outer one (VXLAN, Geneve, GTP-U).
+        self.nonip_outer = nonip_outer
+        self.transport: tuple[Any, ...] = ()  # the outer packet's transport fields, set by _transport
+        self.cksum: tuple[bytes, int, int, bytes, bytes, int] | None = None  # a UDP checksum to verify then
+        self.head: tuple[Any, ...] = ()  # the outer IP fields, set by its IP level
+        self.reasm = False  # the outer datagram was reassembled from fragments
+        self.bad_ip = False  # the outer IPv4 header checksum is wrong
+
+
+def _finish_level(t: tuple[Any, ...], head: tuple[Any, ...], reasm: bool) -> _IpResult | _Hop:
+    """One IP level's result from its header fields and its transport's (see _transport)."""
+    inner = t[10]
+    if inner is None:
+        return head + t[:10] + (None,)
+    if type(inner) is _Hop:
+        inner.head = head
+        inner.reasm = reasm
+        return inner
+    ip: _IpResult = inner
+    return _reassembled_inner(ip) if reasm else ip
 
 
 class _Short(Exception):
