@@ -1,0 +1,18 @@
+//! The capture reader on arbitrary bytes: it never panics, and its frames keep its promises.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pcapsleuth_core::capture::{Options, Reader};
+
+fuzz_target!(|data: &[u8]| {
+    // A small bound: a tiny gzip bomb must not take the fuzzer's memory.
+    let Ok(mut r) = Reader::from_bytes(data.to_vec(), &Options { max_decompressed: 8 << 20 }) else { return };
+    let mut last = 0;
+    while let Ok(Some(f)) = r.next_frame() {
+        assert!(f.number > last);
+        last = f.number;
+        assert_eq!(f.data.len(), f.caplen as usize);
+        assert!(f.ts_ns >= 0);
+    }
+    assert!(r.info().frames >= last);
+});
