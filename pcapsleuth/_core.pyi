@@ -1,0 +1,60 @@
+"""Type stub of ``pcapsleuth._core``, the Rust extension (crates/py): private, imported only by
+pcapsleuth's own modules. Errors are the classes of :mod:`pcapsleuth.errors`; a bug in the Rust
+core (a panic) is :class:`InternalError`, never an abort."""
+
+from os import PathLike
+from typing import Final, TypedDict
+
+DEFAULT_MAX_DECOMPRESSED: Final[int]
+MAX_CAPLEN: Final[int]
+
+#: (number, ts_ns, link_type, interface, caplen, orig_len, direction, data); link_type and
+#: interface are -1 for a frame naming an interface its section never described.
+FrameTuple = tuple[int, int, int, int, int, int, int, bytes]
+
+class InternalError(RuntimeError):
+    """A panic in the Rust core, caught at the binding."""
+
+class InterfaceDict(TypedDict):
+    id: int
+    linktype: int
+    link_type: str
+    snaplen: int
+    tsresol: tuple[str, int]  # ("decimal", n): ticks of 10^-n s; ("binary", n): of 2^-n s
+    tsoffset_s: int
+    name: str | None
+    description: str | None
+    section: int
+    fcslen: int | None
+    frames: int
+
+class DamageDict(TypedDict, total=False):
+    kind: str
+    count: int
+    frames: list[int]
+    detail: str
+
+class InfoDict(TypedDict):
+    path: str
+    size: int | None
+    format: str
+    compression: str | None
+    frames: int
+    first_ts: int | None
+    last_ts: int | None
+    interfaces: list[InterfaceDict]
+    damage: list[DamageDict]
+    comments: dict[int, list[str]]
+    section_comments: list[str]
+    comments_left_out: int
+    sections: int
+    bytes_unread: int
+    shb_info: dict[str, str]
+
+class CaptureReader:
+    def read_batch(self, max_frames: int = 4096) -> list[FrameTuple]: ...
+    def info(self) -> InfoDict: ...
+    def close(self) -> None: ...
+
+def open_capture(source: str | bytes | PathLike[str], max_decompressed: int = ...) -> CaptureReader: ...
+def _panic_for_test() -> None: ...
