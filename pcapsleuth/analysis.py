@@ -14,7 +14,7 @@ from .detectors import detect
 from .digest import ConnDigest
 from .findings import Finding
 from .packet import Packet
-from .reader import Source
+from .reader import MAX_EXPANSION, Source
 from .tracker import LIKELY_SERVER_PORTS, MAX_CONNECTIONS, Connection, Tracker
 from .util import json_safe, no_cyclic_gc
 
@@ -99,7 +99,8 @@ def write_document(fp: TextIO, capture: CaptureInfo, tracking: dict[str, int], c
 
 
 def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", verify_checksums: bool = True,
-                    max_decompressed: int = 64 * 1024**3, strict_checksums: bool = False,
+                    max_decompressed: int = 64 * 1024**3, max_expansion: float = MAX_EXPANSION,
+                    strict_checksums: bool = False,
                     likely_server_ports: frozenset[int] = LIKELY_SERVER_PORTS,
                     progress: Callable[[int, int | None, str], None] | None = None,
                     max_connections: int = MAX_CONNECTIONS, streaming: bool = False) -> Any:
@@ -111,6 +112,8 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
     ``max_connections`` bounds the connections tracked at once: beyond it the least recently
     active tenth is finished early (counted in ``tracking.evicted``).
 
+    ``max_decompressed`` and ``max_expansion`` bound compressed input (see :func:`.reader.open_capture`).
+
     ``streaming``: connections are released as soon as they are over (memory follows the
     connections open at once, not the capture); returns a :class:`pcapsleuth.stream.StreamedResult`
     (JSON, summary, findings) instead of an :class:`AnalysisResult` with connection objects.
@@ -121,9 +124,11 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
     if engine == "tshark":
         from .engine_tshark import TsharkCapture
 
-        cap: Any = TsharkCapture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
+        cap: Any = TsharkCapture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed,
+                                 max_expansion=max_expansion)
     else:
-        cap = Capture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed)
+        cap = Capture(source, verify_checksums=verify_checksums, max_decompressed=max_decompressed,
+                      max_expansion=max_expansion)
     sink = None
     if streaming:
         from .stream import StreamSink
@@ -135,14 +140,19 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
     # The tracker builds millions of long-lived objects and no reference cycles: the cyclic
     # collector would only rescan them over and over (a fifth of the run time on big captures).
     with no_cyclic_gc():
-        with cap:
-            if progress is None:
-                for pkt in cap:
-                    feed(pkt)
-            else:
-                from .progress import feed_with_progress
+        try:
+            with cap:
+                if progress is None:
+                    for pkt in cap:
+                        feed(pkt)
+                else:
+                    from .progress import feed_with_progress
 
-                feed_with_progress(cap, feed, progress)
+                    feed_with_progress(cap, feed, progress)
+        except BaseException:
+            if sink is not None:  # (a bound reached part way: the spill files go with the analysis)
+                sink.close()
+            raise
         conns = tracker.finish()
         if sink is not None:
             sink.swept = tracker.swept

@@ -56,6 +56,7 @@ from .errors import CaptureNotFoundError
 from .findings import SEVERITIES, Finding, catalog
 from .packet import Cksum, Direction, Frag, Packet, flags_str
 from .progress import Progress, ProgressCallback, auto_mode
+from .reader import MAX_EXPANSION
 from .tcpanalysis import DUPLICATE_ACK, FLAG_NAMES, RTO
 from .tracker import MAX_CONNECTIONS, EndpointState, counted_bits
 from .util import no_cyclic_gc
@@ -441,7 +442,7 @@ def _progress_callback(progress: bool | None | ProgressCallback, label: str) -> 
 def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, CaptureInput], *, engine: str = "fast",
             progress: bool | None | ProgressCallback = None, verify_checksums: bool = True,
             strict_checksums: bool = False, max_decompressed: int = 64 * 1024**3,
-            max_connections: int = MAX_CONNECTIONS) -> Analysis:
+            max_connections: int = MAX_CONNECTIONS, max_expansion: float = MAX_EXPANSION) -> Analysis:
     """Analyze a capture (or several) and return an :class:`Analysis` to explore.
 
     ``captures``: a path (``str`` or :class:`pathlib.Path`), the capture's bytes, or a binary file
@@ -455,8 +456,8 @@ def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, Captu
     (Jupyter). ``progress``: ``None`` shows a progress bar in notebooks and on terminals for long
     analyses and nothing when output is not interactive; ``True``/``False`` force it on/off; a
     callable is called as ``progress(done, total, unit)``. ``verify_checksums``,
-    ``strict_checksums``, ``max_decompressed`` and ``max_connections`` are those of ``pcapsleuth
-    analyze`` (``--max-connections``).
+    ``strict_checksums``, ``max_decompressed``, ``max_expansion`` and ``max_connections`` are those of
+    ``pcapsleuth analyze`` (``--max-expansion``, ``--max-connections``).
 
     Raises :class:`~pcapsleuth.errors.CaptureNotFoundError` (a ``FileNotFoundError``) naming a
     missing path before anything is read, and the other :class:`~pcapsleuth.errors.PcapsleuthError`
@@ -491,7 +492,8 @@ def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, Captu
         raise ValueError(f"engine must be 'fast' or 'tshark', not {engine!r}")
     for _, inp in named:
         inp.check()
-    options = {"verify_checksums": verify_checksums, "max_decompressed": max_decompressed, "progress": progress}
+    options = {"verify_checksums": verify_checksums, "max_decompressed": max_decompressed,
+               "max_expansion": max_expansion, "progress": progress}
     taken = {n for n, _ in named if n is not None}
     points: list[_Point] = []
     for i, (name, inp) in enumerate(named):
@@ -499,7 +501,8 @@ def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, Captu
         try:
             result = analyze_capture(inp.source(), engine=engine, verify_checksums=verify_checksums,
                                      max_decompressed=max_decompressed, strict_checksums=strict_checksums,
-                                     progress=callback, max_connections=max_connections)
+                                     progress=callback, max_connections=max_connections,
+                                     max_expansion=max_expansion)
         finally:
             if bar is not None:
                 bar.close()
@@ -528,6 +531,8 @@ def _correlate(points: list[_Point]) -> Any:
         kw["sources"] = [p.input.source() for p in points]
     if "max_decompressed" in params:
         kw["max_decompressed"] = points[0].options["max_decompressed"]
+    if "max_expansion" in params:
+        kw["max_expansion"] = points[0].options["max_expansion"]
     return correlate([(p.name, p.result) for p in points], **kw)
 
 
@@ -657,12 +662,13 @@ class Analysis:
             from .engine_tshark import TsharkCapture
 
             cap: Any = TsharkCapture(p.input.source(), verify_checksums=p.options["verify_checksums"],
-                                     max_decompressed=p.options["max_decompressed"])
+                                     max_decompressed=p.options["max_decompressed"],
+                                     max_expansion=p.options["max_expansion"])
         else:
             from .capture import Capture
 
             cap = Capture(p.input.source(), verify_checksums=p.options["verify_checksums"],
-                          max_decompressed=p.options["max_decompressed"])
+                          max_decompressed=p.options["max_decompressed"], max_expansion=p.options["max_expansion"])
         out: list[Packet] = []
         callback, bar = _progress_callback(p.options["progress"], f"{os.path.basename(p.input.name)} (packets)")
         try:
@@ -1181,7 +1187,8 @@ class ConnectionView:
 
         return connection_packets(p.input.source(), self.conn, limit=limit,
                                   verify_checksums=p.options["verify_checksums"],
-                                  max_decompressed=p.options["max_decompressed"])
+                                  max_decompressed=p.options["max_decompressed"],
+                                  max_expansion=p.options["max_expansion"])
 
     @functools.cached_property
     def packets(self) -> pd.DataFrame:
@@ -1348,7 +1355,8 @@ class FindingView:
                 from .refetch import fetch_frames
 
                 have.update(fetch_frames(p.input.source(), missing, verify_checksums=p.options["verify_checksums"],
-                                         max_decompressed=p.options["max_decompressed"]))
+                                         max_decompressed=p.options["max_decompressed"],
+                                         max_expansion=p.options["max_expansion"]))
         return have
 
     @property

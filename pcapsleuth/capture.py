@@ -10,7 +10,16 @@ from typing import Any
 
 from .decode import Decoder
 from .packet import Packet
-from .reader import LINKTYPE_NAMES, CaptureSource, DamageLog, Interface, RecordReader, Source, open_capture
+from .reader import (
+    LINKTYPE_NAMES,
+    MAX_EXPANSION,
+    CaptureSource,
+    DamageLog,
+    Interface,
+    RecordReader,
+    Source,
+    open_capture,
+)
 
 __all__ = ["Capture", "CaptureInfo", "read_packets"]
 
@@ -94,8 +103,9 @@ class Capture:
     """
 
     def __init__(self, source: Source, *, verify_checksums: bool = True, trust_partial_checksums: bool = False,
-                 max_decompressed: int = 64 * 1024**3) -> None:
-        self.src: CaptureSource = open_capture(source, max_decompressed=max_decompressed)
+                 max_decompressed: int = 64 * 1024**3, max_expansion: float = MAX_EXPANSION) -> None:
+        self.src: CaptureSource = open_capture(source, max_decompressed=max_decompressed,
+                                               max_expansion=max_expansion)
         self.damage = DamageLog()
         self.records = RecordReader(self.src, self.damage)
         self.decoder = Decoder(self.damage, verify_checksums=verify_checksums,

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from ._version import __version__
 from .errors import PcapsleuthError, printable
 from .findings import SEVERITIES
+from .reader import MAX_EXPANSION
 from .tracker import MAX_CONNECTIONS
 
 __all__ = ["main"]
@@ -62,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--no-checksums", action="store_true", help="do not verify TCP/UDP checksums")
     a.add_argument("--max-decompressed", type=int, default=64 * 1024**3, metavar="BYTES",
                    help="refuse compressed input that expands beyond this (default 64 GiB)")
+    a.add_argument("--max-expansion", type=float, default=MAX_EXPANSION, metavar="RATIO",
+                   help=f"refuse compressed input that expands more than RATIO times its compressed size, judged "
+                        f"after 16 MiB (default {MAX_EXPANSION:,g}: real captures compress 2-100x, bombs more; "
+                        "zero-filled payloads up to 3,400x; 0: no bound)")
     a.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, metavar="N",
                    help=f"connections tracked at once (default {MAX_CONNECTIONS:,}, about 6 KB each); beyond it "
                         "the least recently active tenth is finished early and counted in the JSON's "
@@ -354,7 +359,8 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _analysis_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``analyze_capture`` options ``analyze`` takes from its flags (one capture or several)."""
     return {"engine": args.engine, "verify_checksums": not args.no_checksums,
-            "max_decompressed": args.max_decompressed, "max_connections": args.max_connections}
+            "max_decompressed": args.max_decompressed, "max_expansion": args.max_expansion,
+            "max_connections": args.max_connections}
 
 
 def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace, out: TextIO, err: TextIO, *,

@@ -37,7 +37,7 @@ from typing import Any
 from .capture import CaptureInfo
 from .errors import EngineError
 from .packet import Cksum, Direction, Frag, Packet
-from .reader import CaptureSource, DamageLog, RecordReader, Source, open_capture
+from .reader import MAX_EXPANSION, CaptureSource, DamageLog, RecordReader, Source, open_capture
 
 __all__ = ["TsharkCapture"]
 
@@ -148,10 +148,11 @@ class TsharkCapture:
         verify_checksums: bool = True,
         max_decompressed: int = 64 * 1024**3,
         tshark_path: str | None = None,
+        max_expansion: float = MAX_EXPANSION,
     ) -> None:
         self.tshark = _find_tshark(tshark_path)
         self.verify_checksums = verify_checksums
-        self.src: CaptureSource = open_capture(source, max_decompressed=max_decompressed)
+        self.src: CaptureSource = open_capture(source, max_decompressed=max_decompressed, max_expansion=max_expansion)
         self.damage = DamageLog()
         self.info = CaptureInfo(
             path=self.src.path,
@@ -178,9 +179,9 @@ class TsharkCapture:
         if isinstance(source, (str, os.PathLike)) and self.src.compression is None:
             self._path = os.fspath(source)
         else:
-            self._path = self._spool(source, max_decompressed)
+            self._path = self._spool(source, max_decompressed, max_expansion)
 
-    def _spool(self, source: Source, max_decompressed: int) -> str:
+    def _spool(self, source: Source, max_decompressed: int, max_expansion: float) -> str:
         """Write the (decompressed) capture to a temporary file tshark can read; returns its path."""
         if hasattr(source, "read"):
             try:
@@ -188,7 +189,7 @@ class TsharkCapture:
             except (AttributeError, OSError, ValueError):
                 raise EngineError(self.info.path, "the tshark engine needs a file path or a seekable stream") from None
         fd, self._tmp = tempfile.mkstemp(prefix="pcapsleuth-", suffix=f".{self.src.format}")
-        src = open_capture(source, max_decompressed=max_decompressed)
+        src = open_capture(source, max_decompressed=max_decompressed, max_expansion=max_expansion)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(src._magic)

@@ -14,17 +14,20 @@ Formats
   link type, snaplen, ``if_tsresol``, ``if_tsoffset``, ``if_name`` and ``if_description``. Enhanced,
   Simple and the obsolete Packet blocks are frames; comments, interface ids and the EPB direction
   flags are kept.
-* gzip, bzip2 and xz input, recognised by magic number, decompressed as a stream with a bound.
+* gzip, bzip2 and xz input, recognised by magic number, decompressed as a stream with bounds on the
+  total and on the expansion ratio.
 
 Damage kinds (``DamageLog.kind``): ``truncated_record``, ``snaplen_cut``, ``caplen_over_snaplen``,
 ``caplen_insane``, ``bad_block``, ``unknown_interface``, ``too_many_interfaces``, ``time_backwards``,
-``time_out_of_range``, ``truncated_file``,
+``time_out_of_range``, ``truncated_file`` (a compressed stream that ends early), ``corrupt_compressed``
+(one its decompressor rejects: where that was noticed, and what is unverified),
 plus the decoder's ``undecodable``, ``truncated_header`` and ``ip_len_exceeds_frame`` kinds.
 """
 
 from __future__ import annotations
 
 import bz2
+import collections
 import contextlib
 import dataclasses
 import io
@@ -55,6 +58,7 @@ __all__ = [
     "open_capture",
     "LINKTYPE_NAMES",
     "MAX_CAPLEN",
+    "MAX_EXPANSION",
 ]
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, BinaryIO, IO[bytes]]
@@ -72,9 +76,14 @@ TS_MAX = (1 << 63) - 1
 #: pcapng comments kept (frame comments, and section comments, each); the rest are only counted.
 #: A comment is up to 64 KiB: a crafted file must not turn into gigabytes of strings.
 MAX_COMMENTS = 1000
-#: Interfaces kept across the file. Further IDBs are damage (``too_many_interfaces``) and the
-#: frames naming them ``unknown_interface``: each costs far more memory than its 20 bytes on disk.
+#: Interfaces kept per section. Interfaces belong to their section: each section header starts a
+#: new interface table (``cat`` of ring-buffer files gives one section, one interface each). Further
+#: IDBs of a section are damage (``too_many_interfaces``) and the frames naming them
+#: ``unknown_interface``: each costs far more memory than its 20 bytes on disk.
 MAX_INTERFACES = 4096
+#: Interfaces kept across the file, all sections together (about 200 bytes each in memory and as
+#: much again in the JSON): 16 sections of 4,096, or a ``cat`` of 65,536 one-interface files.
+MAX_FILE_INTERFACES = 65_536
 
 LINKTYPE_NAMES = {
     0: "NULL",
@@ -136,7 +145,7 @@ _MIN_BLOCK = {_BT_SHB: 28, _BT_IDB: 20, _BT_PB: 32, _BT_SPB: 16, _BT_EPB: 32}
 class Interface:
     """One capture interface (a pcapng IDB, or the single interface of a pcap file)."""
 
-    id: int  # index across the whole file, as Wireshark's frame.interface_id
+    id: int  # index across the whole file (Wireshark's frame.interface_id counts within a section)
     linktype: int
     snaplen: int
     tsresol_ns: tuple[int, int]  # ticks -> ns as (multiplier, divisor)
@@ -226,35 +235,82 @@ _IN_CHUNK = 64 * 1024
 _FEED = 8192
 
 
-class _BoundedStream(io.RawIOBase):
-    """Decompresses gzip, bzip2 or xz as a stream, bounded: never more output per read than asked
-    for, never more in total than ``limit`` (a gzip bomb stops at the bound, having held about
-    one read's worth in memory).
+#: The expansion ratio (decompressed bytes per compressed byte) is judged only after this much
+#: output: a small capture decompresses whatever its ratio. A bomb is refused after reading this much
+#: (16 MiB of 16-byte empty records is a million frames, about two seconds of analysis).
+EXPANSION_FLOOR = 16 * 1024**2
+#: Default ``--max-expansion``. Measured at the maximum levels (gzip -9, bzip2 -9, xz -9e) on the 140
+#: captures of samples/ and the Zeek corpus: median 2.1-2.5x, highest 39x (gzip), 55x (bzip2), 97x (xz).
+#: Captures of zero-filled payloads (``dd if=/dev/zero | nc``, recorded on loopback) reach 457x (gzip),
+#: 2,384x (xz) and 3,352x (bzip2): those need the flag. A capture header and zeros (empty records)
+#: expand 1,029x (gzip; deflate's limit is 1,032x), 6,849x (xz) and over 1,000,000x (bzip2).
+MAX_EXPANSION = 1000.0
+#: Decompressed bytes held back from the reader until the decompressor has gone this far beyond them
+#: without noticing damage, or has verified them (the check at the end of a gzip member or a
+#: bzip2/xz stream). Deflate notices damage at the member's CRC (85% of single-bit flips in a
+#: corpus capture) or within about 100 compressed bytes of it; bzip2 rejects a damaged block
+#: before or at the end of its output (up to 900 kB). A member up to this size is analyzed only
+#: once verified; in a longer one, the output just before a rejection is not analyzed.
+_HOLD = 1 << 20
+_PIECE = 1 << 18  # output per decompressor call
+#: What each format checks, and where.
+_CHECKED_BY = {"gzip": "its CRC-32 at the end of each member",
+               "bzip2": "a CRC at the end of each block (up to 900 kB) and of the stream",
+               "xz": "a check at the end of each block (one block per stream unless written by xz -T)"}
 
-    The decompressor objects are driven directly (not GzipFile/BZ2File/LZMAFile) so that a
-    stream cut short or corrupt part way yields what could be decompressed before the damage,
-    then ends: ``error`` says what happened and the reader records it as damage. The file
-    objects raise instead, losing what they had decompressed but not yet returned. For gzip,
-    the decompressor's state is copied before each call; a call that fails is replayed byte by
-    byte from the copy, keeping every byte of output up to the damage (a bad CRC in the trailer
-    only fails the last byte). Concatenated members (``cat a.gz b.gz``) are read one after the
-    other, like ``gzip -d``.
+
+class _BoundedStream(io.RawIOBase):
+    """Decompresses gzip, bzip2 or xz as a stream, bounded: never more in total than ``limit`` (a
+    gzip bomb stops at the bound, having held about one read's worth in memory), and, past
+    :data:`EXPANSION_FLOOR`, never more than ``max_expansion`` times the compressed bytes read (a
+    bomb costs seconds, not hours of tiny frames).
+
+    The decompressor objects are driven directly (not GzipFile/BZ2File/LZMAFile) so that a stream
+    cut short or corrupt part way yields what came before the damage, then ends: ``error`` says what
+    happened and the reader records it as damage (``truncated_file`` when the data ends early,
+    ``corrupt_compressed`` when the decompressor rejects it: ``corrupt``). Concatenated members
+    (``cat a.gz b.gz``) are read one after the other, like ``gzip -d``; nothing after a corrupt one.
+
+    What is sound: a decompressor notices damage at or after where it is, and deflate mostly only
+    at the member's CRC: what it gave before is not verified. So output reaches the reader only
+    once verified (its member or stream ended, checks passed) or once :data:`_HOLD` more bytes have
+    been decompressed after it without complaint. At a rejection, the held bytes are dropped: a
+    member smaller than that is analyzed verified or not at all, and a longer one up to about a
+    mebibyte before the damage was noticed (unverified, and ``error`` says so). For gzip, the
+    failing call is replayed byte by byte to name the compressed byte where the damage was noticed.
     """
 
-    def __init__(self, raw: IO[bytes], kind: str, path: str, limit: int) -> None:
+    def __init__(self, raw: IO[bytes], kind: str, path: str, limit: int,
+                 max_expansion: float = MAX_EXPANSION) -> None:
         self._raw = raw
         self._kind = kind
         self._path = path
         self._limit = limit
+        self._max_expansion = max_expansion
         self._dec: Any = self._new()
         self._tail = b""  # zlib: compressed input given but not yet consumed (output was full)
         self._pending = b""  # compressed input read; from _pos on not yet given
         self._pos = 0
-        self._ready = b""  # output not yet returned (salvaged after an error)
+        self._chunks: collections.deque[bytes] = collections.deque()  # output held, oldest first
+        self._off = 0  # bytes of _chunks[0] already returned
+        self._held = 0  # bytes in _chunks from _off on
+        self._verified = 0  # the first _verified of them are verified
         self._done = False
         self.produced = 0
+        #: Compressed bytes handed to the decompressors so far (the file offset of the next one).
+        self.fed = 0
+        self._made = 0  # output made by the decompressors (returned, held or dropped)
+        self.member = 1  # gzip member, or bzip2/xz stream, being read (from 1)
+        self._member_at = 0  # its compressed offset
+        self._member_out = 0  # its decompressed offset
         #: Why the stream ended before its end-of-stream marker (truncated or corrupt), or None.
         self.error: str | None = None
+        #: True when ``error`` is a decompressor rejecting the data (not the input ending early).
+        self.corrupt = False
+        #: Corrupt: how many bytes of the damaged member were returned (unverified) before the rejection.
+        self.unverified = 0
+        self.summary = ""  # corrupt: what was rejected, and where
+        self.dropped = 0  # corrupt: decompressed bytes held back, then dropped
 
     def _new(self) -> Any:
         if self._kind == "gzip":
@@ -266,34 +322,105 @@ class _BoundedStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _releasable(self) -> int:
+        if self._done:
+            return self._verified if self.corrupt else self._held
+        return max(self._verified, self._held - _HOLD)
+
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         want = len(b)
-        while not self._ready and not self._done and want:
-            try:
-                out = self._step(want)
-            except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-                self._fail(exc)
-                break
-            if out is None:
-                self._done = True
-                break
-            self._ready = out
-        n = min(want, len(self._ready))
+        while not self._done and self._releasable() < min(want, _PIECE):
+            self._produce()
+        n = min(want, self._releasable())
         if not n:
             return 0
-        b[:n] = self._ready[:n]
-        self._ready = self._ready[n:]
+        view = memoryview(b)
+        pos = 0
+        while pos < n:
+            chunk = self._chunks[0]
+            take = min(n - pos, len(chunk) - self._off)
+            view[pos:pos + take] = chunk[self._off:self._off + take]
+            pos += take
+            self._off += take
+            if self._off == len(chunk):
+                self._chunks.popleft()
+                self._off = 0
+        self._held -= n
+        self._verified = max(0, self._verified - n)
         self.produced += n
         if self.produced > self._limit:
             raise DecompressionError(
                 self._path,
                 f"decompresses to more than {self._limit:,} bytes; refusing (raise --max-decompressed)",
             )
+        if self._max_expansion and self.produced > EXPANSION_FLOOR:
+            used = max(1, self.fed - len(self._tail))
+            if self.produced > self._max_expansion * used:
+                raise DecompressionError(
+                    self._path,
+                    f"expands {self.produced / used:,.0f}-fold ({self.produced:,} bytes from the first {used:,} "
+                    f"compressed bytes), beyond --max-expansion {self._max_expansion:,g}; refusing (a "
+                    "decompression bomb? raise --max-expansion, or 0 for no bound)",
+                )
         return n
 
-    def _fail(self, exc: Exception) -> None:
-        self.error = f"corrupt {self._kind} data after {self.produced + len(self._ready):,} bytes ({exc})"
+    def _produce(self) -> None:
+        """One decompressor call: its output is held; a member's end verifies all that is held."""
+        try:
+            out = self._step(_PIECE)
+        except _Rejected as rej:
+            self._fail(rej.exc, rej.at)
+            return
+        except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            self._fail(exc, self.fed)
+            return
+        if out is None:
+            self._done = True
+            return
+        if out:
+            self._chunks.append(out)
+            self._held += len(out)
+            self._made += len(out)
+        if self._dec.eof:
+            self._verified = self._held
+
+    def _fail(self, exc: Exception, at: int) -> None:
+        """The decompressor rejected the data, noticing at compressed byte ``at`` (gzip: exactly;
+        bzip2/xz: within the last call's input). What it gave of the member and holds is dropped."""
+        dropped = self._held - self._verified
+        kept = b"".join(self._chunks)[self._off:self._off + self._verified]  # (at most _HOLD + _PIECE)
+        self._chunks = collections.deque([kept] if kept else [])
+        self._off = 0
+        self._held = len(kept)
+        self.unverified = self._made - dropped - self._member_out
+        unit = "member" if self._kind == "gzip" else "stream"
+        where = "the start of the file" if self.member == 1 else f"compressed byte {self._member_at:,}"
+        self.summary = (f"corrupt {self._kind} data ({exc}), noticed {'at' if self._kind == 'gzip' else 'by'} "
+                        f"compressed byte {at:,} in {unit} {self.member:,} (from {where})")
+        self.dropped = dropped
+        self.error = self.corrupt_detail(None)
+        self.corrupt = True
         self._done = True
+
+    def corrupt_detail(self, frames: tuple[int, int] | None) -> str:
+        """What was rejected, where, and what of the damaged member was read anyway (``frames``:
+        the first and last frame read from it, when the reader knows them)."""
+        unit = "member" if self._kind == "gzip" else "stream"
+        read = f"Frames {frames[0]:,} to {frames[1]:,}" if frames else "What was read of it"
+        fate = ""
+        if self.unverified:
+            fate = (f"{read} (the {unit}'s first {self.unverified:,} bytes) were read unverified: {self._kind} "
+                    f"checks its data by {_CHECKED_BY[self._kind]}, and damage is noticed at or after where it is. ")
+        return (f"{self.summary}; nothing after it is read. {fate}The {self.dropped:,} bytes decompressed just "
+                f"before it were held back and are not read")
+
+    def refusal(self) -> str:
+        """The error when nothing of the capture is readable: ``error``, or for corrupt data, why none is read."""
+        if not self.corrupt:
+            return self.error or ""
+        return (f"{self.summary}; nothing before it was verified, so nothing is analyzed "
+                f"('{self._kind} -dc' "
+                "decompresses what it can)")
 
     def _input(self) -> bytes | None:
         """The next slice of compressed input; None at its end."""
@@ -304,6 +431,7 @@ class _BoundedStream(io.RawIOBase):
                 return None
         piece = self._pending[self._pos:self._pos + _FEED]
         self._pos += _FEED
+        self.fed += len(piece)
         return piece
 
     def _step(self, want: int) -> bytes | None:
@@ -321,13 +449,16 @@ class _BoundedStream(io.RawIOBase):
                 return None  # the end, or padding after the last member: ignored, as gzip -d does
             self._dec = dec = self._new()
             self._tail = b""
+            self.member += 1
+            self._member_at = self.fed - len(rest)
+            self._member_out = self._made
             feed = rest
         elif self._kind == "gzip" and self._tail:
             feed = b""
         elif self._kind == "gzip" or dec.needs_input:
             more = self._input()
             if more is None:
-                self.error = f"{self._kind} stream ends early, after {self.produced:,} bytes (cut short?)"
+                self.error = f"{self._kind} stream ends early, after {self._made:,} bytes (cut short?)"
                 return None
             feed = more
         else:
@@ -338,24 +469,28 @@ class _BoundedStream(io.RawIOBase):
         saved = dec.copy()
         try:
             out: bytes = dec.decompress(data, want)
-        except zlib.error:
-            return self._salvage(saved, data)
+        except zlib.error as exc:
+            raise _Rejected(exc, self._locate(saved, data)) from None
         self._tail = dec.unconsumed_tail
         return out
 
-    def _salvage(self, dec: Any, data: bytes) -> bytes:
-        """Replay a failed zlib call byte by byte: the output before the damage, then the end."""
-        out = []
+    def _locate(self, dec: Any, data: bytes) -> int:
+        """Replay a failed zlib call byte by byte: the compressed offset where it fails."""
+        start = self.fed - len(data)  # the compressed offset of data[0]
         for i in range(len(data)):
             try:
-                out.append(dec.decompress(data[i:i + 1]))
-            except zlib.error as exc:
-                self._ready = b"".join(out)
-                self._fail(exc)
-                break
-        else:  # (cannot happen: the same bytes failed as a whole)
-            self._fail(ValueError("inconsistent decompressor"))
-        return b"".join(out)
+                dec.decompress(data[i:i + 1])
+            except zlib.error:
+                return start + i
+        return self.fed  # (cannot happen: the same bytes failed as a whole)
+
+
+class _Rejected(Exception):
+    """zlib rejected the data, noticing at compressed byte ``at``."""
+
+    def __init__(self, exc: Exception, at: int) -> None:
+        self.exc = exc
+        self.at = at
 
 
 def _open_path(source: Source) -> tuple[BinaryIO, str, int | None]:
@@ -406,7 +541,8 @@ def _open_path(source: Source) -> tuple[BinaryIO, str, int | None]:
 class CaptureSource:
     """An opened capture: format detected, decompression applied, ready to yield records."""
 
-    def __init__(self, source: Source, *, max_decompressed: int = 64 * 1024**3) -> None:
+    def __init__(self, source: Source, *, max_decompressed: int = 64 * 1024**3,
+                 max_expansion: float = MAX_EXPANSION) -> None:
         raw, self.path, self.size = _open_path(source)
         self._owned = not hasattr(source, "read") and self.path != "<stdin>"
         self._raw = raw
@@ -428,7 +564,7 @@ class CaptureSource:
             self.close()
             raise NotACaptureError(self.path, "zstd-compressed; decompress it first (zstd -d)")
         if self.compression is not None:
-            self._bounded = _BoundedStream(raw, self.compression, self.path, max_decompressed)
+            self._bounded = _BoundedStream(raw, self.compression, self.path, max_decompressed, max_expansion)
             stream = io.BufferedReader(self._bounded, buffer_size=_CHUNK)
         self._stream = stream
         try:
@@ -438,7 +574,7 @@ class CaptureSource:
             raise
         if len(magic) < 4 and self._bounded is not None and self._bounded.error:
             self.close()
-            raise DecompressionError(self.path, self._bounded.error)
+            raise DecompressionError(self.path, self._bounded.refusal())
         if magic == _PCAPNG_SHB:
             self.format = "pcapng"
         elif magic in _PCAP_MAGICS:
@@ -454,7 +590,7 @@ class CaptureSource:
         except TruncatedHeaderError:
             self.close()
             if self._bounded is not None and self._bounded.error:
-                raise DecompressionError(self.path, self._bounded.error) from None
+                raise DecompressionError(self.path, self._bounded.refusal()) from None
             raise
         except PcapsleuthError:
             self.close()
@@ -530,12 +666,17 @@ class _Rewrap(Exception):
         self.head = head
 
 
-def open_capture(source: Source, *, max_decompressed: int = 64 * 1024**3) -> CaptureSource:
-    """Open a capture from a path, bytes or a binary file object, detecting its format by magic."""
+def open_capture(source: Source, *, max_decompressed: int = 64 * 1024**3,
+                 max_expansion: float = MAX_EXPANSION) -> CaptureSource:
+    """Open a capture from a path, bytes or a binary file object, detecting its format by magic.
+
+    Compressed input is refused (:class:`DecompressionError`) beyond ``max_decompressed`` bytes, or
+    beyond ``max_expansion`` times its compressed size once past :data:`EXPANSION_FLOOR` (0: no bound).
+    """
     try:
-        return CaptureSource(source, max_decompressed=max_decompressed)
+        return CaptureSource(source, max_decompressed=max_decompressed, max_expansion=max_expansion)
     except _Rewrap as rw:
-        return CaptureSource(rw.stream, max_decompressed=max_decompressed)
+        return CaptureSource(rw.stream, max_decompressed=max_decompressed, max_expansion=max_expansion)
 
 
 class RecordReader:
@@ -558,6 +699,7 @@ class RecordReader:
         self._buf = b""
         self._pos = 0
         self._eof = False
+        self._checked_rest = False
 
     # -- buffer -------------------------------------------------------------------------------
     def _fill(self, need: int) -> bool:
@@ -628,8 +770,7 @@ class RecordReader:
                     self._pos = pos
                     if not self._fill(rec_size):
                         if self._remaining():
-                            damage.add("truncated_record", no + 1,
-                                       f"record header cut short: {self._remaining()} of {rec_size} bytes")
+                            self._cut_short(no + 1, f"record header cut short: {self._remaining()} of {rec_size} bytes")
                             self.bytes_unread = self._remaining()
                         break
                     buf, pos = self._buf, self._pos
@@ -648,11 +789,8 @@ class RecordReader:
                 if size - start < caplen:
                     self._pos = pos
                     if not self._fill(rec_size + caplen):
-                        damage.add(
-                            "truncated_record",
-                            no + 1,
-                            f"record body cut short: {self._remaining() - rec_size} of {caplen} bytes",
-                        )
+                        self._cut_short(no + 1,
+                                        f"record body cut short: {self._remaining() - rec_size} of {caplen} bytes")
                         self.bytes_unread = self._remaining()
                         break
                     buf, pos = self._buf, self._pos
@@ -672,6 +810,7 @@ class RecordReader:
                 if caplen > snap_limit:
                     damage.add("caplen_over_snaplen", no, f"captured length above the file's snaplen {snaplen}")
                 yield handler(buf, start, caplen, wirelen, no, ts, 0, 0, linktype)
+            self._check_rest()
         finally:
             self.frames = no
             iface.frames = no
@@ -696,6 +835,7 @@ class RecordReader:
         no = 0
         last_ts = -1
         section = -1
+        described = 0  # IDBs of the current section, kept or not (the local ids it defines)
         try:
             while True:
                 buf = self._buf
@@ -720,8 +860,8 @@ class RecordReader:
                     if len(buf) - pos < 12:
                         if not self._fill(12):
                             if self._remaining():
-                                damage.add("truncated_record", no + 1,
-                                           f"block header cut short ({self._remaining()} bytes at end of file)")
+                                self._cut_short(no + 1,
+                                                f"block header cut short ({self._remaining()} bytes at end of file)")
                                 self.bytes_unread = self._remaining()
                             break
                         buf, pos = self._buf, self._pos
@@ -749,11 +889,8 @@ class RecordReader:
                         break
                     if len(buf) - pos < blen:
                         if not self._fill(blen):
-                            damage.add(
-                                "truncated_record",
-                                no + 1,
-                                f"block type 0x{btype:08x} cut short: {self._remaining()} of {blen} bytes",
-                            )
+                            self._cut_short(no + 1,
+                                            f"block type 0x{btype:08x} cut short: {self._remaining()} of {blen} bytes")
                             self.bytes_unread = self._remaining()
                             break
                         buf, pos = self._buf, self._pos
@@ -792,8 +929,7 @@ class RecordReader:
                         if opt_start < end:
                             direction = self._epb_options(order, opt_start, end, no)
                         if ifid >= len(local_ifaces):
-                            damage.add("unknown_interface", no,
-                                       f"packet names interface {ifid}, which the section never described")
+                            self._unknown_interface(no, ifid, max(section, 0), described)
                             yield handler(buf, data_start, caplen, wirelen, no,
                                           self._ts_in_range((ts_hi << 32 | ts_lo) * 1000, no), -1,
                                           direction, -1)
@@ -807,8 +943,11 @@ class RecordReader:
                         data_start = body + 4
                         if not local_ifaces:
                             no += 1
-                            damage.add("unknown_interface", no,
-                                       "simple packet block before any interface description")
+                            if described:
+                                self._unknown_interface(no, 0, max(section, 0), described)
+                            else:
+                                damage.add("unknown_interface", no,
+                                           "simple packet block before any interface description")
                             yield handler(buf, data_start, max(0, end - data_start), wirelen, no, max(last_ts, 0),
                                           -1, 0, -1)
                             continue
@@ -831,8 +970,7 @@ class RecordReader:
                             opt_start = end
                         direction = self._epb_options(order, opt_start, end, no) if opt_start < end else 0
                         if ifid >= len(local_ifaces):
-                            damage.add("unknown_interface", no,
-                                       f"packet names interface {ifid}, which the section never described")
+                            self._unknown_interface(no, ifid, max(section, 0), described)
                             yield handler(buf, data_start, caplen, wirelen, no,
                                           self._ts_in_range((ts_hi << 32 | ts_lo) * 1000, no), -1,
                                           direction, -1)
@@ -855,13 +993,14 @@ class RecordReader:
                             break
                         local_ifaces = []
                         clocks = []
+                        described = 0
                         self._shb_options(order, body + 16, end)
                         continue
                     elif btype == _BT_IDB:
                         linktype, _res, snaplen = struct.unpack_from(order + "HHI", buf, body)
-                        if len(self.interfaces) >= MAX_INTERFACES:
-                            damage.add("too_many_interfaces", no + 1,
-                                       f"more than {MAX_INTERFACES:,} interface descriptions; the rest are ignored")
+                        described += 1
+                        if len(local_ifaces) >= MAX_INTERFACES or len(self.interfaces) >= MAX_FILE_INTERFACES:
+                            self._too_many_interfaces(no + 1, max(section, 0), len(local_ifaces))
                             continue
                         iface = Interface(len(self.interfaces), linktype, snaplen, (1000, 1), section=max(section, 0))
                         self._idb_options(order, body + 8, end, iface)
@@ -889,10 +1028,34 @@ class RecordReader:
                                f"captured length above the interface snaplen {iface.snaplen}")
                 iface.frames += 1
                 yield handler(buf, data_start, caplen, wirelen, no, ts, iface.id, direction, iface.linktype)
+            self._check_rest()
         finally:
             self.frames = no
             self.last_ts = last_ts if last_ts >= 0 else None
             self._stream_end(no)
+
+    def _too_many_interfaces(self, no: int, section: int, kept: int) -> None:
+        """An IDB beyond the per-section or the file-wide bound: ignored, its frames unknown."""
+        if kept >= MAX_INTERFACES:
+            detail = (f"section {section} (counted from 0) describes more than {MAX_INTERFACES:,} interfaces; "
+                      "the rest are ignored")
+        else:
+            detail = (f"more than {MAX_FILE_INTERFACES:,} interface descriptions in the file; the rest "
+                      f"(from section {section}, counted from 0) are ignored")
+        self.damage.add("too_many_interfaces", no, detail)
+
+    def _unknown_interface(self, no: int, ifid: int, section: int, described: int) -> None:
+        """Frame ``no`` names local interface ``ifid`` that its section never described, or whose
+        description was ignored (``too_many_interfaces``): it is not decoded."""
+        where = f"section {section} (counted from 0)"
+        if ifid < described:
+            detail = f"packet names interface {ifid} of {where}, whose description was ignored (too_many_interfaces)"
+        elif described:
+            known = "interface 0" if described == 1 else f"interfaces 0 to {described - 1:,}"
+            detail = f"packet names interface {ifid}, which its section never described: {where} describes only {known}"
+        else:
+            detail = f"packet names interface {ifid}, which its section never described: {where} describes none"
+        self.damage.add("unknown_interface", no, detail)
 
     def _time_backwards(self, no: int, ts: int) -> None:
         """Frame ``no`` is older than the one before it (both loops' rare path)."""
@@ -900,11 +1063,41 @@ class RecordReader:
         if self.first_ts is None or ts < self.first_ts:
             self.first_ts = ts
 
+    def _cut_short(self, no: int, detail: str) -> None:
+        """Frame ``no`` ends with the data: ``truncated_record``, unless the data ended because the
+        decompressor rejected it (then it is where the corruption was noticed: ``corrupt_compressed``)."""
+        bounded = self.src._bounded
+        if bounded is None or not bounded.corrupt:
+            self.damage.add("truncated_record", no, detail)
+
+    def _check_rest(self) -> None:
+        """The reader stopped by itself (damage it cannot read past, or the end): the rest of a
+        compressed stream is decompressed, unread, to learn whether the data itself was damaged. A
+        corrupt stream often shows first as a frame of impossible length, and its corruption would
+        otherwise go unreported. Not when the consumer stops early (a refetch of a few frames)."""
+        if self._eof or self.src._bounded is None:
+            return
+        self._checked_rest = True
+        try:
+            while self.src._stream.read(_CHUNK):
+                pass
+        except (PcapsleuthError, OSError):
+            return  # a bound reached in data no one reads: nothing more is learnt
+        self._eof = True
+
     def _stream_end(self, no: int) -> None:
         """A compressed stream that ended early or corrupt: damage at the frame after the last one read."""
         bounded = self.src._bounded
-        if self._eof and bounded is not None and bounded.error:
+        if not self._eof or bounded is None or not bounded.error:
+            return
+        if not bounded.corrupt:
             self.damage.add("truncated_file", no + 1, bounded.error)
+            return
+        detail = bounded.corrupt_detail((1, no) if bounded.member == 1 and no else None)
+        if self._checked_rest:
+            detail += (f". The reading had stopped before it, at frame {no + 1:,}: that frame's damage is likely "
+                       "a symptom of this one")
+        self.damage.add("corrupt_compressed", no + 1, detail)
 
     def _ts_in_range(self, ts: int, no: int) -> int:
         """``ts`` clamped to 1970 .. 2262 (int64 nanoseconds), recorded as damage when it was not."""

@@ -100,7 +100,7 @@ from .analysis import AnalysisResult, analyze_capture
 from .capture import Capture, CaptureInfo
 from .findings import SEVERITIES, Finding
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Frag, Packet, flag_names
-from .reader import Source
+from .reader import MAX_EXPANSION, Source
 from .tcpopts import parse_options
 from .util import iso_ts
 
@@ -445,14 +445,15 @@ def default_names(sources: Sequence[Source | os.PathLike[str]]) -> list[str]:
 
 
 # -- reading -----------------------------------------------------------------------------------------
-def _read(point: VantagePoint, source: Source | os.PathLike[str], max_packets: int, max_decompressed: int) -> None:
+def _read(point: VantagePoint, source: Source | os.PathLike[str], max_packets: int, max_decompressed: int,
+          max_expansion: float = MAX_EXPANSION) -> None:
     """Read the TCP packets of one capture again, with each Ethernet frame's destination MAC and
     the ARP claims (sender IP -> sender MAC) it holds."""
     packets = point.packets
     dst_macs = point.dst_macs
     arp = point.arp
     with Capture(source, verify_checksums=False, trust_partial_checksums=True,
-                 max_decompressed=max_decompressed) as cap:
+                 max_decompressed=max_decompressed, max_expansion=max_expansion) as cap:
         frame = cap.decoder.frame
         macs: dict[bytes, str] = {}
 
@@ -1926,7 +1927,7 @@ class VantageResult:
 # -- entry points ------------------------------------------------------------------------------------
 def correlate(points: Sequence[tuple[str, AnalysisResult]], *,
               sources: Sequence[Source | os.PathLike[str]] | None = None, max_packets: int = MAX_PACKETS,
-              max_decompressed: int = 64 * 1024**3) -> VantageResult:
+              max_decompressed: int = 64 * 1024**3, max_expansion: float = MAX_EXPANSION) -> VantageResult:
     """Compare the analyses of several captures of one incident (one per vantage point).
 
     ``points`` are ``(name, result)`` pairs; the first point's clock is the reference. Each capture
@@ -1943,7 +1944,7 @@ def correlate(points: Sequence[tuple[str, AnalysisResult]], *,
         src = sources[i] if sources is not None else result.capture.path
         vp = VantagePoint(index=i, name=name, result=result, source=os.fspath(src) if isinstance(
             src, (str, os.PathLike)) else result.capture.path)
-        _read(vp, src, max_packets, max_decompressed)
+        _read(vp, src, max_packets, max_decompressed, max_expansion)
         vps.append(vp)
     cor = _Correlator(vps)
     cor.observe()
@@ -2000,5 +2001,6 @@ def analyze_vantage_points(sources: Sequence[Source | os.PathLike[str]], names: 
         with progress_of(label) if progress_of is not None else contextlib.nullcontext(callback) as bar:
             results.append(analyze_capture(s, progress=bar, **analyze_kw))
     return correlate(list(zip(final, results, strict=True)), sources=srcs, max_packets=max_packets,
-                     max_decompressed=analyze_kw.get("max_decompressed", 64 * 1024**3))
+                     max_decompressed=analyze_kw.get("max_decompressed", 64 * 1024**3),
+                     max_expansion=analyze_kw.get("max_expansion", MAX_EXPANSION))
 

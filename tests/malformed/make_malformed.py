@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import lzma
 import struct
 import sys
 from collections.abc import Callable
@@ -203,6 +204,36 @@ def pcapng_epb_missing_interface() -> bytes:
     return _pcapng(blocks)
 
 
+def pcapng_sections_cat() -> bytes:
+    # `cat` of three ring-buffer files (tcpdump -W): each its own section with its own interface 0.
+    _, recs = pcap_records(_base(CLEAN))
+    return _pcapng(pcapng_of(recs[:3]) + pcapng_of(recs[3:7]) + pcapng_of(recs[7:]))
+
+
+def pcapng_second_section_unknown_interface() -> bytes:
+    # Section 1 describes interfaces 0 and 1 (frames 1-5 on both); section 2 only interface 0, and
+    # its frame 8 names interface 1: an id of the first section, unknown in the second.
+    _, recs = pcap_records(_base(CLEAN))
+    first = [shb(), idb(b"veth0"), idb(b"veth1")] + [epb(i % 2, h, f) for i, (h, f) in enumerate(recs[:5])]
+    second = [shb(), idb(b"veth2")] + [epb(1 if i == 7 else 0, h, f) for i, (h, f) in enumerate(recs[5:], 5)]
+    return _pcapng(first + second)
+
+
+def corrupt_gzip() -> bytes:
+    # gzip of clean.pcap with one bit flipped in the middle of its deflate data: deflate reads on,
+    # wrongly, to an end of stream of its own, where the CRC-32 check fails.
+    blob = bytearray(gzip.compress(_base(CLEAN), compresslevel=9, mtime=0))
+    blob[len(blob) // 2] ^= 0x10
+    return bytes(blob)
+
+
+def xz_bomb() -> bytes:
+    # A real capture's header and first frame, then 17 MiB of zeros (a million empty records):
+    # under 3 KB of xz, expanding over 6,000-fold: refused once 16 MiB are out (--max-expansion).
+    head, recs = pcap_records(_base(REFUSED))
+    return lzma.compress(pcap_join(head, recs[:1]) + bytes(17 * 1024 * 1024), preset=9)
+
+
 def gzip_bomb() -> bytes:
     # A real capture's header and first frame, then 8 MiB of zeros (zero-length records): about
     # 8 KB compressed. tests/test_malformed.py runs it with --max-decompressed 1000000.
@@ -239,6 +270,8 @@ class Case:
     def expected(self) -> str:
         if self.exit:
             return f"exit {self.exit}: `{self.error}`"
+        if not self.damage_frames:
+            return f"exit 0: {self.frames} frames read, no damage"
         listed = "; ".join(f"`{k}` frame{'s' if len(v) > 1 else ''} {', '.join(map(str, v))}"
                            for k, v in sorted(self.damage_frames.items()))
         return f"exit 0, partial: {self.frames} frames read; damage {listed}"
@@ -289,6 +322,12 @@ CASES: list[Case] = [
     Case("pcapng-epb-missing-interface.pcapng", "pcapng",
          "frame 3's EPB names interface 7; the section has only interface 0", pcapng_epb_missing_interface, 0,
          frames=10, damage_frames={"unknown_interface": [3]}),
+    Case("pcapng-sections-cat.pcapng", "pcapng",
+         "three ring-buffer files `cat`ed: three sections, each describing its own interface 0", pcapng_sections_cat,
+         0, frames=10),
+    Case("pcapng-second-section-unknown-interface.pcapng", "pcapng",
+         "section 1 describes interfaces 0 and 1, section 2 only 0; its frame 8 names interface 1",
+         pcapng_second_section_unknown_interface, 0, frames=10, damage_frames={"unknown_interface": [8]}),
     # not captures
     Case("gzip-bomb.pcap.gz", "compressed",
          "8 KB of gzip expanding to 8 MiB (run with --max-decompressed 1000000)", gzip_bomb, 5,
@@ -296,6 +335,12 @@ CASES: list[Case] = [
     Case("truncated.pcap.gz", "compressed", "gzip of clean.pcap cut at 60% of its compressed bytes (462 of "
          "928 bytes decompress)", truncated_gzip, 0, frames=4,
          damage_frames={"truncated_file": [5], "truncated_record": [5]}),
+    Case("corrupt.pcap.gz", "compressed", "gzip of clean.pcap, one bit flipped in the middle (byte 222 of 445): "
+         "deflate reads on, wrongly, and only a CRC-32 check fails", corrupt_gzip, 5,
+         error="corrupt gzip data (Error -3 while decompressing data: incorrect data check), noticed at compressed "
+               "byte 227 in member 1 (from the start of the file); nothing before it was verified"),
+    Case("xz-bomb.pcap.xz", "compressed", "2.6 KB of xz expanding to 17 MiB of empty records (6,000-fold)",
+         xz_bomb, 5, error="beyond --max-expansion 1,000; refusing"),
     Case("empty.pcap", "not captures", "0 bytes (created by the test)", None, 4,
          error="empty file (0 bytes), not a capture"),
     Case("a-directory.pcap", "not captures", "a directory (created by the test)", None, 3,
