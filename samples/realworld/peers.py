@@ -220,13 +220,15 @@ def bulk_server(a, log, facts):
             facts["hang"] = {"shrink_at_bytes": n, "rcvbuf_requested": a.hang_rcvbuf,
                              "rcvbuf_effective": c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
                              "shrink_wall": round(t_shrink, 6)}
-        if shrunk and time.time() - t_shrink >= a.hang_stop_read_after:
-            break
         d = c.recv(sizes[reads % len(sizes)])
         if not d:
             break
         reads += 1
         n += len(d)
+        # stop right after a recv(): its window update has just gone out, so with --hang-drop-after 0
+        # the sender has data in flight when the receiver goes silent
+        if shrunk and time.time() - t_shrink >= a.hang_stop_read_after:
+            break
         if shrunk and a.hang_slow_read:
             time.sleep(a.hang_slow_read)
         if next_pause and n >= next_pause:

@@ -4,8 +4,8 @@
 #   sudo bash samples/realworld/record.sh offload-partial ...   # only the named scenarios
 # Scenarios: offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped
 #   window-shrink-rounding idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux
-#   syn-retries-linux-linear keepalive-answered zero-window-short zero-window-hang fin-retrans-after-timers sender-lossy
-#   rtt-delayed-ack one-direction no-ip
+#   syn-retries-linux-linear keepalive-answered zero-window-short zero-window-hang small-window-hang
+#   fin-retrans-after-timers sender-lossy rtt-delayed-ack one-direction no-ip
 # Derived scenarios (offload-ipv4-zero, rewritten, corrupt-accepted) edit a committed capture of
 # another scenario (offload-partial.pcap, clean.pcap) with a derive_*.py script; they run after it.
 # Needs root, iproute2, iptables, ethtool, tcpdump, tshark, arping, ping, python3 (stdlib only).
@@ -521,17 +521,17 @@ rec_keepalive-answered() {
 rec_zero-window-short() {
     local PORT=8091 FX="$WORK/zero-window-short.facts.json" P="$WORK/zero-window-short.pcap"
     ensure_cs
-    log "zero-window-short: server SO_RCVBUF 8192, reads 4096 at a time, sleeps 10 ms after every 100 kB; client sends 600 kB"
+    log "zero-window-short: server SO_RCVBUF 65536, reads 4096 at a time, sleeps 10 ms after every 100 kB; client sends 600 kB"
     rm -f "$FX"
-    bg_start s "$WORK/s.ready" "${PEERS[@]}" bulk server --bind $S1 --port $PORT --rcvbuf 8192 --read-sizes 4096 \
+    bg_start s "$WORK/s.ready" taskset -c 0 "${PEERS[@]}" bulk server --bind $S1 --port $PORT --rcvbuf 65536 --read-sizes 4096 \
         --pause-every 100000 --pause 0.01 --facts "$WORK/zs-server.json" --ready-file "$WORK/s.ready"
     cap c eth0 "$P" -s 128
     nstat_ns "$FX" 0 c s
-    ns_exec c "${PEERS[@]}" bulk client --dst $S1 --port $PORT --bytes 600000 --facts "$WORK/zs-client.json"
+    ns_exec c taskset -c 0 "${PEERS[@]}" bulk client --dst $S1 --port $PORT --bytes 600000 --facts "$WORK/zs-client.json"
     bg_wait
     nstat_ns "$FX" 1 c s
     ns_capture_stop
-    F put "$FX" scenario "$(json "A zero window that recovers at once: server psr-s 10.204.1.2:$PORT with SO_RCVBUF 8192 (set before listen) reads 4096 bytes per recv() and sleeps 10 ms after every 100000 bytes; client psr-c 10.204.1.1 sends 600000 bytes. The server's window closes (0) during the pauses and opens again within ~10 ms each time (zero_window_check); the transfer completes. Low impact: a few tens of ms in total. Captured on the client's (sender's) eth0, snaplen 128.")"
+    F put "$FX" scenario "$(json "Zero windows that recover within ~10 ms: server psr-s 10.204.1.2:$PORT with SO_RCVBUF 65536 (set before listen; the kernel doubles it to 131072) reads 4096 bytes per recv() and sleeps 10 ms after every 100000 bytes; client psr-c 10.204.1.1 sends 600000 bytes. Both pinned to CPU 0. During each pause the client fills the window and the server's kernel advertises window 0; ~10 ms later the reader wakes and the window opens again (zero_window_check: the 5 pauses give the ~10 ms episodes; the other episodes last microseconds, the reader catching up). The sender never has to probe. One tail loss probe during a pause (TcpExtTCPLossProbes 1) was spurious (the receiver DSACKed it). The whole transfer takes ~70 ms: the zero windows cost ~30 ms in total; low impact, not a warning. Captured on the client's (sender's) eth0, snaplen 128.")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1), the sender; snaplen 128"'
     F merge "$FX" client "$WORK/zs-client.json"
     F merge "$FX" server "$WORK/zs-server.json"
@@ -544,7 +544,10 @@ rec_zero-window-short() {
     F copy "$FX" total_zero_window_s zero_window_check.total_closed_s
     F copy "$FX" transfer_s client.events.2.t
     F copy "$FX" sender_TcpRetransSegs_delta nstat_delta.psr-c.TcpRetransSegs 0
+    F copy "$FX" sender_TCPLossProbes_delta nstat_delta.psr-c.TcpExtTCPLossProbes 0
+    F copy "$FX" sender_TCPWinProbe_delta nstat_delta.psr-c.TcpExtTCPWinProbe 0
     F copy "$FX" bytes_received server.bytes_received
+    F copy "$FX" reader_pauses server.pauses
     kernel_facts "$FX" c s
     finish zero-window-short.facts.json zero-window-short.pcap
 }
@@ -552,18 +555,22 @@ rec_zero-window-short() {
 # ---------------------------------------------------------------------------------------------
 # 9b. zero-window-hang.pcap: the receiver shrinks its buffer, stops reading, then stops acknowledging
 # ---------------------------------------------------------------------------------------------
-rec_zero-window-hang() {
-    local PORT=8092 FX="$WORK/zero-window-hang.facts.json" P="$WORK/zero-window-hang.pcap"
+# hang_variant NAME PORT DROP_AFTER DESCRIPTION: the receiver shrinks SO_RCVBUF to 2048 after 300000 bytes,
+# reads slowly (a recv() every 50 ms) for 1.5 s, stops reading, and DROP_AFTER s later stops sending
+# anything (iptables OUTPUT DROP in its namespace) for 14 s; the sender's send() times out after 20 s
+hang_variant() {
+    local name=$1 PORT=$2 after=$3 desc=$4 FX="$WORK/$1.facts.json" P="$WORK/$1.pcap"
     local RULE="iptables -A OUTPUT -o eth0 -p tcp --sport $PORT -m comment --comment psr-hang -j DROP"
     ensure_cs
-    log "zero-window-hang: receiver shrinks SO_RCVBUF, reads slowly 1.5 s, stops reading, 2 s later stops sending anything"
+    log "$name: receiver shrinks SO_RCVBUF, reads slowly 1.5 s, stops reading, $after s later stops sending anything"
     rm -f "$FX"
-    bg_start s "$WORK/s.ready" "${PEERS[@]}" bulk server --bind $S1 --port $PORT --read-sizes 65536 \
-        --hang-shrink-at 300000 --hang-rcvbuf 4096 --hang-slow-read 0.05 --hang-stop-read-after 1.5 \
-        --hang-drop-after 2 --hang-cmd "$RULE" --hang-hold 10 --facts "$WORK/zh-server.json" --ready-file "$WORK/s.ready"
+    # both ends on CPU 0 (no veth reordering)
+    bg_start s "$WORK/s.ready" taskset -c 0 "${PEERS[@]}" bulk server --bind $S1 --port $PORT --read-sizes 65536 \
+        --hang-shrink-at 300000 --hang-rcvbuf 2048 --hang-slow-read 0.05 --hang-stop-read-after 1.5 \
+        --hang-drop-after "$after" --hang-cmd "$RULE" --hang-hold 14 --facts "$WORK/zh-server.json" --ready-file "$WORK/s.ready"
     cap c eth0 "$P" -s 128
     nstat_ns "$FX" 0 c s
-    ns_exec c "${PEERS[@]}" bulk client --dst $S1 --port $PORT --bytes 3000000 --send-timeout 14.5 \
+    ns_exec c taskset -c 0 "${PEERS[@]}" bulk client --dst $S1 --port $PORT --bytes 3000000 --send-timeout 20 \
         --facts "$WORK/zh-client.json"
     nstat_ns "$FX" 1 c s
     ns_capture_stop
@@ -571,7 +578,7 @@ rec_zero-window-hang() {
     ns_exec s iptables -L OUTPUT -v -x -n >"$WORK/zh.iptables"
     bg_wait
     ns_exec s iptables -F OUTPUT
-    F put "$FX" scenario "$(json "A receiver that hangs (issue 20 section 5): client psr-c 10.204.1.1 sends to server psr-s 10.204.1.2:$PORT. After 300000 bytes the server application sets SO_RCVBUF 4096 on the connected socket (its window shrinks below one MSS), reads slowly (a recv() every 50 ms) for 1.5 s, then stops reading (zero window; the client probes and the server's kernel answers with window 0); 2 s later an iptables rule in the server's namespace drops every packet the server sends (server.hang.drop_command), as a hung appliance stops answering altogether. From then on the client's probes/retransmissions go unanswered, with exponential back-off, until the capture stops (~10 s after the drop). The fault is the receiver's, not the network's: nothing was lost on the path. Times (wall clock) in server.hang; capture start is the first frame. Captured on the client's (sender's) eth0, snaplen 128.")"
+    F put "$FX" scenario "$(json "$desc")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1), the sender; snaplen 128"'
     F merge "$FX" client "$WORK/zh-client.json"
     F merge "$FX" server "$WORK/zh-server.json"
@@ -585,13 +592,51 @@ rec_zero-window-hang() {
     F tshark "$FX" retransmission "$P" "tcp.analysis.retransmission"
     F tshark "$FX" window_full "$P" "tcp.analysis.window_full"
     F copy "$FX" sender_TcpRetransSegs_delta nstat_delta.psr-c.TcpRetransSegs 0
+    F copy "$FX" sender_TCPLossProbes_delta nstat_delta.psr-c.TcpExtTCPLossProbes 0
     F copy "$FX" sender_TCPWinProbe_delta nstat_delta.psr-c.TcpExtTCPWinProbe 0
     F copy "$FX" sender_TCPTimeouts_delta nstat_delta.psr-c.TcpExtTCPTimeouts 0
     F copy "$FX" receiver_packets_dropped_by_rule iptables.drop_rule_packets
+    F copy "$FX" sender_tcp_info_at_end client.tcp_info_at_end
     F put "$FX" fault '"receiver"'
+    F put "$FX" network_loss false
     kernel_facts "$FX" c s
     CHK hangtimes "$FX" "$P"
-    finish zero-window-hang.facts.json zero-window-hang.pcap
+    # the client's socket outlives the client (an orphan still probing): a fresh pair for what follows
+    pair_down c s
+    # self-check: zero-window-hang ends in a zero window (probes), small-window-hang with data unacknowledged
+    "$PY" - "$FX" "$name" <<'EOF' || return 3
+import json, sys
+f = json.load(open(sys.argv[1]))
+t = f["sender_tcp_info_at_end"]
+ok = t["unacked"] > 0 if sys.argv[2] == "small-window-hang" else (t["unacked"] == 0 and t["snd_wnd"] == 0)
+print("%s self-check: unacked %d, snd_wnd %d -> %s" % (sys.argv[2], t["unacked"], t["snd_wnd"], "ok" if ok else "retry"))
+sys.exit(0 if ok else 1)
+EOF
+    finish "$name.facts.json" "$name.pcap"
+}
+
+# hang_retry ARGS...: hang_variant, up to 3 attempts (the hang must land in the intended state)
+hang_retry() {
+    local attempt rc
+    for attempt in 1 2 3; do
+        rc=0; hang_variant "$@" || rc=$?
+        [[ $rc == 0 ]] && return 0
+        [[ $rc == 3 ]] || return $rc
+        log "$1: attempt $attempt did not end in the intended state, again"
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# 9b. zero-window-hang.pcap: the receiver stops reading, then (2 s later) stops acknowledging
+# 9c. small-window-hang.pcap: the receiver's window is below one MSS when it stops reading and acknowledging
+# ---------------------------------------------------------------------------------------------
+rec_zero-window-hang() {
+    hang_retry zero-window-hang 8092 2 "A receiver that hangs (issue 20 section 5): client psr-c 10.204.1.1 sends to server psr-s 10.204.1.2:8092. After 300000 bytes the server application sets SO_RCVBUF 2048 on the connected socket (the kernel makes it 4096): while the server reads slowly (a recv() every 50 ms) for 1.5 s, its window alternates between 3072 bytes (about two MSS: the client sends 1448 + 1448 + 176 and the window is full) and 0 (the receiver's delayed ACK 40 ms later, before the next read); some of the client's tail loss probes in this phase are spurious (the receiver only delayed its ACK). Then the server stops reading: zero window; the client sends zero-window probes with back-off and the server's kernel answers them with window 0. 2 s later an iptables rule in the server's namespace drops every packet the server sends (server.hang.drop_command), as a hung appliance stops answering altogether: from then on the client's probes go unanswered, with exponential back-off, until the capture stops. Nothing was lost on the path: the fault is the receiver's. Times relative to the first frame in hang_times_rel_capture. Captured on the client's (sender's) eth0, snaplen 128."
+}
+
+rec_small-window-hang() {
+    hang_retry small-window-hang 8097 0 "As zero-window-hang (the same shrunk 3072-byte window, full on every burst), but the server stops reading right after a recv() whose window update opened the window, and ~10 ms later (server.hang: stop_read_wall, drop_wall) stops sending anything, before its delayed ACK of the client's next 3072 bytes: those bytes stay unacknowledged, and the client retransmits (a tail loss probe, then the first segment on RTO with exponential back-off: ~0.24, 0.5, 1, 2, 4, 8 s; sender_TCPTimeouts_delta, sender_tcp_info_at_end) until the capture stops ~15.7 s after the hang. The receiver's kernel did get the data (it just cannot answer): nothing was lost on the path; the fault is the receiver's (a hung application or appliance), and issue 20 section 5 asks to tie the window-full stalls and these retransmissions into one receiver-side finding. Captured on the client's (sender's) eth0, snaplen 128."
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -646,6 +691,7 @@ open(sys.argv[1], "a").write("\n")
 EOF
     kernel_facts "$FX" c s
     finish fin-retrans-after-timers.facts.json fin-retrans-after-timers.pcap
+    pair_down c s    # the client's TIME-WAIT socket is still there: a fresh pair for what follows
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -819,7 +865,7 @@ rec_no-ip() {
 # ---------------------------------------------------------------------------------------------
 ALL=(offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped window-shrink-rounding
      idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux syn-retries-linux-linear keepalive-answered zero-window-short
-     zero-window-hang fin-retrans-after-timers sender-lossy rtt-delayed-ack one-direction no-ip)
+     zero-window-hang small-window-hang fin-retrans-after-timers sender-lossy rtt-delayed-ack one-direction no-ip)
 START=$SECONDS
 if [[ $# -gt 0 ]]; then
     for s in "$@"; do
