@@ -11,6 +11,8 @@ decoded TCP_INFO. TCP_INFO decoding and the event log come from ../anomalies/ano
           --hold S           on EOF, wait S seconds before close() (a CLOSE_WAIT the app sits in),
                              taking `ss -tan` snapshots; --hold-ss-at T,T,... (seconds into the hold)
           --close-delay S    on EOF, wait S seconds before close() (no snapshots)
+          --think S          wait S seconds before each response
+          --no-quickack      (both roles) TCP_QUICKACK=0 before each read: delayed ACKs
         Client options:
           --idle S           after the last response stay connected and idle S seconds before close
           --eof-wait S       when the server's FIN arrives (recv() returns 0), wait S s before close
@@ -35,7 +37,20 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "anomalies"))
-from anomlib import Log, errname, ready, tcp_info, write_json  # noqa: E402
+import struct  # noqa: E402
+
+from anomlib import Log, errname, ready, write_json  # noqa: E402
+from anomlib import tcp_info as _anom_tcp_info  # noqa: E402
+
+
+def tcp_info(s):
+    """../anomalies/anomlib.py's decoded TCP_INFO plus min_rtt (u32 at offset 148, microseconds, the
+    lowest RTT the kernel measured: Karn's rule applied, delayed ACKs filtered by its windowed min)."""
+    out = _anom_tcp_info(s)
+    raw = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    if len(raw) >= 152:
+        out["min_rtt"] = struct.unpack_from("I", raw, 148)[0]
+    return out
 
 T = socket.IPPROTO_TCP
 
@@ -82,6 +97,14 @@ def read_request(c):
     return head + b"\r\n\r\n" + body + recv_exact(c, n - len(body))
 
 
+def no_quickack(a, s, facts):
+    """--no-quickack: TCP_QUICKACK=0 before each read (the kernel leaves quick-ack mode and delays its
+    ACKs; Linux may re-enter quick-ack mode by itself, so it is set again every time)."""
+    if a.no_quickack:
+        s.setsockopt(T, socket.TCP_QUICKACK, 0)
+        facts["sockopts"]["TCP_QUICKACK_before_each_read"] = 0
+
+
 def ss_snapshot(port):
     return subprocess.run(["ss", "-tanoi", "( sport = :%d or dport = :%d )" % (port, port)],
                           capture_output=True, text=True).stdout
@@ -94,6 +117,7 @@ def http_server(a, log, facts):
     if a.idle_timeout:
         c.settimeout(a.idle_timeout)
     while True:
+        no_quickack(a, c, facts)
         try:
             req = read_request(c)
         except socket.timeout:
@@ -171,6 +195,7 @@ def http_client(a, log, facts):
         req = (b"POST /r%d HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" % (i, a.dst.encode(), len(body))) + body
         s.sendall(req)
         log("request", n=i, bytes=len(req))
+        no_quickack(a, s, facts)
         if i == 1 and a.ready_file_after_request:
             ready(a.ready_file_after_request)
         resp = read_response(s)
@@ -335,6 +360,7 @@ def main():
     ap.add_argument("--resp-bytes", type=int, default=500)
     ap.add_argument("--gap", type=float, default=0.0)
     ap.add_argument("--think", type=float, default=0.0)
+    ap.add_argument("--no-quickack", action="store_true")
     ap.add_argument("--idle", type=float, default=0.0)
     ap.add_argument("--idle-timeout", type=float)
     ap.add_argument("--hold", type=float, default=0.0)

@@ -767,19 +767,19 @@ EOF
 rec_rtt-delayed-ack() {
     local PORT=8095 FX="$WORK/rtt-delayed-ack.facts.json" P="$WORK/rtt-delayed-ack.pcap"
     ensure_cs
-    log "rtt-delayed-ack: 30 rounds, server thinks 60 ms, client waits 60 ms between rounds; ping first"
+    log "rtt-delayed-ack: 30 rounds, TCP_QUICKACK=0, server thinks 60 ms, client waits 60 ms between rounds; ping first"
     rm -f "$FX"
     ns_exec c ping -c 20 -i 0.05 -q $S1 >"$WORK/rd.ping"
-    bg_start s "$WORK/s.ready" "${PEERS[@]}" http server --bind $S1 --port $PORT --resp-bytes 300 --think 0.06 \
+    bg_start s "$WORK/s.ready" "${PEERS[@]}" http server --bind $S1 --port $PORT --resp-bytes 300 --think 0.06 --no-quickack \
         --facts "$WORK/rd-server.json" --ready-file "$WORK/s.ready"
     cap c eth0 "$P"
     nstat_ns "$FX" 0 c s
-    ns_exec c "${PEERS[@]}" http client --dst $S1 --port $PORT --rounds 30 --req-bytes 200 --gap 0.06 \
+    ns_exec c "${PEERS[@]}" http client --dst $S1 --port $PORT --rounds 30 --req-bytes 200 --gap 0.06 --no-quickack \
         --facts "$WORK/rd-client.json"
     bg_wait
     nstat_ns "$FX" 1 c s
     ns_capture_stop
-    F put "$FX" scenario "$(json "Delayed ACKs on a 0.05-ms path: client psr-c 10.204.1.1 and server 10.204.1.2:$PORT over one veth (real RTT: ping and TCP_INFO min_rtt, tens of microseconds). 30 request/response rounds on one connection: a 200-byte POST, the server thinks 60 ms and answers 300 bytes; the client waits 60 ms before the next request. Once the kernels leave quick-ack mode (the first rounds), each side's ACK of the other's data is a delayed ACK sent by the 40 ms delayed-ACK timer (TCP_ATO_MIN; no TCP_QUICKACK set), a pure ACK ~40 ms after the data. An RTT taken from such a data->ACK pair measures the receiver's wait, not the path. Captured on the client's eth0.")"
+    F put "$FX" scenario "$(json "Delayed ACKs on a path with a real RTT of ~0.05 ms: client psr-c 10.204.1.1 and server 10.204.1.2:$PORT over one veth (ping_rtt_ms; TCP_INFO min_rtt of both sides; the handshake SYN -> SYN-ACK in the capture). 30 request/response rounds on one connection: a 200-byte POST; the server thinks 60 ms and answers 300 bytes; the client waits 60 ms before its next request. Both sides set TCP_QUICKACK=0 before every read (quick-ack off: Linux otherwise answers these small segments at once), so each side's ACK of the other's data is a delayed ACK sent by the delayed-ACK timer (TCP_ATO_MIN 40 ms; ato 40000 us in TCP_INFO): a pure ACK 40-48 ms after the data, never piggybacked (the answer comes 60 ms later). An RTT taken from such a data -> ACK pair measures the receiver's timer, not the path: the real RTT is ~1000 times smaller. Captured on the client's eth0.")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1)"'
     F merge "$FX" client "$WORK/rd-client.json"
     F merge "$FX" server "$WORK/rd-server.json"
@@ -791,6 +791,7 @@ rec_rtt-delayed-ack() {
     F copy "$FX" client_tcpinfo_min_rtt_us client.tcp_info_before_close.min_rtt 0
     F copy "$FX" client_tcpinfo_rtt_us client.tcp_info_before_close.rtt
     F copy "$FX" server_tcpinfo_rtt_us server.tcp_info_before_close.rtt
+    F copy "$FX" server_tcpinfo_min_rtt_us server.tcp_info_before_close.min_rtt 0
     F copy "$FX" client_tcpinfo_ato_us client.tcp_info_before_close.ato
     F copy "$FX" handshake_rtt_s ack_check.handshake.syn_to_synack_s
     F copy "$FX" delayed_acks_over_20ms ack_check.pure_ack_delays_over_20ms
