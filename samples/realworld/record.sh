@@ -844,16 +844,16 @@ rec_one-direction() {
 # ---------------------------------------------------------------------------------------------
 rec_no-ip() {
     local A=10.204.20.1 B=10.204.20.2 FX="$WORK/no-ip.facts.json" P="$WORK/no-ip.pcap"
-    log "no-ip: arping -c 5 from $A to $B, nothing else"
+    log "no-ip: arping -c 5 -i eth0 (ARPing 2.23, 1 s apart) from $A to $B, nothing else"
     ns_add na; ns_quiet na; ns_add nb; ns_quiet nb
     ns_veth na eth0 nb eth0
     ns_ifconf na eth0 "$(mac 20 1)" $A/24
     ns_ifconf nb eth0 "$(mac 20 2)" $B/24
     rm -f "$FX"
     cap na eth0 "$P"
-    ns_exec na arping -c 5 -i 0.2 -I eth0 $B >"$WORK/arping.out" 2>&1 || true
+    ns_exec na arping -c 5 -i eth0 $B >"$WORK/arping.out" 2>&1
     ns_capture_stop
-    F put "$FX" scenario "$(json "A capture with no IP traffic at all: namespaces psr-na 10.204.20.1 and psr-nb 10.204.20.2 on one veth, IPv6 disabled; arping -c 5 from psr-na to 10.204.20.2; only ARP requests and replies. Captured on psr-na's eth0.")"
+    F put "$FX" scenario "$(json "A capture with no IP traffic at all: namespaces psr-na 10.204.20.1 and psr-nb 10.204.20.2 on one veth, IPv6 disabled; arping -c 5 -i eth0 10.204.20.2 (ARPing 2.23: 5 requests 1 s apart) from psr-na; only ARP requests (broadcast) and replies, 10 frames. Captured on psr-na's eth0.")"
     F put "$FX" capture_point '"psr-na eth0 (10.204.20.1)"'
     F text "$FX" arping_output "$WORK/arping.out"
     CHK frames "$FX" "$P"
