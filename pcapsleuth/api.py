@@ -917,12 +917,13 @@ def _several_markdown(a: Analysis, report: str | os.PathLike[str] | None,
 
 
 def _several_summary(a: Analysis) -> str:
+    from .errors import printable_lines
     from .outputs import summary_text
 
     corr = a.correlation
     if corr is not None and hasattr(corr, "summary_text"):
         return str(corr.summary_text())
-    return "".join(f"[{p.name}] " + summary_text(p.result) for p in a._points)
+    return printable_lines("".join(f"[{p.name}] " + summary_text(p.result) for p in a._points))
 
 
 def _extend(cols: dict[str, list[Any]], part: dict[str, list[Any]], vantage: str | None) -> None:

@@ -5,27 +5,39 @@ Exit codes (documented in the README and ``pcapsleuth --help``):
 ====  ==========================================================
 0     success
 1     ``--fail-on`` threshold reached (a finding at or above it)
-2     usage error
+2     usage error, or an output that cannot be written (``--json``, ``--html``, ``--markdown``:
+      checked before the analysis - a missing or unwritable directory, a directory where a
+      file is expected - and when written - a full disk)
 3     the capture cannot be opened (missing, a directory, no permission)
 4     not a capture (unknown format, empty file)
 5     compressed input that is corrupt or too large
 6     the tshark engine is unavailable or failed
 7     unexpected internal error (one line, never a traceback)
+130   interrupted (SIGINT, Ctrl-C)
+143   terminated (SIGTERM)
 ====  ==========================================================
+
+An interrupted or terminated run leaves no temporary file behind: SIGTERM is turned into an
+exception, like SIGINT, so that every cleanup runs; an output half written is never renamed
+into place (see :func:`pcapsleuth.outputs.open_output`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+from typing import Any, TextIO, cast
 
 from ._version import __version__
-from .errors import PcapsleuthError, printable
+from .errors import OutputError, PcapsleuthError, printable, printable_lines, without_surrogates
 from .findings import SEVERITIES
 from .reader import MAX_EXPANSION
 from .tracker import MAX_CONNECTIONS
@@ -36,6 +48,8 @@ EXIT_OK = 0
 EXIT_FAIL_ON = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 7
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="pcapsleuth",
         description="Turn an offline packet capture into an explanation.",
-        epilog="exit codes: 0 ok, 1 --fail-on reached, 2 usage, 3 cannot open, 4 not a capture, "
-               "5 bad compressed input, 6 tshark engine failed, 7 internal error",
+        epilog="exit codes: 0 ok, 1 --fail-on reached, 2 usage or an output that cannot be written, "
+               "3 cannot open, 4 not a capture, 5 bad compressed input, 6 tshark engine failed, "
+               "7 internal error, 130 interrupted, 143 terminated",
     )
     p.add_argument("--version", action="version", version=f"pcapsleuth {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -132,6 +147,30 @@ def _progress_of(args: argparse.Namespace, err: TextIO, capture: str) -> context
     return bar if bar is not None else contextlib.nullcontext()
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised wherever the program is (like KeyboardInterrupt for SIGINT), so that every
+    ``finally`` block runs: spill files and half-written outputs are removed."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` for the duration (main thread only, where Python runs
+    signal handlers; not when SIGTERM is ignored or already handled by the embedding program)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code (never raises for bad input)."""
     out = stdout or sys.stdout
@@ -146,20 +185,38 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     if args.command is None:
         parser.print_help(out)
         return EXIT_USAGE
+    with _sigterm_raises():
+        return _run(args, out, err)
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    stdout = cast(TextIO, _Stdout(out))
     try:
+        code = EXIT_USAGE
         if args.command == "analyze":
-            return _analyze(args, out, err)
-        if args.command == "conn":
-            return _conn(args, out, err)
-        if args.command == "catalog":
-            return _catalog(args, out)
+            code = _analyze(args, stdout, err)
+        elif args.command == "conn":
+            code = _conn(args, stdout, err)
+        elif args.command == "catalog":
+            code = _catalog(args, stdout)
+        stdout.flush()  # a full disk behind "> file" is found before the exit code is decided
+        return code
+    except OutputError as exc:
+        print(f"pcapsleuth: error: {exc.one_line()}", file=err)
+        if exc.path == "stdout":
+            _detach(out)
+        return exc.exit_code
     except PcapsleuthError as exc:
         print(f"pcapsleuth: {exc.one_line()}", file=err)
         return exc.exit_code
     except KeyboardInterrupt:
         print("pcapsleuth: interrupted", file=err)
-        return 130
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("pcapsleuth: terminated", file=err)
+        return EXIT_TERMINATED
     except BrokenPipeError:
+        _detach(out)
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
         where = getattr(args, "captures", None) or [getattr(args, "capture", "?")]
@@ -168,7 +225,59 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if os.environ.get("PCAPSLEUTH_DEBUG"):
             raise
         return EXIT_INTERNAL
-    return EXIT_USAGE
+
+
+class _Stdout(io.TextIOBase):
+    """stdout as the commands see it: a failed write or flush (a full disk behind ``> file``) is an
+    :class:`OutputError` naming stdout, a closed pipe stays a BrokenPipeError (``| head`` ends
+    the run quietly), and the lone surrogates of a non-UTF-8 file name are written as ``\\xff``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            self._stream.write(without_surrogates(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError("stdout", f"cannot write: {exc.strerror or exc}", errno=exc.errno) from exc
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except ValueError:
+            pass  # closed by its owner
+        except OSError as exc:
+            raise OutputError("stdout", f"cannot write: {exc.strerror or exc}", errno=exc.errno) from exc
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+def _detach(out: TextIO) -> None:
+    """After stdout failed (a closed pipe, a full disk), point the process's stdout at /dev/null so
+    that the interpreter's own flush at exit does not fail a second time (Python's recipe for
+    SIGPIPE). Only the real stdout: a caller's stream is left alone."""
+    if out is not sys.stdout and out is not sys.__stdout__:
+        return
+    try:
+        fd = out.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 class _UsageError(Exception):
@@ -178,9 +287,18 @@ class _UsageError(Exception):
 _SKIPPED = -1  # the default report could not be written: warned, the analysis goes on
 
 
-def _outputs(args: argparse.Namespace) -> None:
-    """Check the output options before any (possibly long) analysis."""
+def _outputs(args: argparse.Namespace, *, together: bool = False) -> None:
+    """Check the options, and every output path, before any (possibly long) analysis: one line
+    naming the option, the path and the problem (:func:`pcapsleuth.outputs.output_problem`).
+    ``together``: several captures analyzed as vantage points of one incident."""
+    from .outputs import output_problem
+
     several = len(args.captures) > 1
+    names = args.names or []
+    if together and len(names) > len(args.captures):
+        raise _UsageError(f"{len(names)} --name values for {len(args.captures)} captures")
+    if together and len(set(names)) != len(names):
+        raise _UsageError("--name values must differ")
     to_stdout = [name for name, v in (("--json", args.json), ("--html", args.html), ("--markdown", args.markdown))
                  if v == "-"]
     if len(to_stdout) > 1:
@@ -191,18 +309,18 @@ def _outputs(args: argparse.Namespace) -> None:
         raise _UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     if args.template_dir is not None and not os.path.isdir(args.template_dir):
         raise _UsageError(f"--template-dir {args.template_dir}: not a directory")
-    for opt, value in (("--html", args.html), ("--markdown", args.markdown)):
+    for opt, value in (("--json", args.json), ("--html", args.html), ("--markdown", args.markdown)):
         if value is None:
             continue
         if value == "-":
-            if several:
+            if several and not together and opt != "--json":
                 raise _UsageError(f"{opt} - takes a single capture")
             continue
-        if several and not os.path.isdir(value):
+        if several and not together and opt != "--json" and not os.path.isdir(value):
             raise _UsageError(f"{opt} {value}: with several captures, give an existing directory")
-        parent = os.path.dirname(os.path.abspath(value))
-        if not os.path.isdir(value) and not os.path.isdir(parent):
-            raise _UsageError(f"{opt} {value}: directory {parent} does not exist")
+        problem = output_problem(value, directory=opt != "--json")
+        if problem:
+            raise _UsageError(f"{opt} {value}: {problem}")
 
 
 def _dest(value: str, capture: str, suffix: str, used: set[str]) -> str:
@@ -251,11 +369,13 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _analyze_outputs(result: Any, path: str, args: argparse.Namespace, html_default: bool, stdout_taken: bool,
                      used: set[str], out: TextIO, err: TextIO) -> int:
     """JSON, report, Markdown and terminal summary of one streamed analysis."""
-    from .outputs import summary_text
+    from .outputs import summary_text, write_json
     from .report import REPORT_SUFFIX, default_report_path, findings_to_read
 
     if args.json:
-        _write_json(result, args.json, out)
+        code = _write("--json", args.json, lambda: write_json(result, args.json, out), err)
+        if code:
+            return code
     view = None
     if args.html is not None or html_default or args.markdown:
         view = result.report_view(findings_to_read)
@@ -277,55 +397,50 @@ def _analyze_outputs(result: Any, path: str, args: argparse.Namespace, html_defa
                                None if report == "-" else report, args, out, err)
         if code:
             return code
-    if not args.quiet:
-        if not stdout_taken and args.html != "-":
-            out.write(summary_text(result))
-            if report is not None:
-                out.write(f"report: {printable(report)}\n")
-        elif report is not None and report != "-":
-            print(f"pcapsleuth: report: {printable(report)}", file=err)
+    _summary(summary_text(result), report, args, stdout_taken, out, err)
     return EXIT_OK
+
+
+def _summary(text: str, report: str | None, args: argparse.Namespace, stdout_taken: bool, out: TextIO,
+             err: TextIO) -> None:
+    """The terminal summary and the report's path (on stderr when stdout carries an output)."""
+    if args.quiet:
+        return
+    if not stdout_taken and args.html != "-":
+        # Escaped once more here, whoever made the text: nothing from a capture or a file name
+        # (ANSI sequences, bidi overrides, a non-UTF-8 byte) reaches the terminal raw.
+        out.write(printable_lines(text))
+        if report is not None:
+            out.write(f"report: {printable(report)}\n")
+    elif report is not None and report != "-":
+        print(f"pcapsleuth: report: {printable(report)}", file=err)
 
 
 def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Several captures of one incident, analyzed together as vantage points (:mod:`.vantage`):
     one JSON document, one report and one summary covering every point."""
 
-    from .outputs import json_text, write_text
-    from .report import REPORT_SUFFIX, report_stem, severity_at_least
+    from .outputs import json_text, multi_stem, write_text
+    from .report import REPORT_SUFFIX, severity_at_least
     from .vantage import analyze_vantage_points
 
+    try:
+        _outputs(args, together=True)
+    except _UsageError as exc:
+        print(f"pcapsleuth: error: {printable(exc)}", file=err)
+        return EXIT_USAGE
     caps, names = args.captures, args.names or []
-    stem = "+".join(report_stem(c) for c in caps[:3]) + (f"+{len(caps) - 3}-more" if len(caps) > 3 else "")
-    to_stdout = [o for o, v in (("--json", args.json), ("--html", args.html), ("--markdown", args.markdown))
-                 if v == "-"]
-    problem = None
-    if len(names) > len(caps):
-        problem = f"{len(names)} --name values for {len(caps)} captures"
-    elif len(set(names)) != len(names):
-        problem = "--name values must differ"
-    elif len(to_stdout) > 1:
-        problem = f"only one output can go to stdout ('-'), not {' and '.join(to_stdout)}"
-    elif args.html and args.no_html:
-        problem = "--html and --no-html contradict each other"
-    elif args.template_dir is not None and not os.path.isdir(args.template_dir):
-        problem = f"--template-dir {args.template_dir}: not a directory"
+    stem = multi_stem(caps)
     dests: dict[str, str] = {}
     for opt, value, suffix in (("--html", args.html, REPORT_SUFFIX), ("--markdown", args.markdown, ".pcapsleuth.md")):
-        if value is None or value == "-":
-            continue
-        if os.path.isdir(value):
-            value = os.path.join(value, stem + suffix)
-        elif not os.path.isdir(os.path.dirname(os.path.abspath(value))):
-            problem = problem or f"{opt} {value}: directory {os.path.dirname(os.path.abspath(value))} does not exist"
-        dests[opt] = value
-    if problem:
-        print(f"pcapsleuth: error: {printable(problem)}", file=err)
-        return EXIT_USAGE
+        if value is not None and value != "-":
+            dests[opt] = os.path.join(value, stem + suffix) if os.path.isdir(value) else value
     v = analyze_vantage_points(caps, names, progress_of=lambda cap: _progress_of(args, err, cap),
                                **_analysis_options(args))
     if args.json:
-        write_text(json_text(v.to_json_dict()), args.json, out)
+        code = _write("--json", args.json, lambda: write_text(json_text(v.to_json_dict()), args.json, out), err)
+        if code:
+            return code
     stdout_taken = "-" in (args.json, args.markdown)
     report: str | None = None
     if args.html is not None or (not args.no_html and not stdout_taken):
@@ -339,20 +454,25 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return code
     if args.markdown:
         dest = dests.get("--markdown", args.markdown)
-        try:
-            write_text(v.markdown_text(None if report == "-" else report), dest, out)
-        except OSError as exc:
-            print(f"pcapsleuth: {printable(dest)}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
-            return EXIT_USAGE
-    if not args.quiet:
-        if not stdout_taken and args.html != "-":
-            out.write(v.summary_text())
-            if report is not None:
-                out.write(f"report: {printable(report)}\n")
-        elif report is not None and report != "-":
-            print(f"pcapsleuth: report: {printable(report)}", file=err)
+        text = v.markdown_text(None if report == "-" else report)
+        code = _write("--markdown", dest, lambda: write_text(text, dest, out), err)
+        if code:
+            return code
+    _summary(v.summary_text(), report, args, stdout_taken, out, err)
     if args.fail_on and severity_at_least([f for _, f in v.all_findings()], args.fail_on):
         return EXIT_FAIL_ON
+    return EXIT_OK
+
+
+def _write(opt: str, dest: str, write: Callable[[], object], err: TextIO) -> int:
+    """``write()`` an output; one line naming the option, the file and the problem when it
+    cannot be written (exit code 2, as for a path found unwritable before the analysis)."""
+    try:
+        write()
+    except OutputError as exc:
+        exc.option = exc.option or opt
+        print(f"pcapsleuth: error: {exc.one_line()}", file=err)
+        return exc.exit_code
     return EXIT_OK
 
 
@@ -372,24 +492,23 @@ def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace
     """
     import jinja2
 
-    from .outputs import html_report
+    from .outputs import html_report, write_text
 
     try:
         html = html_report(result, capture, dest, args.template_dir, vantage=vantage)
+        if dest == "-":
+            write_text(html, "-", out)
     except jinja2.TemplateError as exc:
         print(f"pcapsleuth: {printable(args.template_dir or 'built-in templates')}: template error: "
-              f"{type(exc).__name__}: {exc}", file=err)
+              f"{type(exc).__name__}: {printable(exc)}", file=err)
         return EXIT_USAGE
-    except OSError as exc:
-        what = exc.strerror or str(exc)
-        if explicit:
-            print(f"pcapsleuth: {printable(dest)}: cannot write the report: {what}", file=err)
-            return EXIT_USAGE
-        print(f"pcapsleuth: warning: {printable(dest)}: cannot write the report: {what} "
-              "(choose a place with --html PATH, or --no-html)", file=err)
+    except OutputError as exc:
+        if explicit or dest == "-":
+            exc.option = "--html"
+            print(f"pcapsleuth: error: {exc.one_line()}", file=err)
+            return exc.exit_code
+        print(f"pcapsleuth: warning: {exc.one_line()} (choose a place with --html PATH, or --no-html)", file=err)
         return _SKIPPED
-    if dest == "-":
-        out.write(html)
     return EXIT_OK
 
 
@@ -400,15 +519,12 @@ def _write_markdown(result: Any, dest: str, report: str | None, args: argparse.N
     from .outputs import markdown_summary, write_text
 
     try:
-        write_text(markdown_summary(result, report, template_dir=args.template_dir), dest, out)
+        text = markdown_summary(result, report, template_dir=args.template_dir)
     except jinja2.TemplateError as exc:
         print(f"pcapsleuth: {printable(args.template_dir or 'built-in templates')}: template error: "
-              f"{type(exc).__name__}: {exc}", file=err)
+              f"{type(exc).__name__}: {printable(exc)}", file=err)
         return EXIT_USAGE
-    except OSError as exc:
-        print(f"pcapsleuth: {printable(dest)}: cannot write the Markdown summary: {exc.strerror or exc}", file=err)
-        return EXIT_USAGE
-    return EXIT_OK
+    return _write("--markdown", dest, lambda: write_text(text, dest, out), err)
 
 
 def _catalog(args: argparse.Namespace, out: TextIO) -> int:
@@ -430,18 +546,14 @@ def _catalog(args: argparse.Namespace, out: TextIO) -> int:
 def _conn(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .analysis import analyze_capture
     from .connlog import write_conn_log
+    from .outputs import write_stream
 
     # Streamed: each connection's JSON line becomes its row, none is held.
     with _progress_of(args, err, args.capture) as bar:
         result = analyze_capture(args.capture, engine=args.engine, verify_checksums=not args.no_checksums,
                                  streaming=True, progress=bar)
     with result:
-        write_conn_log((json.loads(line) for line in result.sink.connection_lines()), out,
-                       open_ts=result.capture.first_ts, close_ts=result.capture.last_ts)
+        rows = (json.loads(line) for line in result.sink.connection_lines())
+        write_stream(lambda f: write_conn_log(rows, f, open_ts=result.capture.first_ts,
+                                              close_ts=result.capture.last_ts), "-", out)
     return EXIT_OK
-
-
-def _write_json(doc: Any, dest: str, out: TextIO) -> None:
-    from .outputs import write_json
-
-    write_json(doc, dest, out)

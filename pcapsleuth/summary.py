@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .capture import CaptureInfo
 from .errors import printable
-from .util import iso_ts
+from .util import capped, iso_ts
 
 if TYPE_CHECKING:
     from .findings import Finding
@@ -18,6 +18,11 @@ __all__ = ["capture_summary"]
 #: Findings of one id listed one line each before the rest are counted (a port scan raises
 #: hundreds of "connection refused").
 PER_ID = 5
+#: Interfaces listed one line each before the rest are counted (a crafted pcapng has thousands).
+MAX_INTERFACES = 8
+#: Characters of one string from the capture or its file name (a path, an interface name or
+#: description, a damage detail) shown before "… (N more bytes, in the JSON)".
+TEXT_CAP = 200
 
 
 def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
@@ -30,23 +35,26 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
     """
     size = f"{info.size:,} bytes" if info.size is not None else "size unknown"
     comp = f", {info.compression}" if info.compression else ""
-    lines = [f"{info.path}: {info.format}{comp}, {size}, {info.frames:,} frames"]
+    lines = [f"{capped(info.path, TEXT_CAP)}: {info.format}{comp}, {size}, {info.frames:,} frames"]
     if info.first_ts is not None:
         lines.append(f"  time span  {iso_ts(info.first_ts)} .. {iso_ts(info.last_ts)} ({info.duration:.3f} s)")
     lines.append(f"  link types {', '.join(info.link_types) or '-'}")
-    for iface in info.interfaces:
-        if len(info.interfaces) > 8 and not iface.frames:
-            continue
-        name = iface.name or f"interface {iface.id}"
-        desc = f" ({iface.description})" if iface.description else ""
+    # Of more than eight interfaces, those that carried frames; at most eight lines, then a count.
+    ifaces = [i for i in info.interfaces if len(info.interfaces) <= MAX_INTERFACES or i.frames]
+    for iface in ifaces[:MAX_INTERFACES]:
+        name = capped(iface.name, TEXT_CAP) if iface.name else f"interface {iface.id}"
+        desc = f" ({capped(iface.description, TEXT_CAP)})" if iface.description else ""
         lines.append(f"  interface  {iface.id}: {name}{desc} {iface.linktype_name}, snaplen {iface.snaplen}, "
                      f"{iface.frames:,} frames")
+    if len(info.interfaces) > MAX_INTERFACES:
+        more = len(info.interfaces) - min(len(ifaces), MAX_INTERFACES)
+        lines.append(f"  interface  … and {more:,} more interfaces (in the JSON)")
     if info.damage:
         for d in info.damage.to_list():
             frames = d["frames"]
             assert isinstance(frames, list)
             shown = ", ".join(str(f) for f in frames[:8]) + (" ..." if len(frames) > 8 else "")
-            detail = f" - {d['detail']}" if d.get("detail") else ""
+            detail = f" - {capped(str(d['detail']), TEXT_CAP)}" if d.get("detail") else ""
             lines.append(f"  damage     {d['kind']}: {d['count']} (frames {shown}){detail}")
     else:
         lines.append("  damage     none")

@@ -10,7 +10,9 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["iso_ts", "json_safe", "no_cyclic_gc", "pack_ints", "straight_line", "ts_seconds", "unpack_ints"]
+from .errors import ESCAPED_RANGES, char_class
+
+__all__ = ["capped", "iso_ts", "json_safe", "no_cyclic_gc", "pack_ints", "straight_line", "ts_seconds", "unpack_ints"]
 
 
 @contextlib.contextmanager
@@ -53,18 +55,34 @@ def ts_seconds(ts_ns: int | None) -> float | None:
     return None if ts_ns is None else ts_ns / 1e9
 
 
-#: Characters JSON may carry raw but a terminal would act on: DEL and the C1 controls (CSI is
-#: U+009B), line/paragraph separators, and the bidi embeddings, overrides and isolates.
-_JSON_ESCAPES = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
-                                            *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+def _json_escape(c: int) -> str:
+    if 0xDC80 <= c <= 0xDCFF:  # a byte of a non-UTF-8 file name: "\\xff" as text, as on the terminal
+        return f"\\\\x{c - 0xDC00:02x}"
+    if 0xD800 <= c <= 0xDFFF:  # any other lone surrogate: no JSON parser need accept "\\udcxx"
+        return f"\\\\u{c:04x}"
+    if c > 0xFFFF:
+        hi, lo = divmod(c - 0x10000, 0x400)
+        return f"\\u{0xD800 + hi:04x}\\u{0xDC00 + lo:04x}"
+    return f"\\u{c:04x}"
 
 
-_JSON_ESCAPE_ANY = re.compile("[" + "".join(re.escape(chr(c)) for c in _JSON_ESCAPES) + "]").search
+#: Characters JSON may carry raw but a terminal would act on, or that disguise text: the ones
+#: the terminal escapes (``errors.ESCAPED_RANGES``: DEL and the C1 controls (CSI is U+009B), the
+#: invisible format characters (bidi marks, embeddings, overrides and isolates; zero-width
+#: characters, the BOM ...), line/paragraph separators) as ``\\uXXXX``, which parses back to the
+#: same string. The C0 controls are left to ``json.dumps``, which escapes them itself. Lone
+#: surrogates are no JSON text at all: a file name's non-UTF-8 byte 0xff (U+DCFF) is written as
+#: the four characters ``\\xff``, as the terminal, the Markdown and the report show it.
+_JSON_ESCAPES = {c: _json_escape(c) for a, b in ESCAPED_RANGES for c in range(max(a, 0x7F), b + 1) if b >= 0x7F}
+
+
+_JSON_ESCAPE_ANY = re.compile(char_class(tuple((max(a, 0x7F), b) for a, b in ESCAPED_RANGES if b >= 0x7F))).search
 
 
 def json_safe(text: str) -> str:
     """Encoded JSON with the characters above written as ``\\uXXXX`` escapes: the same document
-    once parsed, and nothing a terminal would act on when it is printed (``--json -``).
+    once parsed (a non-UTF-8 byte of a file name, which JSON cannot hold, becomes ``\\xff``), valid
+    UTF-8, and nothing a terminal would act on when it is printed (``--json -``).
 
     Nearly every text has none of them: one regex scan (a few ns a character, where
     ``str.translate`` with a dict costs ~50 ns a character) returns it as it is. (Not
@@ -73,6 +91,20 @@ def json_safe(text: str) -> str:
     if _JSON_ESCAPE_ANY(text) is None:
         return text
     return text.translate(_JSON_ESCAPES)
+
+
+def capped(text: str, limit: int, where: str = "in the JSON") -> str:
+    """``text``, or its first ``limit`` characters and ``… (N more bytes, in the JSON)`` (N: the
+    UTF-8 bytes left out): a string from a capture (a 60 KB comment, a 4 MB interface name) shown
+    where a long one would flood the screen or stall a viewer."""
+    if len(text) <= limit:
+        return text
+    rest = text[limit:]
+    try:
+        n = len(rest.encode("utf-8", "surrogateescape"))  # a file name's non-UTF-8 bytes: one each
+    except UnicodeEncodeError:
+        n = len(rest.encode("utf-8", "surrogatepass"))
+    return f"{text[:limit]}… ({n:,} more bytes, {where})"
 
 
 def pack_ints(layout: struct.Struct, values: tuple[int, ...]) -> bytes | tuple[int, ...]:

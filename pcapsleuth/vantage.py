@@ -1862,6 +1862,7 @@ class VantageResult:
 
     def summary_text(self) -> str:
         """The terminal summary: each point's own summary, then what the comparison found."""
+        from .errors import printable_lines
         from .summary import capture_summary
 
         out = []
@@ -1890,7 +1891,8 @@ class VantageResult:
             lines.append("vantage findings: " + ", ".join(f"{by[s]} {s}" for s in reversed(SEVERITIES) if by[s]))
             for f in self.findings:
                 lines.append(f"  {f.severity.upper():7} {f.id:32} {' '.join(f.summary.split())}")
-        return "".join(out) + "\n".join(lines) + "\n"
+        # The points' names are their file names (or --name): no control or bidi character raw.
+        return printable_lines("".join(out) + "\n".join(lines) + "\n")
 
     def markdown_text(self, report_path: str | os.PathLike[str] | None = None) -> str:
         """A short Markdown summary for a ticket: the points, their clocks, and every finding."""
