@@ -73,6 +73,21 @@ nstat_ns() {
 # tshark_count PCAP FILTER: how many frames match
 tshark_count() { tshark -r "$1" -Y "$2" -T fields -e frame.number 2>/dev/null | grep -c . || true; }
 
+# capinfos_check FACTS PCAP: capinfos' frame count must equal the stdlib reader's (pcaps.NAME.frames)
+capinfos_check() {
+    local n
+    n=$(capinfos -T -r -c "$2" | cut -f2)
+    "$PY" - "$1" "$(basename "$2")" "$n" <<'EOF'
+import json, sys
+f = json.load(open(sys.argv[1]))
+e = f["pcaps"][sys.argv[2]]
+e["capinfos_frames"] = int(sys.argv[3])
+assert e["capinfos_frames"] == e["frames"], (sys.argv[2], e)
+json.dump(f, open(sys.argv[1], "w"), indent=2, sort_keys=True)
+open(sys.argv[1], "a").write("\n")
+EOF
+}
+
 # finish FACTS PCAP...: tcpdump drop check, stdlib summary of every capture into the facts file,
 # recording date, move everything into samples/realworld/
 finish() {
@@ -81,6 +96,7 @@ finish() {
         cap_check "$WORK/$p"
         F text "$WORK/$facts" "tcpdump_log.$p" "$WORK/$p.log"
         PCAPCHECK summary "$WORK/$facts" "$WORK/$p"
+        capinfos_check "$WORK/$facts" "$WORK/$p"
         CHK checksums "$WORK/$facts" "$WORK/$p"
     done
     F put "$WORK/$facts" recorded "\"$(date -u +%Y-%m-%dT%H:%M:%SZ) on Linux $(uname -r)\""
@@ -92,7 +108,10 @@ finish_derived() {
     local facts=$1 p; shift
     for p in "$@"; do
         PCAPCHECK summary "$WORK/$facts" "$WORK/$p"
+        capinfos_check "$WORK/$facts" "$WORK/$p"
         CHK checksums "$WORK/$facts" "$WORK/$p"
+        CHK tshark "$WORK/$facts" ip_checksum_bad "$WORK/$p" "ip.checksum.status == 0" ip.src
+        CHK tshark "$WORK/$facts" tcp_checksum_bad "$WORK/$p" "tcp.checksum.status == 0" ip.src
     done
     F put "$WORK/$facts" derived_on "\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\""
     save "$facts" "$@"
