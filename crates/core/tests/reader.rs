@@ -351,7 +351,12 @@ fn rows() -> Vec<Row> {
         what: "pcapng EPB of an interface never described",
         data: unknown,
         frames: vec![1, 2, 3],
-        damage: vec![("unknown_interface", vec![2], "packet names interface 3, which the section never described")],
+        damage: vec![(
+            "unknown_interface",
+            vec![2],
+            "packet names interface 3, which its section never described: section 0 (counted from 0) describes only \
+             interface 0",
+        )],
         bytes_unread: 0,
     });
     let mut spb_first = shb(Le, &[], 1);
@@ -435,7 +440,9 @@ fn every_damage_kind_has_a_row() {
     use pcapsleuth_core::capture::DamageKind;
     let seen: std::collections::BTreeSet<&str> = rows().iter().flat_map(|r| r.damage.iter().map(|d| d.0)).collect();
     for kind in DamageKind::ALL {
-        assert!(seen.contains(kind.as_str()) || kind == DamageKind::TooManyInterfaces, "{}", kind.as_str());
+        // too_many_interfaces and corrupt_compressed have tests of their own, below
+        let elsewhere = [DamageKind::TooManyInterfaces, DamageKind::CorruptCompressed];
+        assert!(seen.contains(kind.as_str()) || elsewhere.contains(&kind), "{}", kind.as_str());
     }
 }
 
@@ -458,10 +465,48 @@ fn interfaces_and_comments_are_bounded() {
     let e = info.damage.get(pcapsleuth_core::capture::DamageKind::TooManyInterfaces).unwrap();
     assert_eq!(
         (e.count, e.frames[0], e.detail.as_str()),
-        (50, 1, "more than 4,096 interface descriptions; the rest are ignored")
+        (50, 1, "section 0 (counted from 0) describes more than 4,096 interfaces; the rest are ignored")
     );
     let u = info.damage.get(pcapsleuth_core::capture::DamageKind::UnknownInterface).unwrap();
     assert_eq!(u.frames, [MAX_COMMENTS as u64 + 8]);
+    assert_eq!(
+        u.detail,
+        "packet names interface 4106 of section 0 (counted from 0), whose description was ignored (too_many_interfaces)"
+    );
+}
+
+#[test]
+fn interfaces_belong_to_their_section() {
+    // `cat` of two captures: each section has its own interface 0, and its own 4,096 bound.
+    let f = frame(1);
+    let mut one = shb(Le, &[], 1);
+    one.extend(idb(Le, 1, 0, &[]));
+    one.extend(epb(Le, 0, 5, &f, None, &[]));
+    let mut data = one.clone();
+    let mut two = shb(Be, &[], 1);
+    two.extend(idb(Be, 101, 0, &[]));
+    two.extend(epb(Be, 0, 6, &f, None, &[]));
+    two.extend(epb(Be, 1, 7, &f, None, &[]));
+    two.extend(spb(Be, &f, None));
+    data.extend(two);
+    data.extend(shb(Le, &[], 1));
+    data.extend(spb(Le, &f, None));
+    let (frames, info) = read(data);
+    assert_eq!(
+        frames.iter().map(|f| (f.iface, f.linktype)).collect::<Vec<_>>(),
+        [(0, 1), (1, 101), (-1, -1), (1, 101), (-1, -1)]
+    );
+    assert_eq!(info.interfaces.iter().map(|i| (i.id, i.section)).collect::<Vec<_>>(), [(0, 0), (1, 1)]);
+    assert_eq!(
+        damage(&info),
+        [(
+            "unknown_interface",
+            vec![3, 5],
+            "packet names interface 1, which its section never described: section 1 (counted from 0) describes only \
+             interface 0"
+                .to_string()
+        )]
+    );
 }
 
 // -- errors: a row per unusable input -----------------------------------------------------------
@@ -547,11 +592,11 @@ fn error_table() {
             "pcapng section header: trailing length 32 differs from 28".into(),
         ),
         (
-            "gzip bomb",
+            "gzip of zeros",
             bomb,
             1_000_000,
-            ErrorKind::Decompression,
-            "decompresses to more than 1,000,000 bytes; refusing (raise --max-decompressed)".into(),
+            ErrorKind::NotACapture,
+            "not a pcap or pcapng capture after gzip decompression (magic 00000000)".into(),
         ),
         (
             "gzip header cut",
@@ -562,7 +607,7 @@ fn error_table() {
         ),
     ];
     for (what, data, limit, kind, problem) in cases {
-        let got = read_with(data, &Options { max_decompressed: limit }).map(|_| ()).unwrap_err();
+        let got = read_with(data, &Options { max_decompressed: limit, ..Options::default() }).map(|_| ()).unwrap_err();
         assert_eq!((got.kind, got.problem.as_str(), got.path.as_str()), (kind, problem.as_str(), "<bytes>"), "{what}");
     }
 }
@@ -619,31 +664,103 @@ fn compressed_members_streams_and_padding() {
     assert_eq!((frames.len(), info.damage.is_empty(), info.compression.map(|c| c.name())), (200, true, Some("xz")));
 }
 
-#[test]
-fn corrupt_gzip_keeps_the_frames_before_the_damage() {
-    // Stored deflate blocks of 65,535 bytes: the second block's NLEN is broken, so zlib fails
-    // right after the first block's bytes.
+/// `n` records of 60 bytes, in a gzip of stored deflate blocks with the NLEN of the block that
+/// holds byte `at` broken; returns the capture, the compressed file and where zlib notices.
+fn stored_gzip_broken_near(n: u64, at: usize) -> (Vec<u8>, Vec<u8>, usize) {
     let mut data = pcap_header(Le, false, 65535, 1);
-    for i in 0..2000u64 {
+    for i in 0..n {
         data.extend(pcap_record(Le, false, 1_000_000_000 + i, &frame(i as u8), 60));
     }
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
     e.write_all(&data).unwrap();
     let mut packed = e.finish().unwrap();
-    assert_eq!(packed[10] & 0b110, 0, "a stored block");
-    let first = u16::from_le_bytes([packed[11], packed[12]]) as usize;
-    let second = 10 + 5 + first;
-    assert_eq!(packed[second] & 0b110, 0, "a stored block");
-    packed[second + 3] ^= 0xff; // NLEN no longer the complement of LEN
-    let (frames, info) = read(packed);
-    let intact = (first - 24) / 76;
-    assert_eq!(frames.len(), intact);
-    assert!(frames.iter().all(|f| f.data == frame((f.no - 1) as u8)));
+    let (mut block, mut out) = (10, 0);
+    loop {
+        assert_eq!(packed[block] & 0b110, 0, "a stored block");
+        let len = u16::from_le_bytes([packed[block + 1], packed[block + 2]]) as usize;
+        if out + len > at {
+            break;
+        }
+        out += len;
+        block += 5 + len;
+    }
+    packed[block + 3] ^= 0xff; // NLEN no longer the complement of LEN
+    (data, packed, block + 4) // zlib reads LEN and NLEN, then fails: at NLEN's last byte
+}
+
+#[test]
+fn corrupt_gzip_is_refused_when_nothing_before_it_was_verified() {
+    let (_, packed, at) = stored_gzip_broken_near(2000, 70_000);
+    let err = read_with(packed, &Options::default()).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Decompression);
     assert_eq!(
-        damage(&info),
-        [
-            ("truncated_file", vec![intact as u64 + 1], format!("corrupt gzip data after {} bytes (Error -3 while decompressing data: invalid stored block lengths)", thousands(first))),
-            ("truncated_record", vec![intact as u64 + 1], format!("record body cut short: {} of 60 bytes", first - 24 - intact * 76 - 16)),
-        ]
+        err.problem,
+        format!(
+            "corrupt gzip data (Error -3 while decompressing data: invalid stored block lengths), noticed at \
+             compressed byte {} in member 1 (from the start of the file); nothing before it was verified, so nothing \
+             is analyzed ('gzip -dc' decompresses what it can)",
+            thousands(at)
+        )
     );
+}
+
+#[test]
+fn corrupt_gzip_keeps_the_frames_a_mebibyte_before_the_damage() {
+    // A member longer than the 1 MiB held back: what is that far before the damage is read,
+    // unverified, and the damage says so; the rest held is dropped.
+    let (data, packed, at) = stored_gzip_broken_near(30_000, 2_000_000);
+    let (frames, info) = read(packed);
+    assert!(frames.len() > 10_000 && frames.len() < 30_000, "{}", frames.len());
+    assert!(frames.iter().all(|f| f.data == frame((f.no - 1) as u8)));
+    let read_bytes = 24 + frames.len() * 76;
+    assert!(read_bytes < data.len() - (1 << 20));
+    let d = damage(&info);
+    assert_eq!(d.len(), 1, "{d:?}");
+    let (kind, at_frames, detail) = &d[0];
+    assert_eq!((*kind, at_frames.clone()), ("corrupt_compressed", vec![frames.len() as u64 + 1]));
+    let head = format!(
+        "corrupt gzip data (Error -3 while decompressing data: invalid stored block lengths), noticed at compressed \
+         byte {} in member 1 (from the start of the file); nothing after it is read. Frames 1 to {} (the member's \
+         first ",
+        thousands(at),
+        thousands(frames.len())
+    );
+    assert!(detail.starts_with(&head), "{detail}");
+    assert!(detail.contains("were read unverified: gzip checks its data by its CRC-32 at the end of each member"));
+}
+
+#[test]
+fn the_decompressed_bound_is_met_part_way() {
+    let mut bomb = pcap_of(0);
+    bomb.resize(8 << 20, 0);
+    let mut r =
+        Reader::from_bytes(gzip(&bomb), &Options { max_decompressed: 1_000_000, ..Options::default() }).unwrap();
+    let err = loop {
+        match r.next_frame() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the bound was not met"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        (err.kind, err.problem.as_str()),
+        (ErrorKind::Decompression, "decompresses to more than 1,000,000 bytes; refusing (raise --max-decompressed)")
+    );
+}
+
+#[test]
+fn expansion_bound() {
+    // A pcap header and zeros: empty records, 1,000-fold and more once compressed.
+    let mut data = pcap_of(0);
+    data.resize(24 + (40 << 20), 0);
+    let packed = gzip(&data);
+    let err = read_with(packed.clone(), &Options::default()).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Decompression);
+    assert!(err.problem.starts_with("expands ") && err.problem.contains("-fold ("), "{}", err.problem);
+    assert!(err.problem.ends_with(
+        "compressed bytes), beyond --max-expansion 1,000; refusing (a decompression bomb? raise --max-expansion, or 0 \
+         for no bound)"
+    ));
+    let (frames, info) = read_with(packed, &Options { max_expansion: 0.0, ..Options::default() }).unwrap();
+    assert_eq!((frames.len() as u64, info.damage.is_empty()), ((40 << 20) / 16, true));
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use pcapsleuth_core::capture::{
-    linktype_name, CaptureError, CaptureInfo, Input, Options, Reader, TsResol, DEFAULT_MAX_DECOMPRESSED,
+    linktype_name, CaptureError, CaptureInfo, Input, Options, Reader, TsResol, DEFAULT_MAX_DECOMPRESSED, MAX_EXPANSION,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -70,6 +70,36 @@ struct Owned {
     data: Vec<u8>,
 }
 
+/// A batch of frames as little-endian columns (see `CaptureReader.read_columns`).
+#[derive(Default)]
+struct Columns {
+    n: usize,
+    number: Vec<u8>,
+    ts_ns: Vec<u8>,
+    link_type: Vec<u8>,
+    interface: Vec<u8>,
+    caplen: Vec<u8>,
+    orig_len: Vec<u8>,
+    direction: Vec<u8>,
+    data: Vec<u8>,
+    offsets: Vec<u8>,
+}
+
+impl Columns {
+    fn push(&mut self, f: &pcapsleuth_core::capture::Frame<'_>) {
+        self.n += 1;
+        self.number.extend(f.number.to_le_bytes());
+        self.ts_ns.extend(f.ts_ns.to_le_bytes());
+        self.link_type.extend(f.link_type.to_le_bytes());
+        self.interface.extend(f.interface.to_le_bytes());
+        self.caplen.extend(f.caplen.to_le_bytes());
+        self.orig_len.extend(f.orig_len.to_le_bytes());
+        self.direction.push(f.direction);
+        self.data.extend_from_slice(f.data);
+        self.offsets.extend((self.data.len() as u64).to_le_bytes());
+    }
+}
+
 /// An open capture: `read_batch()` until it returns an empty list, then `info()`.
 #[pyclass(module = "pcapsleuth._core", name = "CaptureReader")]
 struct PyReader {
@@ -124,6 +154,55 @@ impl PyReader {
         });
         let items: PyResult<Vec<_>> = items.collect();
         PyList::new(py, items?)
+    }
+
+    /// Up to `max_frames` frames as columns: a dict of `bytes` holding little-endian arrays
+    /// (`number` u64, `ts_ns` i64, `link_type` i32, `interface` i32, `caplen` u32, `orig_len`
+    /// u32, `direction` u8), the frames' bytes end to end in `data`, and `offsets` (u64, one more
+    /// than the frames: frame i is `data[offsets[i]:offsets[i+1]]`). `memoryview(b).cast("q")` or
+    /// `numpy.frombuffer` reads them without a copy. Empty columns after the last frame.
+    #[pyo3(signature = (max_frames = 65536))]
+    fn read_columns<'py>(&self, py: Python<'py>, max_frames: usize) -> PyResult<Bound<'py, PyDict>> {
+        if let Some(err) = self.pending.lock().expect("lock").take() {
+            return Err(to_pyerr(py, err));
+        }
+        let (cols, err) = py.detach(|| {
+            guarded("reading frames", || {
+                let mut guard = self.reader.lock().expect("lock");
+                let mut c = Columns::default();
+                c.offsets.extend(0u64.to_le_bytes());
+                let Some(reader) = guard.as_mut() else { return (c, None) };
+                while c.n < max_frames {
+                    match reader.next_frame() {
+                        Ok(Some(f)) => c.push(&f),
+                        Ok(None) => break,
+                        Err(e) => return (c, Some(e)),
+                    }
+                }
+                (c, None)
+            })
+        })?;
+        if let Some(err) = err {
+            if cols.n == 0 {
+                return Err(to_pyerr(py, err));
+            }
+            *self.pending.lock().expect("lock") = Some(err);
+        }
+        let d = PyDict::new(py);
+        for (name, bytes) in [
+            ("number", &cols.number),
+            ("ts_ns", &cols.ts_ns),
+            ("link_type", &cols.link_type),
+            ("interface", &cols.interface),
+            ("caplen", &cols.caplen),
+            ("orig_len", &cols.orig_len),
+            ("direction", &cols.direction),
+            ("data", &cols.data),
+            ("offsets", &cols.offsets),
+        ] {
+            d.set_item(name, PyBytes::new(py, bytes))?;
+        }
+        Ok(d)
     }
 
     /// The capture info (format, interfaces, comments, damage ...); complete after the last batch.
@@ -202,11 +281,18 @@ fn info_dict<'py>(py: Python<'py>, info: &CaptureInfo) -> PyResult<Bound<'py, Py
 }
 
 /// Opens a capture: a path (`-` for standard input) or the bytes of one. Raises the
-/// `pcapsleuth.errors` class the Python reader raises for the same input.
+/// `pcapsleuth.errors` class the Python reader raises for the same input. Compressed input is
+/// refused beyond `max_decompressed` bytes, or beyond `max_expansion` times its compressed size
+/// once past 16 MiB (0: no bound).
 #[pyfunction]
-#[pyo3(signature = (source, max_decompressed = DEFAULT_MAX_DECOMPRESSED))]
-fn open_capture(py: Python<'_>, source: &Bound<'_, PyAny>, max_decompressed: u64) -> PyResult<PyReader> {
-    let options = Options { max_decompressed };
+#[pyo3(signature = (source, max_decompressed = DEFAULT_MAX_DECOMPRESSED, max_expansion = MAX_EXPANSION))]
+fn open_capture(
+    py: Python<'_>,
+    source: &Bound<'_, PyAny>,
+    max_decompressed: u64,
+    max_expansion: f64,
+) -> PyResult<PyReader> {
+    let options = Options { max_decompressed, max_expansion };
     let opened = if let Ok(bytes) = source.cast::<PyBytes>() {
         let data = bytes.as_bytes().to_vec();
         py.detach(|| guarded("opening a capture", || Reader::from_input(Input::Bytes(data), &options)))?
@@ -241,6 +327,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("InternalError", m.py().get_type::<InternalError>())?;
     m.add("DEFAULT_MAX_DECOMPRESSED", DEFAULT_MAX_DECOMPRESSED)?;
+    m.add("MAX_EXPANSION", MAX_EXPANSION)?;
     m.add("MAX_CAPLEN", pcapsleuth_core::capture::MAX_CAPLEN)?;
     Ok(())
 }

@@ -27,16 +27,19 @@ pub enum DamageKind {
     TimeBackwards,
     /// A timestamp outside 1970 .. 2262 (int64 nanoseconds), clamped.
     TimeOutOfRange,
-    /// A compressed stream that ends early or corrupt, or a read error.
+    /// A compressed stream that ends early, or a read error.
     TruncatedFile,
+    /// Compressed data its decompressor rejects: where that was noticed, and what is unverified.
+    CorruptCompressed,
 }
 
 impl DamageKind {
     /// Every kind, in the order of their names.
-    pub const ALL: [DamageKind; 10] = [
+    pub const ALL: [DamageKind; 11] = [
         DamageKind::BadBlock,
         DamageKind::CaplenInsane,
         DamageKind::CaplenOverSnaplen,
+        DamageKind::CorruptCompressed,
         DamageKind::SnaplenCut,
         DamageKind::TimeBackwards,
         DamageKind::TimeOutOfRange,
@@ -59,6 +62,7 @@ impl DamageKind {
             DamageKind::TimeBackwards => "time_backwards",
             DamageKind::TimeOutOfRange => "time_out_of_range",
             DamageKind::TruncatedFile => "truncated_file",
+            DamageKind::CorruptCompressed => "corrupt_compressed",
         }
     }
 }

@@ -23,7 +23,7 @@ pub mod reader;
 pub mod source;
 
 pub use damage::{DamageEntry, DamageKind, DamageLog};
-pub use decompress::Compression;
+pub use decompress::{Compression, EXPANSION_FLOOR, MAX_EXPANSION};
 pub use error::{CaptureError, ErrorKind};
 pub use reader::{CaptureInfo, Frame, Interface, Options, Reader, TsResol};
 pub use source::{Format, Input};
@@ -38,9 +38,11 @@ pub const TS_MAX: i64 = i64::MAX;
 /// pcapng comments kept (frame comments, and section comments, each); the rest are only counted.
 /// A comment is up to 64 KiB: a crafted file must not turn into gigabytes of strings.
 pub const MAX_COMMENTS: usize = 1000;
-/// Interfaces kept across the file. Further IDBs are damage (`too_many_interfaces`) and the
-/// frames naming them `unknown_interface`: each costs far more memory than its 20 bytes on disk.
+/// Interfaces kept per section. Further IDBs of a section are damage (`too_many_interfaces`) and
+/// the frames naming them `unknown_interface`: each costs far more memory than its 20 bytes on disk.
 pub const MAX_INTERFACES: usize = 4096;
+/// Interfaces kept across the file, all sections together.
+pub const MAX_FILE_INTERFACES: usize = 65_536;
 /// The default bound on decompressed bytes (`--max-decompressed`).
 pub const DEFAULT_MAX_DECOMPRESSED: u64 = 64 * 1024 * 1024 * 1024;
 

@@ -60,9 +60,7 @@ impl Reader {
         if self.remaining() < rec && !self.fill(rec)? {
             let rem = self.remaining();
             if rem > 0 {
-                self.info.damage.add(DamageKind::TruncatedRecord, no + 1, || {
-                    format!("record header cut short: {rem} of {rec} bytes")
-                });
+                self.cut_short(no + 1, || format!("record header cut short: {rem} of {rec} bytes"));
                 self.info.bytes_unread = rem as u64;
             }
             return Ok(None);
@@ -85,9 +83,7 @@ impl Reader {
         }
         if self.remaining() - rec < caplen as usize && !self.fill(rec + caplen as usize)? {
             let got = self.remaining() - rec;
-            self.info
-                .damage
-                .add(DamageKind::TruncatedRecord, no + 1, || format!("record body cut short: {got} of {caplen} bytes"));
+            self.cut_short(no + 1, || format!("record body cut short: {got} of {caplen} bytes"));
             self.info.bytes_unread = self.remaining() as u64;
             return Ok(None);
         }

@@ -9,7 +9,7 @@ use super::damage::{thousands, DamageKind};
 use super::decompress::StreamError;
 use super::reader::{FrameAt, Interface, Reader, State, TsResol};
 use super::source::{hex, ByteOrder, BOM_BE, BOM_LE, PCAPNG_SHB};
-use super::{MAX_BLOCK, MAX_COMMENTS, MAX_INTERFACES};
+use super::{MAX_BLOCK, MAX_COMMENTS, MAX_FILE_INTERFACES, MAX_INTERFACES};
 
 const BT_SHB: u32 = 0x0A0D_0D0A;
 const BT_IDB: u32 = 0x0000_0001;
@@ -32,17 +32,20 @@ fn min_block(btype: u32) -> u32 {
 }
 
 /// The current section: its byte order and its interfaces (indices into `CaptureInfo::interfaces`).
+/// Interfaces belong to their section: each section header starts a new interface table.
 #[derive(Debug, Clone)]
 pub(crate) struct PcapngState {
     order: ByteOrder,
     local: Vec<usize>,
+    /// IDBs of the section, kept or not (the local ids it defines).
+    described: u64,
     /// -1 before the first SHB is read.
     section: i64,
 }
 
 impl Default for PcapngState {
     fn default() -> Self {
-        PcapngState { order: ByteOrder::Little, local: Vec::new(), section: -1 }
+        PcapngState { order: ByteOrder::Little, local: Vec::new(), described: 0, section: -1 }
     }
 }
 
@@ -125,9 +128,7 @@ impl Reader {
             if self.remaining() < 12 && !self.fill(12)? {
                 let rem = self.remaining();
                 if rem > 0 {
-                    self.info.damage.add(DamageKind::TruncatedRecord, no + 1, || {
-                        format!("block header cut short ({rem} bytes at end of file)")
-                    });
+                    self.cut_short(no + 1, || format!("block header cut short ({rem} bytes at end of file)"));
                     self.info.bytes_unread = rem as u64;
                 }
                 return Ok(None);
@@ -165,9 +166,7 @@ impl Reader {
             let len = blen as usize;
             if self.remaining() < len && !self.fill(len)? {
                 let rem = self.remaining();
-                self.info.damage.add(DamageKind::TruncatedRecord, no + 1, || {
-                    format!("block type 0x{btype:08x} cut short: {rem} of {blen} bytes")
-                });
+                self.cut_short(no + 1, || format!("block type 0x{btype:08x} cut short: {rem} of {blen} bytes"));
                 self.info.bytes_unread = rem as u64;
                 return Ok(None);
             }
@@ -212,7 +211,9 @@ impl Reader {
             self.info.bytes_unread = self.remaining() as u64;
             return Next::Stop;
         }
-        self.ng().local.clear();
+        let st = self.ng();
+        st.local.clear();
+        st.described = 0;
         let info = &mut self.info;
         for (code, value) in options(&self.buf, b.order, b.body + 16, b.end) {
             let value = text(value);
@@ -241,10 +242,24 @@ impl Reader {
     fn idb(&mut self, b: Block) -> Next {
         let linktype = b.order.u16(&self.buf, b.body);
         let snaplen = b.order.u32(&self.buf, b.body + 4);
-        if self.info.interfaces.len() >= MAX_INTERFACES {
+        let st = self.ng();
+        st.described += 1;
+        let (kept, section) = (st.local.len(), st.section.max(0));
+        if kept >= MAX_INTERFACES || self.info.interfaces.len() >= MAX_FILE_INTERFACES {
             let no = self.no;
             self.info.damage.add(DamageKind::TooManyInterfaces, no + 1, || {
-                format!("more than {} interface descriptions; the rest are ignored", thousands(MAX_INTERFACES as u64))
+                if kept >= MAX_INTERFACES {
+                    format!(
+                        "section {section} (counted from 0) describes more than {} interfaces; the rest are ignored",
+                        thousands(MAX_INTERFACES as u64)
+                    )
+                } else {
+                    format!(
+                        "more than {} interface descriptions in the file; the rest (from section {section}, counted \
+                         from 0) are ignored",
+                        thousands(MAX_FILE_INTERFACES as u64)
+                    )
+                }
             });
             return Next::Skip;
         }
@@ -290,9 +305,7 @@ impl Reader {
         }
         let direction = if (opt_start as usize) < b.end { self.packet_options(b, opt_start as usize, no) } else { 0 };
         let Some(&index) = self.ng().local.get(ifid as usize) else {
-            self.info.damage.add(DamageKind::UnknownInterface, no, || {
-                format!("packet names interface {ifid}, which the section never described")
-            });
+            self.unknown_interface(no, ifid as u64);
             let ts = self.ts_in_range(ticks as i128 * 1000, no);
             return Next::Frame(FrameAt {
                 no,
@@ -318,9 +331,13 @@ impl Reader {
         let Some(&index) = self.ng().local.first() else {
             self.no += 1;
             let no = self.no;
-            self.info.damage.add(DamageKind::UnknownInterface, no, || {
-                "simple packet block before any interface description".into()
-            });
+            if self.ng().described > 0 {
+                self.unknown_interface(no, 0);
+            } else {
+                self.info.damage.add(DamageKind::UnknownInterface, no, || {
+                    "simple packet block before any interface description".into()
+                });
+            }
             return Next::Frame(FrameAt {
                 no,
                 ts: self.last_ts.max(0),
@@ -341,6 +358,28 @@ impl Reader {
         // A simple packet block carries no timestamp; keep time monotonic for analysis.
         let ts = self.last_ts.max(0) as i128;
         Next::Frame(self.frame(index, self.no, ts, caplen, wirelen, 0, data_start))
+    }
+
+    /// Frame `no` names local interface `ifid` that its section never described, or whose
+    /// description was ignored (`too_many_interfaces`): it is not decoded.
+    fn unknown_interface(&mut self, no: u64, ifid: u64) {
+        let st = self.ng();
+        let (described, section) = (st.described, st.section.max(0));
+        self.info.damage.add(DamageKind::UnknownInterface, no, || {
+            let at = format!("section {section} (counted from 0)");
+            if ifid < described {
+                format!("packet names interface {ifid} of {at}, whose description was ignored (too_many_interfaces)")
+            } else if described > 0 {
+                let known = if described == 1 {
+                    "interface 0".to_string()
+                } else {
+                    format!("interfaces 0 to {}", thousands(described - 1))
+                };
+                format!("packet names interface {ifid}, which its section never described: {at} describes only {known}")
+            } else {
+                format!("packet names interface {ifid}, which its section never described: {at} describes none")
+            }
+        });
     }
 
     /// A frame of a known interface: its timestamp checked, its lengths against the interface.

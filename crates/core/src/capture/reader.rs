@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::damage::{DamageKind, DamageLog};
+use super::decompress::MAX_EXPANSION;
 use super::decompress::{Compression, StreamError};
 use super::error::{strerror, CaptureError, ErrorKind};
 use super::pcap::PcapState;
@@ -19,11 +20,13 @@ const CHUNK: usize = 1 << 20;
 pub struct Options {
     /// Decompressed bytes allowed before the reader refuses (`--max-decompressed`).
     pub max_decompressed: u64,
+    /// Decompressed bytes per compressed byte allowed past 16 MiB (`--max-expansion`; 0: no bound).
+    pub max_expansion: f64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_decompressed: DEFAULT_MAX_DECOMPRESSED }
+        Options { max_decompressed: DEFAULT_MAX_DECOMPRESSED, max_expansion: MAX_EXPANSION }
     }
 }
 
@@ -151,6 +154,8 @@ pub struct Reader {
     pub(crate) pos: usize,
     eof: bool,
     finished: bool,
+    /// The rest of a compressed stream was decompressed unread after the reading stopped.
+    checked_rest: bool,
     pub(crate) state: State,
     pub(crate) info: CaptureInfo,
     /// The last frame number given out.
@@ -172,7 +177,7 @@ impl Reader {
     }
 
     pub fn from_input(input: Input<'_>, options: &Options) -> Result<Reader, CaptureError> {
-        let mut src = Source::open(input, options.max_decompressed)?;
+        let mut src = Source::open(input, options.max_decompressed, options.max_expansion)?;
         let buf = std::mem::take(&mut src.header);
         let info = CaptureInfo {
             path: src.path.clone(),
@@ -195,8 +200,19 @@ impl Reader {
             Format::Pcap => State::Pcap(PcapState::default()),
             Format::Pcapng => State::Pcapng(PcapngState::default()),
         };
-        let mut reader =
-            Reader { src, buf, pos: 0, eof: false, finished: false, state, info, no: 0, last_ts: -1, n_comments: 0 };
+        let mut reader = Reader {
+            src,
+            buf,
+            pos: 0,
+            eof: false,
+            finished: false,
+            checked_rest: false,
+            state,
+            info,
+            no: 0,
+            last_ts: -1,
+            n_comments: 0,
+        };
         if let State::Pcap(_) = reader.state {
             reader.pcap_header();
         }
@@ -225,6 +241,7 @@ impl Reader {
                 data: &self.buf[at.start..at.start + at.caplen as usize],
             })),
             Ok(None) => {
+                self.check_rest();
                 self.finish();
                 Ok(None)
             }
@@ -267,12 +284,57 @@ impl Reader {
             }
         }
         self.info.last_ts = (self.last_ts >= 0).then_some(self.last_ts);
-        // A compressed stream that ended early or corrupt: damage at the frame after the last one.
-        if self.eof {
-            if let Some(err) = self.src.stream.error() {
-                let err = err.to_string();
-                self.info.damage.add(DamageKind::TruncatedFile, self.no + 1, || err);
+        self.stream_end();
+    }
+
+    /// A compressed stream that ended early or corrupt: damage at the frame after the last one read.
+    fn stream_end(&mut self) {
+        let no = self.no;
+        let Some(bounded) = self.src.stream.bounded() else { return };
+        let Some(error) = bounded.error.clone() else { return };
+        if !self.eof {
+            return;
+        }
+        if !bounded.corrupt {
+            self.info.damage.add(DamageKind::TruncatedFile, no + 1, || error);
+            return;
+        }
+        let frames = (bounded.member == 1 && no > 0).then_some((1, no));
+        let mut detail = bounded.corrupt_detail(frames, true);
+        if self.checked_rest {
+            detail += &format!(
+                ". The reading had stopped before it, at frame {}: that frame's damage is likely a symptom of this one",
+                super::damage::thousands(no + 1)
+            );
+        }
+        self.info.damage.add(DamageKind::CorruptCompressed, no + 1, || detail);
+    }
+
+    /// The reader stopped by itself (damage it cannot read past, or the end): the rest of a
+    /// compressed stream is decompressed, unread, to learn whether the data itself was damaged.
+    /// A corrupt stream often shows first as a frame of impossible length.
+    fn check_rest(&mut self) {
+        if self.eof || self.src.stream.bounded().is_none() {
+            return;
+        }
+        self.checked_rest = true;
+        let mut sink = Vec::new();
+        loop {
+            sink.clear();
+            match self.src.stream.read(CHUNK, &mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => return, // a bound reached in data no one reads: nothing more is learnt
             }
+        }
+        self.eof = true;
+    }
+
+    /// Frame `no` ends with the data: `truncated_record`, unless the data ended because the
+    /// decompressor rejected it (then it is where the corruption was noticed: `corrupt_compressed`).
+    pub(crate) fn cut_short(&mut self, no: u64, detail: impl FnOnce() -> String) {
+        if !self.src.stream.bounded().is_some_and(|b| b.corrupt) {
+            self.info.damage.add(DamageKind::TruncatedRecord, no, detail);
         }
     }
 

@@ -105,12 +105,17 @@ impl Stream {
         }
     }
 
-    /// Why a compressed stream ended before its end marker.
-    pub(crate) fn error(&self) -> Option<&str> {
+    /// The decompressing stream, for compressed input.
+    pub(crate) fn bounded(&self) -> Option<&Bounded> {
         match self {
             Stream::Plain { .. } => None,
-            Stream::Compressed(b) => b.raw.error.as_deref(),
+            Stream::Compressed(b) => Some(&b.raw),
         }
+    }
+
+    /// Why nothing of a compressed capture is readable, when its stream ended early or corrupt.
+    fn refusal(&self) -> Option<String> {
+        self.bounded().filter(|b| b.error.is_some()).map(Bounded::refusal)
     }
 }
 
@@ -207,7 +212,7 @@ fn open_path(path: &Path) -> Result<Opened, CaptureError> {
 }
 
 impl Source {
-    pub(crate) fn open(input: Input<'_>, max_decompressed: u64) -> Result<Source, CaptureError> {
+    pub(crate) fn open(input: Input<'_>, max_decompressed: u64, max_expansion: f64) -> Result<Source, CaptureError> {
         let Opened { raw, path, size, seekable } = match input {
             Input::Path(p) => open_path(p)?,
             Input::Bytes(data) => {
@@ -231,13 +236,15 @@ impl Source {
         let raw: Box<dyn Read + Send> = Box::new(Pushback { head, at: 0, inner: raw });
         let stream = match compression {
             None => Stream::Plain { raw, at: 0, seekable },
-            Some(kind) => Stream::Compressed(Box::new(Buffered::new(Bounded::new(raw, kind, max_decompressed)))),
+            Some(kind) => {
+                Stream::Compressed(Box::new(Buffered::new(Bounded::new(raw, kind, max_decompressed, max_expansion))))
+            }
         };
         let mut src = Source { path, size, compression, format: Format::Pcap, stream, header: Vec::new() };
         let mut magic = Vec::with_capacity(4);
         src.read(4, &mut magic)?;
         if magic.len() < 4 {
-            if let Some(err) = src.stream.error() {
+            if let Some(err) = src.stream.refusal() {
                 return Err(CaptureError::new(ErrorKind::Decompression, &src.path, err));
             }
         }
@@ -257,7 +264,7 @@ impl Source {
         src.header = magic;
         match src.file_header() {
             Ok(()) => Ok(src),
-            Err(e) if e.kind == ErrorKind::TruncatedHeader => match src.stream.error() {
+            Err(e) if e.kind == ErrorKind::TruncatedHeader => match src.stream.refusal() {
                 Some(err) => Err(CaptureError::new(ErrorKind::Decompression, &src.path, err)),
                 None => Err(e),
             },
