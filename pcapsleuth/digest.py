@@ -157,16 +157,25 @@ class ConnDigest:
         predecessors (nearest first), then its successors: ints from the digest, no connection
         read, nothing kept (the numbers only go down, then up: no cycle)."""
         yield i
-        if self._pred is None or self._succ is None or not 0 <= i < len(self._pred):
+        yield from self.predecessors(i)
+        yield from self.successors(i)
+
+    def predecessors(self, i: int) -> Iterator[int]:
+        """The connections before ``i`` on its 4-tuple, nearest first."""
+        yield from self._walk(self._pred, i)
+
+    def successors(self, i: int) -> Iterator[int]:
+        """The connections after ``i`` on its 4-tuple, nearest first."""
+        yield from self._walk(self._succ, i)
+
+    @staticmethod
+    def _walk(links: array[int] | None, i: int) -> Iterator[int]:
+        if links is None or not 0 <= i < len(links):
             return
-        j = self._pred[i] - 1
+        j = links[i] - 1
         while j >= 0:
             yield j
-            j = self._pred[j] - 1
-        j = self._succ[i] - 1
-        while j >= 0:
-            yield j
-            j = self._succ[j] - 1
+            j = links[j] - 1
 
     def chain_length(self, i: int) -> int:
         """How many connections share connection ``i``'s 4-tuple, one after another (1: only it)."""

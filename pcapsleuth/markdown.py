@@ -62,7 +62,7 @@ def render_markdown(result: AnalysisResult | ReportView, report_path: str | os.P
                     template_dir: str | os.PathLike[str] | None = None, max_findings: int = 10) -> str:
     """The Markdown summary: verdict, capture facts, findings (one bullet each with frames and a
     Wireshark filter), and the HTML report's file name when there is one."""
-    from .report import display_filter, template_environment
+    from .report import Limits, capped, display_filter, template_environment, visible
 
     env = template_environment(template_dir)
     info = result.capture
@@ -84,8 +84,8 @@ def render_markdown(result: AnalysisResult | ReportView, report_path: str | os.P
         })
     ctx = {
         "capture": {
-            "name": Path(info.path).name if info.path else "capture",
-            "path": info.path,
+            "name": capped(Path(info.path).name if info.path else "capture", Limits.text_chars),
+            "path": None if info.path is None else capped(info.path, Limits.text_chars),
             "size": info.size,
             "format": info.format + (f", {info.compression}" if info.compression else ""),
             "frames": info.frames,
@@ -103,4 +103,6 @@ def render_markdown(result: AnalysisResult | ReportView, report_path: str | os.P
         "top": items[0] if items else None,
         "report": None if report_path is None else Path(report_path).name,
     }
-    return env.get_template("summary.md.j2").render(ctx)
+    # Every character a terminal or a ticket's renderer would act on or hide, shown as an escape
+    # (``|md`` and ``|code`` escape what they are given; this covers the rest of the template).
+    return visible(env.get_template("summary.md.j2").render(ctx))

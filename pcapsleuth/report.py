@@ -3,11 +3,13 @@
 One file that opens anywhere, offline: inline CSS, inline SVG drawings, one small inline script
 (allowed by its hash), and a Content-Security-Policy that forbids fetching anything. Everything
 that comes from a capture is escaped by jinja2's autoescaping; drawings are SVG text written by
-matplotlib, which escapes its text too. Before that, every text the templates output goes
-through :func:`visible` (the environment's ``finalize``): bidi overrides, isolates and marks,
-line separators and control characters become visible escapes (``\u202e``), so that a file
-name cannot show itself reversed in the title, a heading or a drawing. Long texts from the
-capture are cut to a bounded prefix (:func:`capped`): the JSON keeps them whole.
+matplotlib, which escapes its text too. Then the whole page goes through :func:`visible`: bidi
+overrides, isolates and marks, line separators and control characters become visible escapes
+(``\u202e``), so that a file name cannot show itself reversed in the title, a heading, an
+attribute or a drawing. On the finished page, not per template expression: no filter that
+returns markup (``join``), no template of a ``--template-dir`` and no compiled template cached
+from an older version can let one through. Long texts from the capture are cut to a bounded
+prefix (:func:`capped`): the JSON keeps them whole.
 
 The templates are ``reports/templates`` (shipped as ``pcapsleuth._reports``); a directory given
 as ``template_dir`` is searched first, so a site can override one file (``style.css``, say)
@@ -25,6 +27,7 @@ import dataclasses
 import datetime as _dt
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -83,7 +86,8 @@ class Limits:
     comments: int = 50
     top_n: int = 10  # top talkers / listeners
     refetch_frames: int = 20_000  # frames read again from the file for evidence tables
-    text_chars: int = 500  # characters shown of one text from the capture (a comment, a name, a path)
+    text_chars: int = 500  # characters shown of one text from the capture (a comment, a path)
+    name_chars: int = 160  # ... of an interface's name or description
 
 
 # -- text from the capture -------------------------------------------------------------------------
@@ -97,8 +101,10 @@ _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2
 
 
 def _escape_char(m: re.Match[str]) -> str:
-    c = ord(m.group(0))
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    # The terminal's escapes (a file name's non-UTF-8 byte 0xff, U+DCFF, as \xff, as in the JSON)
+    from .errors import visible_escape
+
+    return visible_escape(ord(m.group(0)))
 
 
 def visible(text: object) -> str:
@@ -117,11 +123,6 @@ def capped(text: str, limit: int) -> str:
         return text
     more = len(text[limit:].encode("utf-8", "surrogatepass"))
     return f"{text[:limit]}\u2026 ({more:,} more bytes, in the JSON)"
-
-
-def _finalize(value: Any) -> Any:
-    """jinja2's ``finalize``: every ``{{ ... }}`` output that is plain text (not our own markup)."""
-    return _INVISIBLE.sub(_escape_char, value) if type(value) is str else value
 
 
 # -- paths -----------------------------------------------------------------------------------------
@@ -164,10 +165,20 @@ def template_environment(template_dir: str | os.PathLike[str] | None = None) -> 
     return _environment(None if template_dir is None else os.path.abspath(os.fspath(template_dir)))
 
 
+#: The options _environment compiles templates with: change it when they change.
+_COMPILED_WITH = "autoescape=html,undefined=strict,trim,lstrip,keep_newline,finalize=none"
+
+
 class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
     """jinja2's cache of compiled templates (in a private directory of the user's under the temp
     directory; a changed template has another checksum, so it is compiled again). Compiling the
     report template costs about 0.1 s a run; a cache that cannot be written costs only that."""
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        # jinja2 keys compiled code on the template's name and source only, but the code depends
+        # on the environment's options too (a finalize function is compiled in, or not): a
+        # compiled template of another version, or other options, must not be found.
+        return super().get_cache_key(f"{_COMPILED_WITH}:{__version__}:{name}", filename)
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         try:
@@ -195,7 +206,6 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        finalize=_finalize,
     )
     from .markdown import code_span, md_escape
 
@@ -241,7 +251,7 @@ def _rich_text(text: str, frame_anchor: dict[int, str], uid_anchor: set[str]) ->
 
     Only digits, uids and our own anchors are inserted into already escaped text.
     """
-    html = str(escape(visible(text)))
+    html = str(escape(text))
 
     def frames(m: re.Match[str]) -> str:
         def one(n: re.Match[str]) -> str:
@@ -586,16 +596,23 @@ class _Builder:
         first = self.conn(f.connections[0]) if f.connections else None
         if first is None or not ladder:
             return None
-        total = self.digest.chain_length(first.index)
+        d = self.digest
+        total = d.chain_length(first.index)
         if total < 2:
             return None
-        frames = sorted(p.no for p in ladder[: self.limits.ladder_packets])
-        chain = set()
-        for c in conns:
-            if c.first_frame <= frames[-1] and c.last_frame >= frames[0]:
-                chain.add(c.index)
-        drawn = sum(1 for i in self.digest.chain(first.index) if i in chain)
-        more = total - max(drawn, 1)
+        cap = self.limits.ladder_packets
+        frames = sorted(p.no for p in ladder[:cap])
+        lo, hi = frames[0], frames[-1]
+        # The neighbours on the tuple whose frames the ladder's span reaches: read back, but at most
+        # one more than a ladder has arrows on each side (each drawn connection has one at least).
+        drawn = 1
+        for later, side in ((False, d.predecessors), (True, d.successors)):
+            for j in itertools.islice(side(first.index), cap + 1):
+                c = self.conn(uid_of(j))
+                if c is None or (c.first_frame > hi if later else c.last_frame < lo):
+                    break
+                drawn += c.first_frame <= hi and c.last_frame >= lo
+        more = total - drawn
         if more <= 0:
             return None
         return f"\u2026 {more:,} more attempt{'s' if more != 1 else ''} on this 4-tuple (in the JSON)"
@@ -726,8 +743,12 @@ class _Builder:
         def cut(text: str | None) -> str | None:
             return None if text is None else capped(text, n)
 
-        ifaces = [{"id": i.id, "name": cut(i.name), "description": cut(i.description), "linktype": i.linktype_name,
-                   "snaplen": i.snaplen, "frames": i.frames} for i in info.interfaces[: lim.interfaces]]
+        def short(text: str | None) -> str | None:
+            return None if text is None else capped(text, lim.name_chars)
+
+        ifaces = [{"id": i.id, "name": short(i.name), "description": short(i.description),
+                   "linktype": i.linktype_name, "snaplen": i.snaplen, "frames": i.frames}
+                  for i in info.interfaces[: lim.interfaces]]
         comments: list[dict[str, Any]] = []
         n_comments = 0
         for no in sorted(info.comments):
@@ -977,7 +998,7 @@ def render_html(result: AnalysisResult | ReportView, source_path: str | os.PathL
 
             ctx["vantage"] = vantage_report_context(vantage)
             ctx["rerun"] = "pcapsleuth analyze " + " ".join(shlex.quote(p.source) for p in vantage.points)
-        html = env.get_template("report.html.j2").render(ctx)
+        html = visible(env.get_template("report.html.j2").render(ctx))
     if out_path is not None:
         _write_atomic(Path(out_path), html)
     return html

@@ -235,16 +235,17 @@ def vantage_report_context(result: VantageResult, *, ladders: int = 4, ladder_pa
                            missed_rows: int = 40, fig_prefix: str = "vfig") -> dict[str, Any]:
     """The data of the report's vantage section (``_vantage.html.j2``)."""
     from .plots import figure_to_svg
-    from .report import display_filter, tshark_command
+    from .report import Limits, capped, display_filter, tshark_command
 
     names = result.names
+    chars = Limits.text_chars
     points = []
     for p, clock in zip(result.points, result.clock, strict=True):
         by = Counter(f.severity for f in p.result.findings)
         points.append({
             "name": p.name,
-            "file": Path(p.capture.path).name if p.capture.path else p.name,
-            "path": p.capture.path,
+            "file": capped(Path(p.capture.path).name if p.capture.path else p.name, chars),
+            "path": None if p.capture.path is None else capped(p.capture.path, chars),
             "frames": p.capture.frames,
             "tcp": p.tcp_packets,
             "compared": len(p.packets),

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 import pytest
 
 from pcapsleuth import analyze_capture
-from pcapsleuth.report import Limits, render_html
+from pcapsleuth.report import Limits, render_html, visible
 
 from .conftest import REPO, SAMPLES, sample_captures
+from .test_hostile_report import BIDI_NAME, HOSTILE_BUILDERS
 from .test_report import HOSTILE_STRINGS, write_hostile_capture
 
 OUT = REPO / "tests" / "_reports"
@@ -277,3 +279,62 @@ def test_vantage_report_in_browser(browser: Any, tmp_path: Path, name: str) -> N
     assert expected and set(info["findings"]) == expected, info
     assert info["scrollWidth"] <= 1300, info
     screenshot(browser, SHOTS / f"{name}.png")
+
+
+#: Where the hostile reports' load times go (measured, reported: no test asserts a time).
+RENDER_TIMES = OUT / "hostile-render-times.json"
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_BUILDERS))
+def test_hostile_string_report_in_browser(browser: Any, tmp_path: Path, kind: str) -> None:
+    """Issue 19's captures (bidi overrides and markup in names and comments; 12 comments of 60 KB;
+    a 10 MB pcapng of long comments and interface names): the report renders (loaded, a verdict),
+    with a clean console, no request, none of the capture's markup as an element, and a title
+    shown as the escapes, not reversed. How long it took is written to tests/_reports/."""
+    capture = HOSTILE_BUILDERS[kind](tmp_path)
+    dest = tmp_path / f"{kind}.html"
+    result = analyze_capture(capture)
+    render_html(result, capture, dest)
+    browser.get_log("browser")
+    browser.get_log("performance")
+    browser.get("about:blank")
+    start = time.perf_counter()
+    browser.get(dest.resolve().as_uri())
+    state = browser.execute_script("""
+        const v = document.querySelector('#verdict h2');
+        document.documentElement.getBoundingClientRect();  // the layout, done
+        const t = performance.getEntriesByType('navigation')[0];
+        return {
+          ready: document.readyState, verdict: v ? v.textContent : null, title: document.title,
+          h1: (document.querySelector('h1.file') || {}).textContent || '',
+          pwned: window.__pwned === undefined ? null : window.__pwned,
+          scripts: document.scripts.length, images: document.images.length,
+          iframes: document.querySelectorAll('iframe, object, embed').length,
+          handlers: Array.from(document.querySelectorAll('*')).filter(
+              e => Array.from(e.attributes).some(a => a.name.startsWith('on'))).length,
+          loaded_ms: t ? t.loadEventEnd - t.startTime : null,
+          scrollWidth: document.documentElement.scrollWidth,
+        };
+    """)
+    wall = time.perf_counter() - start
+    problems = _problems(browser)
+    own = dest.resolve().as_uri()
+    requests = [u for u in _requests(browser) if u not in (own, "about:blank")]
+    assert state["ready"] == "complete" and state["verdict"], state
+    assert problems == [], problems
+    assert requests == [], requests
+    assert state["pwned"] is None and state["scripts"] == 1, state
+    assert state["images"] == 0 and state["iframes"] == 0 and state["handlers"] == 0, state
+    name = visible(capture.name)
+    assert state["title"] == f"{result.findings[0].title} - {name} - pcapsleuth", state["title"]
+    assert state["h1"] == name
+    if kind == "bidi":
+        assert "\\u202e" in state["title"] and BIDI_NAME not in state["title"]
+    assert state["scrollWidth"] <= 1300, state  # long unbroken tokens break instead of widening the page
+    times = json.loads(RENDER_TIMES.read_text()) if RENDER_TIMES.exists() else {}
+    times[kind] = {"wall_s": round(wall, 3), "load_event_ms": state["loaded_ms"], "html_bytes": dest.stat().st_size,
+                   "capture_bytes": capture.stat().st_size}
+    RENDER_TIMES.parent.mkdir(parents=True, exist_ok=True)
+    RENDER_TIMES.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
+    print(f"{kind}: rendered in {wall:.2f} s (load event {state['loaded_ms']} ms), {dest.stat().st_size:,} bytes")
+    screenshot(browser, SHOTS / f"hostile-{kind}.png", max_height=2400)
