@@ -312,6 +312,7 @@ rec_idle-keepalive() {
     F tshark "$FX" fin "$P" "tcp.flags.fin==1" tcp.port
     F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
     F put "$FX" close_wait_leak false
+    no_client_fin "$FX" "$P"
     kernel_facts "$FX" c s
     finish idle-keepalive.facts.json idle-keepalive.pcap
 }
@@ -350,7 +351,7 @@ rec_idle-browser() {
     F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
     F put "$FX" client_close_after_server_fin_s 6
     F put "$FX" close_wait_leak false
-    CHK fins "$FX" "$P"
+    no_client_fin "$FX" "$P"
     kernel_facts "$FX" c s
     finish idle-browser.facts.json idle-browser.pcap
 }
@@ -393,6 +394,7 @@ rec_midstream-start() {
     F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
     F put "$FX" client_close_after_server_fin_s 6
     F put "$FX" close_wait_leak false
+    no_client_fin "$FX" "$P"
     kernel_facts "$FX" c s
     finish midstream-start.facts.json midstream-start.pcap
 }
@@ -401,23 +403,23 @@ rec_midstream-start() {
 # 6c. closewait-leak.pcap: the control: the client's FIN is ACKed and the server does not close for 8 s
 # ---------------------------------------------------------------------------------------------
 rec_closewait-leak() {
-    local PORT=8088 HOLD=8 FX="$WORK/closewait-leak.facts.json" P="$WORK/closewait-leak.pcap"
+    local PORT=8088 HOLD=10 FX="$WORK/closewait-leak.facts.json" P="$WORK/closewait-leak.pcap"
     ensure_cs
-    log "closewait-leak: client closes first; the server holds the socket $HOLD s without close(); capture spans 7.5 s of it"
+    log "closewait-leak: client closes first; the server holds the socket $HOLD s without close(); the capture stops ~7.5 s into it"
     rm -f "$FX"
     bg_start s "$WORK/s.ready" "${PEERS[@]}" http server --bind $S1 --port $PORT --resp-bytes 4000 --hold $HOLD \
-        --hold-ss-at 1,7 --facts "$WORK/cw-server.json" --ready-file "$WORK/s.ready"
+        --hold-ss-at 1,7,9 --facts "$WORK/cw-server.json" --ready-file "$WORK/s.ready"
     cap c eth0 "$P"
     nstat_ns "$FX" 0 c s
     ns_exec c "${PEERS[@]}" http client --dst $S1 --port $PORT --rounds 1 --req-bytes 400 --facts "$WORK/cw-client.json"
     poller $((PORT + 100)) 8
-    sleep 7.5
+    sleep 7
     ns_capture_stop
     F put "$FX" capture_stopped_wall "$("$PY" -c 'import time; print(round(time.time(), 6))')"
     poller_facts "$FX" $((PORT + 100))
     bg_wait
     nstat_ns "$FX" 1 c s
-    F put "$FX" scenario "$(json "The true CLOSE_WAIT leak (control): client psr-c 10.204.1.1 sends one request to 10.204.1.2:$PORT, gets the response and closes (FIN); the server's kernel ACKs the FIN and the server application does NOT call close() for $HOLD s (server.hold_seconds; ss shows CLOSE-WAIT at 1 s and 7 s into the hold: server.ss_during_hold). An unrelated connection (background_poller, port $((PORT + 100))) polls once a second from ~0 s to ~7 s, so the capture shows that it lasted. The capture starts before the connection and stops ~7.5 s after the client's FIN, the server still in CLOSE_WAIT; the server's own FIN comes after the capture.")"
+    F put "$FX" scenario "$(json "The true CLOSE_WAIT leak (control): client psr-c 10.204.1.1 sends one request to 10.204.1.2:$PORT, gets the response and closes (FIN); the server's kernel ACKs the FIN and the server application does NOT call close() for $HOLD s (server.hold_seconds; ss shows CLOSE-WAIT at 1, 7 and 9 s into the hold: server.ss_during_hold). An unrelated connection (background_poller, port $((PORT + 100))) polls once a second from ~0 s to ~7 s, so the capture shows that it lasted. The capture starts before the connection and stops ~7.5 s after the client's FIN (capture_stopped_wall), the server still in CLOSE_WAIT; the server's own FIN comes ~2.5 s after the capture (self-checked: no FIN from the server in the capture).")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1)"'
     F merge "$FX" client "$WORK/cw-client.json"
     F merge "$FX" server "$WORK/cw-server.json"
@@ -426,6 +428,7 @@ rec_closewait-leak() {
     F put "$FX" close_wait_leak true
     F tshark "$FX" this_connection "$P" "tcp.port == $PORT" tcp.flags.str
     CHK fins "$FX" "$P"
+    "$PY" -c 'import json,sys; f=json.load(open(sys.argv[1])); sys.exit("server FIN inside the capture" if sys.argv[2] in f["fin_check"]["per_sender"] else 0)' "$FX" "$S1:$PORT"
     kernel_facts "$FX" c s
     finish closewait-leak.facts.json closewait-leak.pcap
 }

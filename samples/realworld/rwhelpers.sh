@@ -117,6 +117,19 @@ finish_derived() {
     save "$facts" "$@"
 }
 
+# no_client_fin FACTS PCAP: self-check that the client of four_tuple sent no FIN inside the capture
+# (the scenarios where the client closes only after the capture stopped)
+no_client_fin() {
+    CHK fins "$1" "$2"
+    "$PY" - "$1" <<'EOF'
+import json, sys
+f = json.load(open(sys.argv[1]))
+t = f["four_tuple"]
+k = "%s:%d" % (t["src"], t["sport"])
+assert k not in f["fin_check"]["per_sender"], "client %s sent its FIN inside the capture" % k
+EOF
+}
+
 # need FILE: a committed source capture a derived scenario starts from
 need() {
     [[ -s $OUT/$1 ]] || { echo "$1 is missing: record its scenario first" >&2; return 1; }
