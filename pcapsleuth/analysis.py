@@ -161,7 +161,7 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
             findings = detect(conns, cap.info)
     tracking = {"tcp_packets": tracker.tcp_packets, "untracked": tracker.untracked,
                 "bad_ip_checksums": tracker.bad_ip_checksums, "max_connections": max_connections,
-                "evicted": tracker.evicted}
+                "evicted": tracker.evicted, **tracker.untracked_reasons}
     if sink is not None:
         from .stream import StreamedResult
 

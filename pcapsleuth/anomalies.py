@@ -43,7 +43,7 @@ from .detectors import (
 )
 from .findings import Finding
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from .tracker import ESTAB_S, Connection, uid_of
+from .tracker import ESTAB_S, STORM_THRESH, Connection, uid_of
 
 __all__ = ["PER_CONNECTION", "Accumulator", "accumulators", "syn_in_time_wait", "zero_window",
            "zero_window_needs_end"]
@@ -68,6 +68,31 @@ def _events(c: Connection, bits: int, orig: bool | None = None) -> list[Event]:
     """Analysed segments with any of ``bits`` (never SYNs; never duplicate captures of a datagram)."""
     return [e for e in c.events if e[3] & bits and (orig is None or e[2] == orig) and not e[6] & TCP_SYN
             and not (bits & _RETRANS and e[3] & ta.DUPLICATE_FRAME)]
+
+
+def _dropped(c: Connection, bits: int, orig: bool | None = None, also: int = 0, without: int = 0) -> list[int]:
+    """What :func:`_events` would add if ``c.events`` were not capped (the tracker counts the
+    segments it does not keep: ``Connection.overflow``): [segments, payload bytes, sum of
+    ``extra``, largest ``extra``, its frame, segments whose ``extra`` is 1]. ``also``: only
+    segments with one of these bits too; ``without``: none with one of these."""
+    out = [0, 0, 0, 0, 0, 0]
+    over = c.overflow
+    if not over:
+        return out
+    for key, agg in over.items():
+        if key[0] != "event":
+            continue
+        _, fl, o, syn = key
+        if (not fl & bits or (orig is not None and o != orig) or syn or (also and not fl & also) or fl & without
+                or (bits & _RETRANS and fl & ta.DUPLICATE_FRAME)):
+            continue
+        out[0] += agg[0]
+        out[1] += agg[1]
+        out[2] += agg[2]
+        if agg[3] > out[3] or not out[4]:
+            out[3], out[4] = agg[3], agg[4]
+        out[5] += agg[5]
+    return out
 
 
 def _midstream_skip(c: Connection) -> int:
@@ -119,15 +144,23 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     rto_evs = [e for e in evs if e[3] & ta.RTO]
     timeouts = [_sec(e[4]) for e in rto_evs]
     worst = max(rto_evs, key=lambda e: e[4]) if rto_evs else evs[0] if evs else None
+    worst_frame = worst[0] if worst else None
+    # Segments beyond the events kept count too: the bytes, the longest and the total wait.
+    more, more_rto = _dropped(c, _RETRANS, orig), _dropped(c, _RETRANS, orig, also=ta.RTO)
+    longest = max(timeouts, default=0.0)
+    if more_rto[0] and _sec(more_rto[3]) > longest:
+        longest, worst_frame = _sec(more_rto[3]), more_rto[4]
+    waited = sum(timeouts) + _sec(more_rto[2])
+    n_timeouts = len(timeouts) + more_rto[0]
     segments = ep.data_pkts + ep.fin_cnt
     rate = n / max(segments, 1)
-    rbytes = sum(e[7] for e in evs)
+    rbytes = sum(e[7] for e in evs) + more[1]
     downstream = max(0, n - spurious - upstream)
     out: list[Finding] = []
     if n - spurious > 0:
         parts = []
         if rto:
-            parts.append(f"{rto} after a retransmission timeout (longest {_fmt_s(max(timeouts))})" if timeouts
+            parts.append(f"{rto} after a retransmission timeout (longest {_fmt_s(longest)})" if timeouts
                          else f"{rto} after a retransmission timeout")
         if fast:
             parts.append(f"{fast} fast (after duplicate ACKs)")
@@ -147,14 +180,14 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             f"Check the path: interface drops (`ip -s link`, `ethtool -S`), `nstat -az TcpRetransSegs "
             f"TcpExtTCPLostRetransmit` on {who}, and capture on both sides to locate the drop "
             f"(`pcapsleuth analyze a.pcap b.pcap`).")
-        sev = "warning" if rate >= 0.01 or (timeouts and max(timeouts) >= 1.0) else "notice"
+        sev = "warning" if rate >= 0.01 or (timeouts and longest >= 1.0) else "notice"
         ev = {"sender": who, "receiver": peer, "retransmissions": n, "segments": segments,
               "rate": round(rate, 6), "retransmitted_bytes": rbytes, "timeouts": rto, "fast": fast, "early": early,
               "spurious": spurious, "lost_after_capture_point": downstream, "lost_before_capture_point": upstream,
-              "longest_timeout_s": max(timeouts) if timeouts else None,
-              "worst_frame": worst[0] if worst else None, "first_frame": evs[0][0] if evs else None,
+              "longest_timeout_s": longest if timeouts else None,
+              "worst_frame": worst_frame, "first_frame": evs[0][0] if evs else None,
               "events_listed": len(evs)}
-        frames = _frames(evs, [worst[0]] if worst else [])
+        frames = _frames(evs, [worst_frame] if worst_frame else [])
         out.append(_finding("data.retransmission", c, summary, explanation, frames, ev,
                             evs[0][1] if evs else None, evs[-1][1] if evs else None, sev))
         if fast:
@@ -167,23 +200,23 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
                 "without a timeout. A few are normal on busy paths; many point at congestion or a lossy link.",
                 _frames(fevs), {"sender": who, "fast_retransmissions": fast},
                 fevs[0][1] if fevs else None, severity="info"))
-        if timeouts and (max(timeouts) >= 1.0 or len(timeouts) >= 2):
+        if timeouts and (longest >= 1.0 or n_timeouts >= 2):
             series = timeouts[:FRAMES_LISTED]
             out.append(_finding(
                 "data.rto", c,
                 f"{who} hit {rto} retransmission timeout(s) sending to {peer}: "
-                + ", ".join(_fmt_s(t) for t in series[:8]) + (" ..." if len(series) > 8 else "")
-                + f" (longest {_fmt_s(max(timeouts))}, {_fmt_s(sum(timeouts))} spent waiting).",
+                + ", ".join(_fmt_s(t) for t in series[:8]) + (" ..." if n_timeouts > 8 else "")
+                + f" (longest {_fmt_s(longest)}, {_fmt_s(waited)} spent waiting).",
                 "A retransmission timeout (RTO) fires when no ACK arrives at all: nothing came back from the peer "
                 "for the whole timer. Each repeat doubles the timer (exponential back-off: 0.2, 0.4, 0.8 s ...), "
                 "so the application sees stalls that grow. Timeouts without duplicate ACKs mean the whole window "
                 "or the path was lost, not a single segment. Check `ss -ti` on the sender (rto, retrans, "
                 "backoff) and the path for blackholes (MTU: a full-size segment that never arrives, while small "
                 "ones do, points at PMTU discovery being blocked).",
-                _frames(rto_evs, [worst[0]] if worst else []),
-                {"sender": who, "timeouts": rto, "timeouts_s": series, "longest_s": max(timeouts),
-                 "total_wait_s": round(sum(timeouts), 6), "worst_frame": worst[0] if worst else None},
-                rto_evs[0][1], rto_evs[-1][1], "warning" if max(timeouts) >= 1.0 else "notice"))
+                _frames(rto_evs, [worst_frame] if worst_frame else []),
+                {"sender": who, "timeouts": rto, "timeouts_s": series, "longest_s": longest,
+                 "total_wait_s": round(waited, 6), "worst_frame": worst_frame},
+                rto_evs[0][1], rto_evs[-1][1], "warning" if longest >= 1.0 else "notice"))
     if spurious:
         sevs = [e for e in evs if e[3] & ta.SPURIOUS_RETRANSMISSION]
         out.append(_finding(
@@ -217,7 +250,8 @@ def _out_of_order(c: Connection) -> list[Finding]:
             "triggers needless fast retransmissions; Linux adapts its reordering threshold "
             "(`nstat -az TcpExtTCPSACKReorder`).",
             _frames(evs), {"sender": who, "out_of_order": n,
-                           "filled_unseen_holes": sum(1 for e in evs if e[3] & ta.LOST_UPSTREAM)},
+                           "filled_unseen_holes": sum(1 for e in evs if e[3] & ta.LOST_UPSTREAM)
+                           + _dropped(c, ta.OUT_OF_ORDER, orig, also=ta.LOST_UPSTREAM)[0]},
             evs[0][1] if evs else None))
     return out
 
@@ -233,27 +267,29 @@ def _capture_gaps(c: Connection) -> list[Finding]:
         lost = [e for e in _events(c, ta.LOST_PACKET, orig) if e[0] > skip]
         if lost:
             repaired = _count(c, ta.LOST_UPSTREAM, orig)
+            holes = len(lost) + _dropped(c, ta.LOST_PACKET, orig)[0]  # (the skipped first frames are kept)
             out.append(_finding(
                 "data.lost_segment", c,
-                f"{len(lost)} time(s) data from {who} jumped ahead of what the capture had seen (previous "
+                f"{holes} time(s) data from {who} jumped ahead of what the capture had seen (previous "
                 f"segment not captured); {repaired} hole(s) were later filled by retransmissions.",
                 f"A hole in {who}'s sequence numbers means segments were sent that this capture point never "
                 f"saw. If {who} retransmitted them later, they were lost on the path before the capture point "
                 f"(upstream loss). If it never did and {peer} acknowledged them anyway, the capture itself "
                 f"dropped them (sniffer overload: check the capture tool's 'dropped by kernel' count) or the "
                 f"packets took another path (asymmetric routing, bonding).",
-                _frames(lost), {"sender": who, "holes": len(lost), "filled_by_retransmission": repaired},
+                _frames(lost), {"sender": who, "holes": holes, "filled_by_retransmission": repaired},
                 lost[0][1], lost[-1][1]))
         unseen = [e for e in _events(c, ta.ACK_LOST_PACKET, orig) if e[0] > skip]
         if unseen:
+            acks = len(unseen) + _dropped(c, ta.ACK_LOST_PACKET, orig)[0]
             out.append(_finding(
                 "data.ack_unseen_segment", c,
-                f"{peer} acknowledged data from {who} that this capture never saw ({len(unseen)} time(s)).",
+                f"{peer} acknowledged data from {who} that this capture never saw ({acks} time(s)).",
                 f"An ACK covering sequence numbers the capture never saw proves {who} sent them and {peer} "
                 f"received them: the capture point missed them. Either the capture dropped packets "
                 f"(overload, snaplen and buffer settings: tcpdump -B) or those packets took a path that "
                 f"bypasses the capture point (asymmetric routing, multiple uplinks). It is not network loss.",
-                _frames(unseen), {"receiver": peer, "sender": who, "acks_of_unseen_data": len(unseen)},
+                _frames(unseen), {"receiver": peer, "sender": who, "acks_of_unseen_data": acks},
                 unseen[0][1], unseen[-1][1]))
     return out
 
@@ -266,15 +302,20 @@ def _duplicate_acks(c: Connection) -> list[Finding]:
             continue
         evs = _events(c, ta.DUPLICATE_ACK, orig)
         runs = [e[4] for i, e in enumerate(evs) if i + 1 == len(evs) or evs[i + 1][4] <= e[4]]
+        more = _dropped(c, ta.DUPLICATE_ACK, orig)
+        n_runs = len(runs)
+        if more[0]:  # a run goes on past the events kept: count the runs by their first duplicate ACK
+            n_runs = sum(1 for e in evs if e[4] == 1) + more[5]
+            runs.append(more[3])
         who = _ep(c, orig)
         longest = max(runs) if runs else n
         out.append(_finding(
             "data.duplicate_ack", c,
-            f"{who} sent {n} duplicate ACKs in {len(runs)} run(s) (longest run {longest}).",
+            f"{who} sent {n} duplicate ACKs in {n_runs} run(s) (longest run {longest}).",
             f"A duplicate ACK repeats the last acknowledgment: {who} received data beyond a hole and keeps "
             f"asking for the missing segment. Three in a row trigger a fast retransmission. Long runs mean "
             f"the sender kept sending while one segment was missing (a large window over a lossy path).",
-            _frames(evs), {"receiver": who, "duplicate_acks": n, "runs": len(runs), "longest_run": longest},
+            _frames(evs), {"receiver": who, "duplicate_acks": n, "runs": n_runs, "longest_run": longest},
             evs[0][1] if evs else None, severity="info"))
     return out
 
@@ -295,12 +336,13 @@ def zero_window(c: Connection, capture_end: int) -> list[Finding]:
         probes = _events(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
         if not zw:
             if probes:
+                n_probes = len(probes) + _dropped(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)[0]
                 out.append(_finding(
                     "data.zero_window_probe", c,
-                    f"{_ep(c, not orig)} probed a zero window of {_ep(c, orig)} {len(probes)} time(s).",
+                    f"{_ep(c, not orig)} probed a zero window of {_ep(c, orig)} {n_probes} time(s).",
                     "Zero-window probes are sent while the receiver advertises no room; the capture does not "
                     "show the zero window itself (it began before the capture).",
-                    _frames(probes), {"prober": _ep(c, not orig), "probes": len(probes)}, probes[0][1]))
+                    _frames(probes), {"prober": _ep(c, not orig), "probes": n_probes}, probes[0][1]))
             continue
         episodes = list(d.zw_episodes)
         open_ep = d.zw_since
@@ -371,22 +413,24 @@ def _window_patterns(c: Connection) -> list[Finding]:
                 full[0][1]))
         shrink = _events(c, ta.WINDOW_SHRINK, orig)
         if shrink:
+            n_shrink = len(shrink) + _dropped(c, ta.WINDOW_SHRINK, orig)[0]
             out.append(_finding(
                 "data.window_shrink", c,
-                f"{who} shrank its advertised window {len(shrink)} time(s): the right edge moved left.",
+                f"{who} shrank its advertised window {n_shrink} time(s): the right edge moved left.",
                 f"RFC 9293 discourages shrinking a window already offered: the sender may have data in flight "
                 f"beyond the new edge, which {who} will then drop. Linux never shrinks the window (unless "
                 f"net.ipv4.tcp_shrink_window=1); seeing it points at another stack, a middlebox rewriting "
                 f"windows, or window-scale disagreement between the two ends.",
-                _frames(shrink), {"advertiser": who, "shrinks": len(shrink)}, shrink[0][1]))
+                _frames(shrink), {"advertiser": who, "shrinks": n_shrink}, shrink[0][1]))
         upd = _events(c, ta.WINDOW_UPDATE, orig)
-        if len(upd) >= 3:
+        n_upd = len(upd) + _dropped(c, ta.WINDOW_UPDATE, orig)[0]
+        if n_upd >= 3 and upd:
             out.append(_finding(
                 "data.window_update", c,
-                f"{who} sent {len(upd)} pure window updates.",
+                f"{who} sent {n_upd} pure window updates.",
                 f"A window update re-advertises a larger window without new data: {who}'s application read "
                 f"from a buffer that had been (nearly) full. Many of them mean the reader works in bursts.",
-                _frames(upd), {"advertiser": who, "window_updates": len(upd)}, upd[0][1], severity="info"))
+                _frames(upd), {"advertiser": who, "window_updates": n_upd}, upd[0][1], severity="info"))
     return out
 
 
@@ -399,19 +443,21 @@ def _keep_alive(c: Connection) -> list[Finding]:
         if not ka:
             continue
         acks = [e for e in _events(c, ta.KEEP_ALIVE_ACK, not orig) if not e[3] & ta.ZWP_LINUX_ACK]
+        n_ka = len(ka) + _dropped(c, ta.KEEP_ALIVE, orig, without=ta.ZWP_LINUX)[0]
+        n_acks = len(acks) + _dropped(c, ta.KEEP_ALIVE_ACK, not orig, without=ta.ZWP_LINUX_ACK)[0]
         who, peer = _ep(c, orig), _ep(c, not orig)
         gaps = [_sec(b[1] - a[1]) for a, b in zip(ka, ka[1:], strict=False)]
-        unanswered = len(ka) - len(acks)
-        sev = "warning" if unanswered >= 3 and not acks else "info"
-        summary = (f"{who} sent {len(ka)} keep-alive probe(s) to {peer}"
+        unanswered = n_ka - n_acks
+        sev = "warning" if unanswered >= 3 and not n_acks else "info"
+        summary = (f"{who} sent {n_ka} keep-alive probe(s) to {peer}"
                    + (f" every {_fmt_s(statistics.median(gaps))}" if gaps else "")
-                   + f"; {len(acks)} answered.")
+                   + f"; {n_acks} answered.")
         expl = (f"Keep-alives test an idle connection: an empty segment one byte behind, which the peer must "
                 f"acknowledge. Answered keep-alives are normal on idle connections (SO_KEEPALIVE, "
                 f"net.ipv4.tcp_keepalive_time). Unanswered ones mean {peer} is gone or unreachable; after "
                 f"tcp_keepalive_probes failures the kernel aborts the connection with ETIMEDOUT.")
         out.append(_finding("data.keep_alive", c, summary, expl, _frames(ka + acks),
-                            {"sender": who, "probes": len(ka), "answered": len(acks), "interval_s": gaps[:10]},
+                            {"sender": who, "probes": n_ka, "answered": n_acks, "interval_s": gaps[:10]},
                             ka[0][1], ka[-1][1], sev))
     return out
 
@@ -476,7 +522,7 @@ def _resets(c: Connection) -> list[Finding]:
     ev = {"reset_by": who, "peer": peer, "rst_frame": first, "phase": phase,
           "seconds_after_start": _sec(rst_ts - c.first_ts), "orig_bytes": data_o, "resp_bytes": data_r,
           "unread_data_likely": unread, "resetter_sent_fin": bool(resetter.fins),
-          "peer_sent_fin": bool(other.fins), "rst_count": len(rst_frames)}
+          "peer_sent_fin": bool(other.fins), "rst_count": c.orig.rst_cnt + c.resp.rst_cnt}
     out.append(_finding("reset.abort", c, summary, explanation, rst_frames[:FRAMES_LISTED], ev, rst_ts,
                         severity="notice" if fin_before else "warning"))
     return out
@@ -547,8 +593,74 @@ class _ResetStorm:
                 f"(conntrack, idle timeouts), or an application that closes sockets abortively by design "
                 f"(SO_LINGER 0). Check the host's service and the middleboxes' logs at that time.",
                 frames, [uid_of(k >> 1) for _, k in items], s.first_ts, s.last_ts,
-                {"sender": addr, "connections_reset": n, "connections": self.total[addr], "span_s": span})
+                {"sender": addr, "connections_reset": n, "connections": self.total[addr], "span_s": span,
+                 "pattern": "many_connections"})
         self.senders = {}
+
+
+class _Storm:
+    __slots__ = ("rsts", "uids", "frames", "first_ts", "last_ts", "receiver_after")
+
+    def __init__(self, first_ts: int, last_ts: int) -> None:
+        self.rsts = 0
+        self.uids = Indexes()
+        self.frames = Smallest(FRAMES_LISTED)  # each connection's first RST and its first storming one
+        self.first_ts = first_ts
+        self.last_ts = last_ts
+        self.receiver_after = False  # the receiver sent packets after the storm began
+
+
+class _RstStorms:
+    """reset.storm on one 4-tuple: an endpoint kept sending RSTs on its connection (Zeek's weird
+    RST_storm: its 1,000th RST and each later one within a second of its previous packet). Once
+    the first RST has closed the connection the tracker starts new ones on the tuple, as Zeek does:
+    the storming connections of one tuple and sender make one finding."""
+
+    def __init__(self) -> None:
+        self.storms: dict[tuple[tuple[str, int], tuple[str, int]], _Storm] = {}
+
+    def add(self, c: Connection) -> None:
+        over = c.overflow
+        if c.proto != "tcp" or not over:
+            return
+        for key, storm_frame in over.items():
+            if key[0] != "rst_storm":
+                continue
+            ep, peer = (c.orig, c.resp) if (key[1], key[2]) == (c.orig.addr, c.orig.port) else (c.resp, c.orig)
+            first = next((p.ts for p in c.evidence if ep.rsts and p.no == ep.rsts[0]), c.first_ts)
+            st = self.storms.get(((ep.addr, ep.port), (peer.addr, peer.port)))
+            if st is None:
+                st = self.storms[((ep.addr, ep.port), (peer.addr, peer.port))] = _Storm(first, ep.last_ts)
+            st.rsts += ep.rst_cnt
+            st.uids.add(c.index)
+            for frame in {ep.rsts[0] if ep.rsts else storm_frame, storm_frame}:
+                st.frames.add(frame)
+            st.first_ts = min(st.first_ts, first)
+            st.last_ts = max(st.last_ts, ep.last_ts)
+            st.receiver_after = st.receiver_after or peer.last_ts > first
+
+    def finish(self, end: int) -> Iterator[Finding]:
+        for (sender, receiver), st in self.storms.items():
+            who, peer = _ep_str(*sender), _ep_str(*receiver)
+            span = _sec(st.last_ts - st.first_ts)
+            n = st.uids.n
+            yield Finding(
+                "reset.storm",
+                f"{who} sent {st.rsts:,} RSTs to {peer} within {_fmt_s(span)}"
+                + (f", over {n} successive connections of this 4-tuple" if n > 1 else " on one connection")
+                + (f"; {peer} kept sending after the storm began." if st.receiver_after else "."),
+                f"A reset storm on one connection (Zeek's RST_storm: {STORM_THRESH:,} RSTs or more, each within a "
+                f"second of the sender's previous packet). A RST the receiver accepts ends the connection, and it "
+                f"discards every later one (or one outside its window: Linux answers those with rate-limited "
+                f"challenge ACKs, RFC 5961), so the storm costs bandwidth and CPU rather than the connection. "
+                f"Streams of RSTs come from a reset loop between two stacks or middleboxes answering each other, "
+                f"a firewall, IPS or load balancer injecting resets, or a blind-reset attack guessing sequence "
+                f"numbers. Compare the RSTs' TTL and source MAC with {who}'s other packets (an injector's differ), "
+                f"and look at the devices between the two hosts.",
+                [f for f, _ in st.frames.items()], st.uids.uids(), st.first_ts, st.last_ts,
+                {"sender": who, "receiver": peer, "rsts": st.rsts, "connections": n, "span_s": span,
+                 "receiver_sent_after": st.receiver_after, "pattern": "one_tuple"}, severity="notice")
+        self.storms = {}
 
 
 # -- protocol violations (Zeek's weirds, judged) --------------------------------------------------
@@ -601,8 +713,9 @@ def _protocol(c: Connection) -> list[Finding]:
         pkt = next((p for p in c.evidence if p.no == frames[0]), None)
         who = _ep(c, _from(c, pkt, "orig")) if pkt is not None else "a side"
         said = text.format(who=who)
+        count = c.weird_count(name)  # (the frames list keeps the first 16)
         summary = said[0].upper() + said[1:] + f" (frame {frames[0]}" + (
-            f" and {len(frames) - 1} more)." if len(frames) > 1 else ").")
+            f" and {count - 1:,} more)." if count > 1 else ").")
         sev = ""
         if name == "SYN_with_data" and pkt is not None and b"\x22" in (pkt.options or b""):
             sev = "info"
@@ -795,12 +908,17 @@ class _BadChecksums(_Tally):
         total, n = self.total, self.uids.n
         yield Finding(
             "capture.bad_checksum",
-            f"{total} TCP segment(s) on {n} connection(s) have bad checksums (checksums a NIC or loopback "
-            f"fills in later are not counted).",
-            "A receiver drops a segment whose checksum is wrong, so for the connection it never arrived. Checksums "
-            "that are merely unfilled (TX offload, captured on the sending host) are recognised and not counted. "
-            "Real corruption points at a faulty NIC, cable or middlebox; check `ethtool -S` error counters and "
-            "`nstat -az TcpInCsumErrors` on the receiver.",
+            f"{total} TCP segment(s) on {n} connection(s) have bad checksums and are left out of the analysis, "
+            f"as a receiver drops such segments (checksums a NIC or loopback fills in later are not counted); "
+            f"--no-checksums analyzes them as sent.",
+            "A receiver drops a segment whose checksum is wrong, so for the connection it never arrived, and the "
+            "analysis leaves it out too: a SYN, FIN or RST among them opens, closes or resets nothing here, and "
+            "their data counts as lost. Every other finding on these connections is judged without them. "
+            "Checksums that are merely unfilled (TX offload, captured on the sending host) are recognised and not "
+            "counted. Real corruption points at a faulty NIC, cable or middlebox; check `ethtool -S` error "
+            "counters and `nstat -az TcpInCsumErrors` on the receiver. If the checksums are wrong only in the "
+            "capture (a NIC that fills them in after the capture point, a capture card or tap that rewrites "
+            "frames), rerun with --no-checksums to analyze every segment as it was sent.",
             frames, self.uids.uids(), self.first_ts, self.last_ts,
             {"segments": total, "connections": n})
 
@@ -967,9 +1085,10 @@ class _Scans:
             span = _sec(g.first_max - g.first_min)
             yield Finding(
                 "scan.port_scan",
-                f"{src} probed {g.nports} ports on {dst} in {_fmt_s(span)}: {len(open_ports)} answered with a SYN-ACK "
-                f"({', '.join(map(str, open_ports[:10]))}{' ...' if len(open_ports) > 10 else ''}), the rest were "
-                f"refused or unanswered.",
+                f"{src} probed {g.nports} ports on {dst} in {_fmt_s(span)}: "
+                + (f"{len(open_ports)} answered with a SYN-ACK ({', '.join(map(str, open_ports[:10]))}"
+                   f"{' ...' if len(open_ports) > 10 else ''}), the rest were refused or unanswered."
+                   if open_ports else "none answered with a SYN-ACK; every one was refused or unanswered."),
                 "Many connection attempts from one source to many ports of one host, most of them failing: a port scan "
                 "(nmap, masscan) or a misconfigured client walking a port range. Scanners often reset the SYN-ACK "
                 "instead of completing the handshake (a 'SYN scan'). Check whether the source is authorised.",
@@ -1025,7 +1144,10 @@ def _half_open(c: Connection) -> list[Finding]:
             continue
         tail = [e for e in c.events if e[2] == orig and e[1] > other.last_ts
                 and e[3] & (_RETRANS | ta.KEEP_ALIVE)]
-        if len(tail) < 3:
+        # Beyond the events kept, the tracker counts those sent since the peer was last heard from.
+        dropped = c.overflow.get(("tail", orig)) if c.overflow else None
+        n_tail = len(tail) + (dropped[1] if dropped is not None and dropped[0] == other.last_ts else 0)
+        if n_tail < 3 or not tail:
             continue
         silent = _sec(ep.last_ts - other.last_ts)
         if silent < 1.0:
@@ -1033,7 +1155,7 @@ def _half_open(c: Connection) -> list[Finding]:
         rst_end = bool(ep.rsts) and ep.rsts[-1] >= tail[-1][0]
         out.append(_finding(
             "close.half_open", c,
-            f"{_ep(c, not orig)} went silent: for the last {_fmt_s(silent)} {_ep(c, orig)} sent {len(tail)} "
+            f"{_ep(c, not orig)} went silent: for the last {_fmt_s(silent)} {_ep(c, orig)} sent {n_tail:,} "
             f"retransmission(s) or keep-alive(s) that were never answered"
             + ("; it finally reset the connection." if rst_end else "."),
             f"A half-open connection: {_ep(c, orig)} still believes in it, while {_ep(c, not orig)} crashed, "
@@ -1041,7 +1163,7 @@ def _half_open(c: Connection) -> list[Finding]:
             f"sender retries until tcp_retries2 (about 15 minutes by default) or its keep-alive gives up. "
             f"Lower net.ipv4.tcp_retries2 or use TCP_USER_TIMEOUT / keep-alives to fail faster.",
             _frames(tail), {"live_side": _ep(c, orig), "silent_side": _ep(c, not orig), "silent_s": silent,
-                            "unanswered": len(tail), "reset_at_end": rst_end}, tail[0][1], tail[-1][1],
+                            "unanswered": n_tail, "reset_at_end": rst_end}, tail[0][1], tail[-1][1],
             "warning"))
     return out
 
@@ -1071,4 +1193,4 @@ PER_CONNECTION: tuple[Callable[[Connection], list[Finding]], ...] = (
 
 def accumulators(names: Names) -> list[Accumulator]:
     """Fresh cross-connection detectors for one stream."""
-    return [_ResetStorm(), _Mss(), _BadChecksums(), _DuplicateFrames(), _Scans(names)]
+    return [_ResetStorm(), _RstStorms(), _Mss(), _BadChecksums(), _DuplicateFrames(), _Scans(names)]

@@ -190,6 +190,11 @@ def _pkt_view(p: Packet) -> dict[str, Any]:
             "ttl": p.ttl, "ip_id": p.ip_id, "window": p.window, "src_mac": p.src_mac}
 
 
+def _syns_kept(c: Connection) -> int:
+    """The originator's SYNs among the packets kept as evidence (``c.orig.syn_cnt`` counts them all)."""
+    return sum(1 for p in c.evidence if p.flags is not None and p.flags & TCP_SYN and _from(c, p, "orig"))
+
+
 def _syn_groups(c: Connection) -> list[list[Packet]]:
     """The originator's SYNs (no ACK) in the evidence, grouped by ISN (a group = one attempt)."""
     groups: dict[int, list[Packet]] = {}
@@ -838,8 +843,11 @@ def _schedule(intervals: list[float]) -> str:
 
 
 def _unanswered_syns(c: Connection) -> list[Packet] | None:
-    """The SYNs of an attempt the responder never answered at all (the largest group), else None."""
-    if c.proto != "tcp" or c.resp.pkts or c.resp.bad_checksums:
+    """The SYNs of an attempt the responder never answered at all (the largest group), else None.
+
+    Answers whose TCP checksum is bad do not count: the client's stack drops them, so for it the
+    SYN was never answered (``c.resp.bad_checksums``; the cause is then ``bad_checksum``)."""
+    if c.proto != "tcp" or c.resp.pkts:
         return None
     groups = _syn_groups(c)
     if not groups:
@@ -850,7 +858,7 @@ def _unanswered_syns(c: Connection) -> list[Packet] | None:
     return max(groups, key=len)
 
 
-_LOOP, _PRED_HALF_CLOSED, _ORIG_RST = 1, 2, 4
+_LOOP, _PRED_HALF_CLOSED, _ORIG_RST, _SYNS_LEFT_OUT = 1, 2, 4, 8
 _NEVER = 1 << 62
 
 
@@ -861,7 +869,8 @@ class _Unanswered:
     def __init__(self, info: CaptureInfo, names: Names) -> None:
         self.info = info
         self.names = names
-        #: Per attempt: index, listener, client, flags, predecessor, client RST ts, n, n frames, n ts.
+        #: Per attempt: index, listener, client, flags, predecessor, client RST ts, answers with a
+        #: bad checksum, n, n frames, n ts.
         self.records = array("q")
         #: Handshakes whose responder sent no data (it may never have accepted them): listener,
         #: index, ACK ts, ACK frame, first frame that shows it served or closed them.
@@ -891,9 +900,12 @@ class _Unanswered:
                 pred = uid_index(c.predecessor)
         if orig_rst is not None:
             flags |= _ORIG_RST
+        if c.orig.syn_cnt > _syns_kept(c):
+            flags |= _SYNS_LEFT_OUT  # SYNs beyond the evidence kept: the count shown is a floor
         rec = self.records
         rec.extend((c.index, self.names.endpoint(c.resp.addr, c.resp.port),
-                    self.names.endpoint(c.orig.addr, c.orig.port), flags, pred, orig_rst or 0, len(syns)))
+                    self.names.endpoint(c.orig.addr, c.orig.port), flags, pred, orig_rst or 0,
+                    c.resp.bad_checksums, len(syns)))
         rec.extend(p.no for p in syns)
         rec.extend(p.ts for p in syns)
 
@@ -902,10 +914,10 @@ class _Unanswered:
         items: list[dict[str, Any]] = []
         i = 0
         while i < len(rec):
-            index, lkey, ckey, flags, pred, orig_rst, n = rec[i:i + 7]
-            nos = list(rec[i + 7:i + 7 + n])
-            ts = list(rec[i + 7 + n:i + 7 + 2 * n])
-            i += 7 + 2 * n
+            index, lkey, ckey, flags, pred, orig_rst, bad, n = rec[i:i + 8]
+            nos = list(rec[i + 8:i + 8 + n])
+            ts = list(rec[i + 8 + n:i + 8 + 2 * n])
+            i += 8 + 2 * n
             window_end = orig_rst if flags & _ORIG_RST else end
             if window_end - ts[0] < 1_000_000_000:
                 continue  # the capture stopped before an answer was due: no evidence
@@ -917,7 +929,8 @@ class _Unanswered:
             items.append({"index": index, "lkey": lkey, "client": _ep_str(*self.names.split(ckey)), "nos": nos,
                           "ts": ts, "intervals": intervals, "gave_up": gave_up, "until": _sec(until),
                           "loopback": bool(flags & _LOOP), "schedule": _schedule(intervals),
-                          "pred": pred if flags & _PRED_HALF_CLOSED else None})
+                          "pred": pred if flags & _PRED_HALF_CLOSED else None, "bad_answers": bad,
+                          "syns_left_out": bool(flags & _SYNS_LEFT_OUT)})
         self.records = array("q")
         waiting_for = {it["lkey"] for it in items if it["pred"] is None}
         handshakes: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
@@ -938,6 +951,8 @@ class _Unanswered:
 
 
 def _unanswered_cause(it: dict[str, Any], handshakes: Any) -> tuple[str, dict[str, Any]]:
+    if it["bad_answers"]:
+        return "bad_checksum", {"answers_with_bad_checksum": it["bad_answers"]}
     if it["pred"] is not None:
         return "close_wait_collision", {"predecessor": uid_of(it["pred"])}
     # Handshakes to the same listener that completed while the application never served them.
@@ -992,11 +1007,22 @@ def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, 
                               f"completed handshake(s) to the same listener never served)"),
         "close_wait_collision": "; likely cause: the 4-tuple collides with a socket left in CLOSE_WAIT",
     }.get(cause, "")
-    summary = (f"{n} {conns_word} to {dest} sent {attempts} SYNs and got no reply at all; the first sent "
-               f"{len(first['nos'])} SYNs with {schedule_txt} and {end_txt}"
-               + (" (on loopback)" if loop else "") + cause_txt + ".")
+    # SYNs beyond the packets kept as evidence are not listed: the counts are floors then.
+    floor = "at least " if any(it["syns_left_out"] for it in items) else ""
+    reply_txt = "got no reply at all"
+    if cause == "bad_checksum":
+        bad = sum(it["bad_answers"] for it in items)
+        reply_txt = (f"got no reply with a valid checksum ({dest} answered {bad} time(s), every answer with a bad "
+                     f"TCP checksum, which the client's stack drops)")
+    summary = (f"{n} {conns_word} to {dest} sent {floor}{attempts} SYNs and {reply_txt}; the first sent "
+               f"{'at least ' if first['syns_left_out'] else ''}{len(first['nos'])} SYNs with {schedule_txt} and "
+               f"{end_txt}" + (" (on loopback)" if loop else "") + cause_txt + ".")
     frames += [f for f in evidence.get("handshake_frames", []) if f]
-    if loop:
+    if cause == "bad_checksum":
+        base = ("The server did answer, but every answer reached the capture point with a wrong TCP checksum: "
+                "the client's stack drops such a segment, so connect() waits and retries as if nothing had come "
+                "back. ")
+    elif loop:
         base = ("On loopback a packet cannot be lost, so an unanswered SYN is local socket state refusing "
                 "it silently. ")
     else:
@@ -1011,6 +1037,13 @@ def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, 
             f"(or the backlog is tiny). Check `ss -ltn 'sport = :{port}'` (Recv-Q = queued, Send-Q = backlog), "
             f"`nstat -az TcpExtListenOverflows TcpExtListenDrops`, and the listen() backlog against "
             f"`net.core.somaxconn`.")
+    elif cause == "bad_checksum":
+        explanation = base + (
+            "The answers were corrupted between the server and the capture point: a faulty NIC, cable or switch "
+            "port, or a middlebox (a NAT or load balancer) that rewrites addresses or ports without fixing the "
+            "checksum. If the capture was taken on the server itself, its NIC fills in checksums after the "
+            "capture point (checksum offload) and the answers were sound: `--no-checksums` analyzes the capture "
+            "that way. Check `ethtool -S` error counters on the path and `nstat -az TcpInCsumErrors` on the client.")
     elif cause == "close_wait_collision":
         explanation = base + (
             "The same 4-tuple was used by an earlier connection that the server never closed (its socket is "
@@ -1091,7 +1124,9 @@ class _Collisions:
             "half_closed_s": _sec(syn.ts - hc.fin_ack_ts),
             "matches_old": challenge.ack == old_client_next if challenge is not None else None,
             "old_client_next": old_client_next, "old_server_next": hc.stuck_last_seq,
-            "attempts": max((len(g) for g in syn_groups), default=1)}
+            "attempts": max((len(g) for g in syn_groups), default=1),
+            # SYNs beyond the packets kept as evidence are not in the groups: the count is a floor then.
+            "attempts_floor": c.orig.syn_cnt > _syns_kept(c)}
 
         def resolve(succ: _Succ | None, _end: int) -> list[Finding]:
             item["retry_syn"] = succ.retry_syn if succ is not None else None
@@ -1141,7 +1176,7 @@ def _collision_finding(server: tuple[str, int], items: list[dict[str, Any]]) -> 
                + (f", the client reset it (frame {it['rst'].no})" if it["rst"] is not None else "")
                + f" and the retry connected {it['cost_s']:.2f} s after the first SYN")
     elif it["outcome"] == "unanswered":
-        how = f"; its {it['attempts']} SYN(s) were never answered"
+        how = f"; its {'at least ' if it['attempts_floor'] else ''}{it['attempts']} SYN(s) were never answered"
     else:
         how = f"; the server answered with a challenge ACK (frame {it['challenge'].no})"
     if n == 1:

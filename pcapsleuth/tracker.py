@@ -28,12 +28,14 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from .community_id import community_id
+from .decode import TOO_DEEP
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
 from .seq import seq_delta
 from .tcpanalysis import (
     DUPLICATE_FRAME,
     FAST_RETRANSMISSION,
     FLAG_NAMES,
+    KEEP_ALIVE,
     LOST_UPSTREAM,
     RETRANSMISSION,
     REUSED_PORTS,
@@ -91,6 +93,12 @@ CLOSE_LINGER_NS = 5_000_000_000
 INACTIVITY_NS = 300_000_000_000
 #: An unanswered attempt is over after this long (Zeek's tcp_attempt_delay).
 ATTEMPT_NS = 5_000_000_000
+#: Zeek's tcp_storm_thresh and tcp_storm_interarrival_thresh: the RST that makes an endpoint's count
+#: reach this many, sent within this long of its previous packet, raises the weird ``RST_storm``.
+STORM_THRESH = 1000
+STORM_INTERARRIVAL_NS = 1_000_000_000
+#: Frames kept per weird name on a connection (the rest are counted: ``Connection.overflow``).
+WEIRD_FRAMES = 16
 #: Zeek's tcp_partial_close_delay, tcp_SYN_timeout and tcp_session_timer.
 PARTIAL_CLOSE_NS = 3_000_000_000
 EXPIRE_FIRST_NS = 5_000_000_000
@@ -302,7 +310,7 @@ class Connection:
         "ack_frame", "evidence", "n_control_evidence", "_transitions", "close_first", "close_how",
         "close_frame", "closed_ts", "vlan", "finished", "weirds", "iface", "successor",
         "last_syn_ts", "delete_at", "partial_close_at", "ws", "events", "event_counts", "events_dropped",
-        "event_bits", "pred_facts", "rtt_final", "_packed", "_expires",
+        "event_bits", "pred_facts", "rtt_final", "overflow", "_packed", "_expires",
     )
 
     def __init__(self, index: int, key: tuple[Any, ...], proto: str, ip_version: int, orig: Endpoint,
@@ -364,6 +372,13 @@ class Connection:
         self.event_counts: dict[tuple[int, bool], int] = {}
         self.events_dropped = 0
         self.event_bits = 0  # counted flags kept in ``events`` on a non-SYN segment (resp's << 32)
+        #: What the capped lists no longer hold, counted instead of kept (None until a list is
+        #: full; see :func:`_count_dropped` and :meth:`weird`): ``("event", flags, sender is orig,
+        #: SYN)`` -> [segments, payload bytes, sum and max of extra, frame of the max, extra == 1],
+        #: ``("tail", sender is orig)`` -> [the peer's last ts, retransmissions and keep-alives
+        #: dropped since], ``("weird", name)`` -> occurrences beyond the frames kept; and
+        #: ``("rst_storm", addr, port)`` -> the frame where that endpoint's RSTs became a storm.
+        self.overflow: dict[tuple[Any, ...], Any] | None = None
         #: While compacted (see :meth:`compact`): everything but ``_KEPT_UNPACKED``, pickled, and
         #: when the sweep retires it unless a packet comes first (:func:`_retire_at`).
         self._packed: bytes | None = None
@@ -421,8 +436,19 @@ class Connection:
 
     def weird(self, name: str, frame: int) -> None:
         frames = self.weirds.setdefault(name, [])
-        if len(frames) < 16:
+        if len(frames) < WEIRD_FRAMES:
             frames.append(frame)
+            return
+        over = self.overflow
+        if over is None:
+            over = self.overflow = {}
+        key = ("weird", name)
+        over[key] = over.get(key, 0) + 1
+
+    def weird_count(self, name: str) -> int:
+        """How often the weird ``name`` was raised (its frames list keeps the first 16)."""
+        n = len(self.weirds.get(name, ()))
+        return n + self.overflow.get(("weird", name), 0) if self.overflow else n
 
     def flip(self) -> None:
         """Swap originator and responder (Zeek's Connection::FlipRoles)."""
@@ -441,6 +467,8 @@ class Connection:
         if self.events:
             self.events = [(e[0], e[1], not e[2]) + e[3:] for e in self.events]
             self.event_counts = {(b, not o): n for (b, o), n in self.event_counts.items()}
+        if self.overflow:
+            self.overflow = {_flipped_key(k): v for k, v in self.overflow.items()}
 
     # summary ----------------------------------------------------------------------------------
     @property
@@ -746,6 +774,9 @@ class Tracker:
         self.count = 0
         self.tcp_packets = 0
         self.untracked = 0
+        #: Untracked packets the decoder could not take apart, by reason: JSON ``tracking`` keys
+        #: ``untracked_<reason>``, present when not 0 (``tunnel_too_deep``: see decode.MAX_LAYERS).
+        self.untracked_reasons: dict[str, int] = {}
         self.bad_ip_checksums = 0
         self.evicted = 0
         # The two bounded memories below drop their oldest entry on every insertion once full: an
@@ -788,6 +819,9 @@ class Tracker:
         if proto in (17, 1, 58) and p.sport is not None:
             return self._other(p)
         self.untracked += 1
+        if p.note == TOO_DEEP:
+            reasons = self.untracked_reasons
+            reasons["untracked_tunnel_too_deep"] = reasons.get("untracked_tunnel_too_deep", 0) + 1
         return None
 
     def finish(self) -> list[Connection]:
@@ -1071,6 +1105,7 @@ class Tracker:
             conn.event_bits |= new
         else:
             conn.events_dropped += 1
+            _count_dropped(conn, p, is_orig, fl, extra, tcpflags)
 
     def _other(self, p: Packet) -> Connection:
         src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
@@ -1284,6 +1319,14 @@ class Tracker:
             ep.rst_cnt += 1
             if len(ep.rsts) < 32:
                 ep.rsts += (no,)
+            if ep.rst_cnt >= STORM_THRESH and ts < ep.last_ts + STORM_INTERARRIVAL_NS:
+                # Zeek's rule, per endpoint and connection; which endpoint storms is kept by address
+                # (the roles may still flip): its first storming RST.
+                conn.weird("RST_storm", no)
+                over = conn.overflow
+                if over is None:
+                    over = conn.overflow = {}
+                over.setdefault(("rst_storm", ep.addr, ep.port), no)
 
         rel_ack = 0
         if ackf:
@@ -1570,6 +1613,47 @@ def _retire_at(conn: Connection) -> int:
         k = 0 if first > linger_end else (linger_end - first) // EXPIRE_EVERY_NS + 1
         at = min(at, first + k * EXPIRE_EVERY_NS)
     return at
+
+
+_TAIL_BITS = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION | KEEP_ALIVE
+
+
+def _count_dropped(conn: Connection, p: Packet, is_orig: bool, fl: int, extra: int, tcpflags: int) -> None:
+    """An analysed segment beyond ``Tracker.max_events``: counted in ``conn.overflow`` by its flags,
+    so that the findings still tell how many there were (and their bytes, the sum and the largest
+    of ``extra``: an RTO's wait, a duplicate ACK's number), without keeping it."""
+    over = conn.overflow
+    if over is None:
+        over = conn.overflow = {}
+    key = ("event", fl, is_orig, bool(tcpflags & TCP_SYN))
+    agg = over.get(key)
+    if agg is None:
+        agg = over[key] = [0, 0, 0, extra, p.no, 0]
+    agg[0] += 1
+    agg[1] += p.payload_len or 0
+    agg[2] += extra
+    if extra > agg[3]:
+        agg[3], agg[4] = extra, p.no
+    if extra == 1:
+        agg[5] += 1
+    if fl & _TAIL_BITS:
+        # close.half_open counts the sender's retransmissions and keep-alives after the peer's
+        # last packet: the ones dropped since the peer was last heard from.
+        peer_last = (conn.resp if is_orig else conn.orig).last_ts
+        tail = over.get(("tail", is_orig))
+        if tail is None or tail[0] != peer_last:
+            tail = over[("tail", is_orig)] = [peer_last, 0]
+        if p.ts > peer_last:
+            tail[1] += 1
+
+
+def _flipped_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An ``overflow`` key with the roles swapped (see Connection.flip)."""
+    if key[0] == "event":
+        return (key[0], key[1], not key[2], key[3])
+    if key[0] == "tail":
+        return (key[0], not key[1])
+    return key
 
 
 def _freeze_rtt(conn: Connection) -> None:

@@ -43,3 +43,57 @@ def test_pflog_link_type_without_dpkt_pflog_module() -> None:
     p = Decoder(DamageLog()).decode(1, 0, len(frame), len(frame), 0, frame, 0, 117)
     assert p.note is not None or p.ip_version == 4
     assert not hasattr(dpkt, "pflog") or p.ip_version in (0, 4)
+
+
+# -- issue 19 item 7: tunnels within tunnels ----------------------------------------------------------
+
+def _chain(kinds: list[str]) -> bytes:
+    """A TCP SYN inside the tunnels named, outermost last."""
+    pkt = b.ip4(b.tcp())
+    for kind in kinds:
+        if kind == "gre":
+            pkt = b.ip4(struct.pack("!HH", 0, 0x0800 if pkt[0] >> 4 == 4 else 0x86DD) + pkt, proto=47)
+        elif kind == "ipip":
+            pkt = b.ip4(pkt, proto=4 if pkt[0] >> 4 == 4 else 41)
+        elif kind == "6in6":
+            pkt = b.ip6(pkt, nxt=4 if pkt[0] >> 4 == 4 else 41)
+        elif kind == "vxlan":
+            inner = struct.pack("!II", 0x08000000, 7 << 8) + b.eth(pkt, 0x0800 if pkt[0] >> 4 == 4 else 0x86DD)
+            pkt = b.ip4(dpkt.udp.UDP(sport=1, dport=4789, ulen=8 + len(inner), data=inner), proto=17)
+        elif kind == "gtp":
+            inner = struct.pack("!BBHI", 0x30, 0xFF, len(pkt), 1) + pkt
+            pkt = b.ip4(dpkt.udp.UDP(sport=2152, dport=2152, ulen=8 + len(inner), data=inner), proto=17)
+    return b.eth(pkt, 0x0800 if pkt[0] >> 4 == 4 else 0x86DD)
+
+
+def test_mixed_tunnels_twelve_deep_reach_the_tcp_header() -> None:
+    """Twelve levels of five kinds (the decoder used to stop at eight, silently)."""
+    kinds = ["gre", "ipip", "6in6", "vxlan", "gtp", "gre"] * 2
+    frame = _chain(kinds)
+    damage = DamageLog()
+    p = Decoder(damage).decode(1, 0, len(frame), len(frame), 0, frame, 0, 1)
+    assert (p.proto, p.sport, p.dport, p.src, p.note) == (6, 40000, 80, "10.0.0.1", None)
+    assert p.encap == "/".join(reversed(kinds)).replace("6in6", "ipip")  # (IPv4 in IPv6 is "ipip")
+    assert not damage
+
+
+def test_beyond_the_layer_bound_the_frame_is_counted_and_noted() -> None:
+    from pcapsleuth.decode import MAX_LAYERS, TOO_DEEP
+
+    n = MAX_LAYERS - 4  # frame, eth, ethertype, n + 1 IP headers, tcp: one layer too many
+    frame = _chain(["ipip"] * n)
+    damage = DamageLog()
+    p = Decoder(damage).decode(7, 0, len(frame), len(frame), 0, frame, 0, 1)
+    assert p.proto == 4 and p.sport is None and p.note == TOO_DEEP
+    assert p.encap is not None and p.encap.count("ipip") == n - 1
+    assert damage.to_list() == [{"kind": "tunnel_too_deep", "count": 1, "frames": [7], "detail": TOO_DEEP}]
+    frame = _chain(["ipip"] * (n - 1))
+    p = Decoder(DamageLog()).decode(7, 0, len(frame), len(frame), 0, frame, 0, 1)
+    assert p.proto == 6 and p.sport == 40000
+
+
+def test_a_long_snap_chain_is_not_followed_into_a_recursion() -> None:
+    snap = b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", 100)
+    frame = b.MAC_B + b.MAC_A + struct.pack("!H", 100) + snap * 3000
+    p = Decoder(DamageLog()).decode(1, 0, len(frame), len(frame), 0, frame, 0, 1)
+    assert p.ip_version == 0

@@ -13,6 +13,7 @@ import pytest
 
 from pcapsleuth.capture import read_packets
 from pcapsleuth.seq import seq_delta, seq_gt, seq_lt
+from pcapsleuth.tcpanalysis import RETRANSMISSION
 from pcapsleuth.tracker import EndpointState as E
 from pcapsleuth.tracker import conn_state, track
 
@@ -209,3 +210,63 @@ def test_bad_ipv4_header_checksum_is_dropped_before_tcp() -> None:
     assert [p.cksum for p in pkts] == [Cksum.BAD_IP, Cksum.GOOD]
     conns = track(pkts)
     assert len(conns) == 1 and conns[0].first_frame == 2
+
+
+# -- issue 19: storms and capped lists -----------------------------------------------------------
+
+def _rst_flood(n: int, gap: float) -> list[tuple[float, bytes]]:
+    c, s = 1000, 5000
+    conv = [
+        (1.0, _frame(CLIENT, SERVER, 40010, 80, S, c)),
+        (1.001, _frame(SERVER, CLIENT, 80, 40010, S | A, s, c + 1)),
+        (1.002, _frame(CLIENT, SERVER, 40010, 80, A, c + 1, s + 1)),
+    ]
+    return conv + [(1.003 + i * gap, _frame(SERVER, CLIENT, 80, 40010, R | A, s + 1, c + 1)) for i in range(n)]
+
+
+def test_rst_storm_weird_at_zeeks_threshold() -> None:
+    """Zeek's tcp_storm_thresh (1,000 RSTs from one endpoint) and tcp_storm_interarrival_thresh
+    (each within 1 s of the endpoint's previous packet): the weird is raised from the 1,000th RST."""
+    pkts, _ = read_packets(_pcap(_rst_flood(1000, 0.001)), verify_checksums=False)
+    (conn,) = track(pkts)
+    assert conn.weirds["RST_storm"] == [3 + 1000]
+    assert conn.overflow == {("rst_storm", SERVER, 80): 1003}
+    pkts, _ = read_packets(_pcap(_rst_flood(999, 0.001)), verify_checksums=False)
+    (conn,) = track(pkts)
+    assert "RST_storm" not in conn.weirds and conn.resp.rst_cnt == 999
+
+
+def test_rsts_a_second_apart_are_no_storm() -> None:
+    pkts, _ = read_packets(_pcap(_rst_flood(1200, 1.0)), verify_checksums=False)
+    assert not any("RST_storm" in c.weirds for c in track(pkts))
+
+
+def test_weirds_beyond_the_frames_kept_are_counted() -> None:
+    """16 frames are kept per weird; the connection still knows how many times it was raised."""
+    conv = _rst_flood(1, 0.001) + [(2.0 + i * 0.001, _frame(SERVER, CLIENT, 80, 40010, A | P, 5001, 1001, b"x"))
+                                   for i in range(25)]
+    pkts, _ = read_packets(_pcap(conv), verify_checksums=False)
+    (conn,) = track(pkts)
+    assert len(conn.weirds["data_after_reset"]) == 16 and conn.weird_count("data_after_reset") == 25
+
+
+def test_events_beyond_the_cap_are_counted_with_their_bytes_and_largest_wait() -> None:
+    """``max_events`` bounds the analysed segments kept; those left out are counted by their flags
+    (and a flip of the roles keeps them on the right side)."""
+    c, s = 1000, 5000
+    conv = [
+        (1.0, _frame(SERVER, CLIENT, 80, 40020, S | A, s, c + 1)),  # SYN-ACK first: the roles flip
+        (1.001, _frame(CLIENT, SERVER, 40020, 80, A, c + 1, s + 1)),
+        (1.002, _frame(CLIENT, SERVER, 40020, 80, A | P, c + 1, s + 1, b"y" * 10)),
+    ] + [(1.3 + i * 0.3, _frame(CLIENT, SERVER, 40020, 80, A | P, c + 1, s + 1, b"y" * 10)) for i in range(12)]
+    pkts, _ = read_packets(_pcap(conv), verify_checksums=False)
+    (conn,) = track(pkts, max_events=4)
+    assert conn.flipped and conn.orig.addr == CLIENT
+    kept = [e for e in conn.events if e[2] and e[3] & RETRANSMISSION]
+    dropped = {k: v for k, v in (conn.overflow or {}).items() if k[0] == "event" and k[1] & RETRANSMISSION}
+    assert all(k[2] for k in dropped)  # counted on the originator's side, after the flip
+    assert len(kept) + sum(v[0] for v in dropped.values()) == 12
+    assert sum(v[1] for v in dropped.values()) == 10 * (12 - len(kept))
+    (whole,) = track(pkts, max_events=None)  # the oracle: every event kept
+    assert max(v[3] for v in dropped.values()) == max(e[4] for e in whole.events if e[3] & RETRANSMISSION)
+    assert conn.overflow is not None and conn.overflow[("tail", True)][1] == 12 - len(kept)
