@@ -353,10 +353,15 @@ def zero_window(c: Connection, capture_end: int) -> list[Finding]:
             durations.append(_sec(max(capture_end, c.last_ts) - open_ep[1]))
         longest = max(durations) if durations else 0.0
         total = round(sum(durations), 6)
+        n_episodes = len(durations)
+        if d.zw_more is not None:  # episodes beyond the 64 listed, counted by the analysis
+            n_episodes += d.zw_more[0]
+            total = round(total + _sec(d.zw_more[1]), 6)
+            longest = max(longest, _sec(d.zw_more[2]))
         reader, writer = _ep(c, orig), _ep(c, not orig)
         n_probes = _count(c, ta.ZERO_WINDOW_PROBE | ta.ZWP_LINUX, not orig)
         linux = _count(c, ta.ZWP_LINUX, not orig)
-        summary = (f"{reader} advertised a zero window {len(durations)} time(s): its application stopped "
+        summary = (f"{reader} advertised a zero window {n_episodes} time(s): its application stopped "
                    f"reading, and {writer} had to stop sending for {_fmt_s(total)} in all (longest "
                    f"{_fmt_s(longest)}" + (", still closed when the capture ended" if still else "")
                    + f"); {n_probes} zero-window probe(s) from {writer}.")
@@ -373,7 +378,7 @@ def zero_window(c: Connection, capture_end: int) -> list[Finding]:
         reopen = [e[2] for e in episodes]
         frames = [zw[0][0]] + [p[0] for p in probes[:8]] + reopen[:8]
         ev = {"reader": reader, "sender": writer, "zero_window_segments": _count(c, ta.ZERO_WINDOW, orig),
-              "episodes": len(durations), "stalled_s": total, "longest_s": longest, "still_closed_at_end": still,
+              "episodes": n_episodes, "stalled_s": total, "longest_s": longest, "still_closed_at_end": still,
               "probes": n_probes, "linux_style_probes": linux,
               "episode_list": [{"start_frame": e[0], "reopen_frame": e[2], "seconds": _sec(e[3] - e[1]),
                                 "probes": e[4]} for e in episodes[:FRAMES_LISTED]]}

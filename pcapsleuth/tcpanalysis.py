@@ -135,7 +135,7 @@ class Direction:
         "base_seq", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked", "lastack", "lastacktime",
         "window", "win_scale", "is_first_ack", "dupacknum", "lastnondupack", "lastsegmentflags", "unacked",
         "firstsent", "right_edge", "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "zw_since", "zw_probes",
-        "zw_episodes", "unseen_acked",
+        "zw_episodes", "zw_more", "unseen_acked",
     )
 
     def __init__(self) -> None:
@@ -173,6 +173,8 @@ class Direction:
         self.zw_since: tuple[int, int] | None = None
         self.zw_probes = 0
         self.zw_episodes: tuple[tuple[int, int, int, int, int], ...] = ()
+        #: The episodes beyond MAX_EPISODES, counted: (episodes, their total and longest ns).
+        self.zw_more: tuple[int, int, int] | None = None
         self.unseen_acked = False  # an ACK of data never seen was flagged since we last sent
 
     def scaled(self, window: int) -> int:
@@ -468,6 +470,9 @@ class Conversation:
             elif fwd.zw_since is not None:
                 if len(fwd.zw_episodes) < MAX_EPISODES:
                     fwd.zw_episodes += ((fwd.zw_since[0], fwd.zw_since[1], frame, ts, fwd.zw_probes),)
+                else:
+                    took, more = ts - fwd.zw_since[1], fwd.zw_more
+                    fwd.zw_more = (1, took, took) if more is None else (more[0] + 1, more[1] + took, max(more[2], took))
                 fwd.zw_since = None
         if fl & (ZERO_WINDOW_PROBE | ZWP_LINUX):
             rev.zw_probes += 1

@@ -43,11 +43,12 @@ def _write(tmp_path: Path, name: str, packets: list[bytes], gaps: list[int] | No
 
 
 def _seg(fwd: bool, seq: int, ack: int, flags: int, payload: bytes = b"", *, bad_checksum: bool = False,
-         sport: int = 40000, dport: int = 80) -> bytes:
+         sport: int = 40000, dport: int = 80, win: int = 65535) -> bytes:
     """A TCP segment client -> server (``fwd``) or back, as an IPv4 packet."""
     s, d = (sport, dport) if fwd else (dport, sport)
     opts = b"\x02\x04\x05\xb4" if flags & S else b""
-    ip = bytearray(b.ip4(b.tcp(sport=s, dport=d, seq=seq, ack=ack, flags=flags, payload=payload, opts=opts),
+    ip = bytearray(b.ip4(b.tcp(sport=s, dport=d, seq=seq, ack=ack, flags=flags, payload=payload, opts=opts,
+                               win=win),
                          src=b.SRC4 if fwd else b.DST4, dst=b.DST4 if fwd else b.SRC4))
     if bad_checksum:
         ip[20 + 16] ^= 0xFF  # the TCP checksum field
@@ -228,6 +229,19 @@ def test_reset_counts_and_weird_counts_are_exact(tmp_path: Path) -> None:
     assert f["evidence"]["rst_count"] == 40
     (w,) = [f for f in doc["findings"] if f["id"] == "protocol.data_after_rst"]
     assert w["summary"].endswith("(frame 46 and 19 more).")
+
+
+def test_zero_window_episodes_beyond_those_listed_are_counted(tmp_path: Path) -> None:
+    """70 zero windows of 100 ms each (64 episodes are listed per direction)."""
+    frames, gaps = _handshake(), [MS] * 5
+    for _ in range(70):
+        frames += [_seg(False, 5001, 1101, A, win=0), _seg(False, 5001, 1101, A)]
+        gaps += [10 * MS, 100 * MS]
+    doc = _doc(_write(tmp_path, "zero-windows.pcap", frames, gaps))
+    (f,) = [f for f in doc["findings"] if f["id"] == "data.zero_window"]
+    assert "advertised a zero window 70 time(s)" in f["summary"]
+    assert f["evidence"]["episodes"] == 70 and f["evidence"]["stalled_s"] == pytest.approx(7.0)
+    assert len(f["evidence"]["episode_list"]) == 20
 
 
 # -- item 11b: a reset storm on one tuple --------------------------------------------------------------
