@@ -10,15 +10,18 @@ REV=${1:-HEAD}
 SHA=$(git -C "$REPO" rev-parse --short=10 "$REV")
 TMP=$(mktemp -d /tmp/psr-today.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-git -C "$REPO" archive "$SHA" pcapsleuth | tar -x -C "$TMP"
+git -C "$REPO" archive "$SHA" pcapsleuth reports | tar -x -C "$TMP"   # the package and its report templates
 OUTF="$HERE/today-$SHA.txt"
 {
-    echo "# pcapsleuth analyze FILE --no-html, code of commit $SHA ($(git -C "$REPO" log -1 --format=%cs "$SHA"))"
+    echo "# pcapsleuth analyze FILE --no-html (and the first line of --markdown -), code of commit $SHA ($(git -C "$REPO" log -1 --format=%cs "$SHA"))"
     for p in "$HERE"/*.pcap; do
         echo
         echo "## $(basename "$p")"
         (cd "$TMP" && PYTHONDONTWRITEBYTECODE=1 "$REPO/.venv/bin/python" -m pcapsleuth analyze "$p" --no-html 2>&1 \
             | sed "s#$HERE/##") || echo "(exit $?)"
+        # the verdict line of the Markdown summary
+        (cd "$TMP" && PYTHONDONTWRITEBYTECODE=1 "$REPO/.venv/bin/python" -m pcapsleuth analyze "$p" --no-html --quiet \
+            --markdown - 2>&1 | head -1 | sed 's/^/  markdown: /') || true
     done
 } >"$OUTF"
 echo "$OUTF"
