@@ -41,6 +41,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ._version import __version__
+from .errors import ESCAPED_RANGES, char_class
 from .findings import SEVERITIES, Finding, severity_rank
 from .packet import Direction, Packet, flag_names
 from .resources import templates_dir
@@ -91,13 +92,13 @@ class Limits:
 
 
 # -- text from the capture -------------------------------------------------------------------------
-#: What a browser would act on or not show: C0 controls but tab and newline (whitespace in HTML),
-#: DEL and C1 (CSI is U+009B), the Arabic letter mark, LRM/RLM, the line and paragraph separators,
-#: the bidi embeddings and overrides (U+202A-E) and isolates (U+2066-9): the terminal's set
-#: (:func:`pcapsleuth.errors.printable`) and more. Lone surrogates too (a file name's undecodable
-#: bytes): they cannot even be written as UTF-8.
-_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
-                        "\u2066-\u2069\ud800-\udfff]")
+#: What a browser would act on or not show: the terminal's set (:data:`pcapsleuth.errors.
+#: ESCAPED_RANGES`: control characters, the bidi marks, embeddings, overrides and isolates,
+#: zero-width and other invisible format characters, the line and paragraph separators, and lone
+#: surrogates, a file name's undecodable bytes, which cannot even be written as UTF-8), but tab
+#: and newline: whitespace in HTML, and the page's own.
+_INVISIBLE = re.compile(char_class(tuple(r for a, b in ESCAPED_RANGES
+                                         for r in (((0x00, 0x08), (0x0B, b)) if a == 0x00 else ((a, b),)))))
 
 
 def _escape_char(m: re.Match[str]) -> str:

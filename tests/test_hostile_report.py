@@ -179,11 +179,14 @@ def test_the_capture_carries_the_strings(tmp_path: Path) -> None:
 
 
 def test_visible_escapes_every_listed_character_and_nothing_else() -> None:
-    for ch in INVISIBLE + "\udcff":
+    for ch in INVISIBLE + "\ud800\u200b\u200d\ufeff\u00ad\U000e0041":  # + zero-width, BOM, soft hyphen, tag
         shown = visible(f"a{ch}b")
         assert RAW.search(shown) is None and shown != f"a{ch}b"
         code = ord(ch)
-        assert shown == (f"a\\x{code:02x}b" if code < 0x100 else f"a\\u{code:04x}b")
+        assert shown == (f"a\\x{code:02x}b" if code < 0x100 else f"a\\u{code:04x}b" if code < 0x10000
+                         else f"a\\U{code:08x}b")
+    # A non-UTF-8 file name's byte (0xff, decoded as U+DCFF): shown as that byte, as on the terminal.
+    assert visible("bad\udcff\udcfe.pcap") == "bad\\xff\\xfe.pcap"
     plain = "tab\tnew\nline, caf\u00e9, \u05e9\u05dc\u05d5\u05dd, \u4e2d\u6587, \U0001f600, <&>\"'"
     assert visible(plain) == plain  # whitespace, accents, Hebrew letters, CJK, emoji: shown as they are
 
