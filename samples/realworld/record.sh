@@ -2,12 +2,12 @@
 # Record the real-world-shaped captures of samples/realworld/ (issue 20; see README.md there).
 #   sudo bash samples/realworld/record.sh                       # everything (~4 minutes)
 #   sudo bash samples/realworld/record.sh offload-partial ...   # only the named scenarios
-# Scenarios: offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped
+# Scenarios: offload-partial offload-ipv4-zero clean-http rewritten corrupt-accepted corrupt-dropped
 #   window-shrink-rounding idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux
 #   syn-retries-linux-linear keepalive-answered zero-window-short zero-window-hang small-window-hang
 #   fin-retrans-after-timers sender-lossy rtt-delayed-ack one-direction no-ip
 # Derived scenarios (offload-ipv4-zero, rewritten, corrupt-accepted) edit a committed capture of
-# another scenario (offload-partial.pcap, clean.pcap) with a derive_*.py script; they run after it.
+# another scenario (offload-partial.pcap, clean-http.pcap) with a derive_*.py script; they run after it.
 # Needs root, iproute2, iptables, ethtool, tcpdump, tshark, arping, ping, python3 (stdlib only).
 # All traffic stays inside network namespaces psr-* (subnets 10.204.x.x). Idempotent: namespaces of a
 # previous (interrupted) run are deleted first, and all of them are deleted on exit.
@@ -104,12 +104,12 @@ rec_offload-ipv4-zero() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 3a. clean.pcap: a clean exchange with valid checksums everywhere (the source of rewritten and corrupt-accepted)
+# 3a. clean-http.pcap: a clean exchange with valid checksums everywhere (the source of rewritten and corrupt-accepted)
 # ---------------------------------------------------------------------------------------------
-rec_clean() {
-    local PORT=8081 FX="$WORK/clean.facts.json" P="$WORK/clean.pcap"
+rec_clean-http() {
+    local PORT=8081 FX="$WORK/clean-http.facts.json" P="$WORK/clean-http.pcap"
     ensure_cs
-    log "clean: $C1 -> $S1:$PORT, 3 HTTP-like rounds, valid checksums"
+    log "clean-http: $C1 -> $S1:$PORT, 3 HTTP-like rounds, valid checksums"
     rm -f "$FX"
     bg_start s "$WORK/s.ready" "${PEERS[@]}" http server --bind $S1 --port $PORT --resp-bytes 15000 \
         --facts "$WORK/clean-server.json" --ready-file "$WORK/s.ready"
@@ -128,40 +128,40 @@ rec_clean() {
     F tshark "$FX" retransmission "$P" "tcp.analysis.retransmission"
     F tshark "$FX" data "$P" "tcp.len > 0" ip.src
     kernel_facts "$FX" c s
-    finish clean.facts.json clean.pcap
+    finish clean-http.facts.json clean-http.pcap
 }
 
 # ---------------------------------------------------------------------------------------------
-# 3b. rewritten.pcap: clean.pcap with its addresses rewritten and no checksum fixed
+# 3b. rewritten.pcap: clean-http.pcap with its addresses rewritten and no checksum fixed
 # ---------------------------------------------------------------------------------------------
 rec_rewritten() {
     local FX="$WORK/rewritten.facts.json"
-    need clean.pcap
-    log "rewritten: derive_rewritten.py clean.pcap (10.204.1.1 -> 192.0.2.10, 10.204.1.2 -> 198.51.100.20)"
+    need clean-http.pcap
+    log "rewritten: derive_rewritten.py clean-http.pcap (10.204.1.1 -> 192.0.2.10, 10.204.1.2 -> 198.51.100.20)"
     rm -f "$FX"
-    "$PY" "$HERE/derive_rewritten.py" "$OUT/clean.pcap" "$WORK/rewritten.pcap" \
+    "$PY" "$HERE/derive_rewritten.py" "$OUT/clean-http.pcap" "$WORK/rewritten.pcap" \
         --map 10.204.1.1=192.0.2.10 --map 10.204.1.2=198.51.100.20 --facts "$WORK/derive.json"
-    F put "$FX" scenario "$(json "DERIVED: clean.pcap (a real capture with valid checksums) whose IPv4 addresses were rewritten as an anonymiser does (10.204.1.1 -> 192.0.2.10, 10.204.1.2 -> 198.51.100.20) without recomputing any checksum: the IPv4 header checksum and the TCP checksum are stale on every frame, both directions. Everything else, and so the whole story of the exchange, is the source's: three clean request/response rounds, no loss, no retransmission (source_facts).")"
+    F put "$FX" scenario "$(json "DERIVED: clean-http.pcap (a real capture with valid checksums) whose IPv4 addresses were rewritten as an anonymiser does (10.204.1.1 -> 192.0.2.10, 10.204.1.2 -> 198.51.100.20) without recomputing any checksum: the IPv4 header checksum and the TCP checksum are stale on every frame, both directions. Everything else, and so the whole story of the exchange, is the source's: three clean request/response rounds, no loss, no retransmission (source_facts).")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c), as in the source; the client is 192.0.2.10 after rewriting"'
     F merge "$FX" derivation "$WORK/derive.json"
-    F merge "$FX" source_facts "$OUT/clean.facts.json"
+    F merge "$FX" source_facts "$OUT/clean-http.facts.json"
     finish_derived rewritten.facts.json rewritten.pcap
 }
 
 # ---------------------------------------------------------------------------------------------
-# 4a. corrupt-accepted.pcap: clean.pcap with one payload byte flipped in a segment the peer ACKed
+# 4a. corrupt-accepted.pcap: clean-http.pcap with one payload byte flipped in a segment the peer ACKed
 # ---------------------------------------------------------------------------------------------
 rec_corrupt-accepted() {
     local FX="$WORK/corrupt-accepted.facts.json"
-    need clean.pcap
-    log "corrupt-accepted: derive_corrupt_accepted.py clean.pcap --sender 10.204.1.2 --nth 5"
+    need clean-http.pcap
+    log "corrupt-accepted: derive_corrupt_accepted.py clean-http.pcap --sender 10.204.1.2 --nth 5"
     rm -f "$FX"
-    "$PY" "$HERE/derive_corrupt_accepted.py" "$OUT/clean.pcap" "$WORK/corrupt-accepted.pcap" \
+    "$PY" "$HERE/derive_corrupt_accepted.py" "$OUT/clean-http.pcap" "$WORK/corrupt-accepted.pcap" \
         --sender 10.204.1.2 --nth 5 --facts "$WORK/derive.json"
-    F put "$FX" scenario "$(json "DERIVED: clean.pcap with the last payload byte of the server's 5th data segment inverted and its TCP checksum left as it was, so that one segment's checksum is wrong in the capture. On the wire the client received the correct bytes and ACKed them (derivation.first_ack_covering_it_frame); nothing was retransmitted. This is what a capture corrupted on the capture side (capturing host, storage, an editing tool) looks like: the receiver ACCEPTED the segment. Not a drop.")"
+    F put "$FX" scenario "$(json "DERIVED: clean-http.pcap with the last payload byte of the server's 5th data segment inverted and its TCP checksum left as it was, so that one segment's checksum is wrong in the capture. On the wire the client received the correct bytes and ACKed them (derivation.first_ack_covering_it_frame); nothing was retransmitted. This is what a capture corrupted on the capture side (capturing host, storage, an editing tool) looks like: the receiver ACCEPTED the segment. Not a drop.")"
     F put "$FX" capture_point '"client eth0 (namespace psr-c, 10.204.1.1), as in the source"'
     F merge "$FX" derivation "$WORK/derive.json"
-    F merge "$FX" source_facts "$OUT/clean.facts.json"
+    F merge "$FX" source_facts "$OUT/clean-http.facts.json"
     CHK corrupt "$FX" "$WORK/corrupt-accepted.pcap"
     F put "$FX" receiver_accepted_corrupt_segment true
     F put "$FX" retransmissions 0
@@ -867,7 +867,7 @@ rec_no-ip() {
 }
 
 # ---------------------------------------------------------------------------------------------
-ALL=(offload-partial offload-ipv4-zero clean rewritten corrupt-accepted corrupt-dropped window-shrink-rounding
+ALL=(offload-partial offload-ipv4-zero clean-http rewritten corrupt-accepted corrupt-dropped window-shrink-rounding
      idle-keepalive idle-browser midstream-start closewait-leak syn-retries-linux syn-retries-linux-linear keepalive-answered zero-window-short
      zero-window-hang small-window-hang fin-retrans-after-timers sender-lossy rtt-delayed-ack one-direction no-ip)
 START=$SECONDS

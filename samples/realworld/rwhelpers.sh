@@ -94,7 +94,13 @@ finish() {
     local facts=$1 p; shift
     for p in "$@"; do
         cap_check "$WORK/$p"
-        F text "$WORK/$facts" "tcpdump_log.$p" "$WORK/$p.log"
+        "$PY" - "$WORK/$facts" "$p" "$WORK/$p.log" <<'EOF'
+import json, sys
+f = json.load(open(sys.argv[1]))
+f.setdefault("tcpdump_log", {})[sys.argv[2]] = open(sys.argv[3]).read()    # the file name as one key
+json.dump(f, open(sys.argv[1], "w"), indent=2, sort_keys=True)
+open(sys.argv[1], "a").write("\n")
+EOF
         PCAPCHECK summary "$WORK/$facts" "$WORK/$p"
         capinfos_check "$WORK/$facts" "$WORK/$p"
         CHK checksums "$WORK/$facts" "$WORK/$p"
