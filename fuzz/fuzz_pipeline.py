@@ -6,6 +6,14 @@ The contract under test (issue 9): whatever the bytes, the pipeline either raise
 :class:`pcapsleuth.errors.PcapsleuthError` (which the CLI turns into one line and an exit code)
 or produces a result whose JSON is valid (no NaN/Infinity) - never any other exception.
 
+Every ``--cli-every`` inputs (issue 19) the input also goes through the command line, in-process
+(``pcapsleuth.cli.main``), under a mutated file name (random bytes: not UTF-8, control
+characters, ANSI sequences, bidi overrides and marks) and with mutated output targets for
+``--json``, ``--html`` and ``--markdown`` (a new or an existing file, a symlink, a dangling one,
+a FIFO, copies of ``/dev/null`` and ``/dev/full`` made by mknod, a missing directory, ``-``): the exit code is
+one the README documents and never 7, stderr holds no traceback and nothing raw from the name,
+stdout is valid UTF-8, and no device, FIFO or link is replaced, nor any temporary left behind.
+
 Two engines, one target and one mutator (fuzz/mutate.py, structure-aware: records, blocks, IP and
 TCP header fields, whole frames reordered), seeded with the small real samples in samples/:
 
@@ -34,8 +42,13 @@ import io
 import json
 import os
 import random
+import re
+import select
+import shutil
+import stat
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterable
@@ -55,6 +68,8 @@ MAX_DECOMPRESSED = 8 * 1024 * 1024
 MAX_SEED = 64 * 1024
 #: An input taking longer than this is reported as slow (not a failure by itself).
 SLOW_SECONDS = 5.0
+#: The second capture of the command line's several-capture runs (a clean, small one).
+SECOND_CAPTURE = REPO / "samples" / "incidents" / "clean.pcap"
 
 
 def seed_files() -> list[Path]:
@@ -145,18 +160,205 @@ def _save(crash_dir: Path, data: bytes, tb: str) -> Path:
     return path
 
 
+# -- the command line, with hostile file names and odd output targets (issue 19) ---------------------
+#: Exit codes the README documents for ``analyze`` and ``conn`` (7, an internal error, is a bug;
+#: 130 and 143 need a signal).
+CLI_CODES = {0, 1, 2, 3, 4, 5, 6}
+#: What may not reach a terminal raw (the progress line's own "\r" and the line ends aside).
+RAW = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff"
+                 "\ud800-\udfff]")
+_NAME_PIECES = [b"\x1b[2J", b"\x1b]0;pwned\x07", b"\x1b[31m", b"\r", b"\n", b"\t", b"\x7f",
+                "\u202e".encode(), "\u2066".encode(), "\u200e".encode(), "\u200f".encode(), "\u061c".encode(),
+                "\u2028".encode(), "\u2029".encode(), "\ufeff".encode(), "\u200b".encode(), "\xc2\x9b".encode(),
+                b"\xff", b"\xfe", b"\x80", b"\xc3", b"\xed\xa0\x80", b"<script>", b"{{ 7*7 }}", b"`", b"|", b"*",
+                b" ", b"-", b".", "é".encode(), "中".encode()]
+
+
+def random_name(rng: random.Random, suffix: bytes = b"") -> bytes:
+    """A file name of random bytes: not UTF-8, control characters, ANSI sequences, bidi; never
+    ``/`` or NUL, never hidden (``.``) so that a writer's leftover temporary stands out."""
+    parts = []
+    for _ in range(rng.randrange(1, 8)):
+        if rng.random() < 0.5:
+            parts.append(rng.choice(_NAME_PIECES))
+        else:
+            parts.append(bytes(rng.choice([c for c in range(1, 256) if c not in (0x2F,)])
+                               for _ in range(rng.randrange(1, 6))))
+    name = b"n" + b"".join(parts).replace(b"/", b"_").replace(b"\0", b"_")
+    return name[:200] + suffix
+
+
+class _FifoReader:
+    """Drains a FIFO while the CLI writes into it (opened first, so that the writer never blocks)."""
+
+    def __init__(self, path: bytes) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.data = bytearray()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            stopping = self.stop.is_set()
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    chunk = b""
+                self.data += chunk
+                if chunk:
+                    continue
+            if stopping:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        os.close(self.fd)
+
+
+def _target(rng: random.Random, d: bytes, kind: str, name: bytes, fifos: list[_FifoReader],
+            checks: list[tuple[bytes, str, int]]) -> str:
+    """Make an output target of ``kind`` in directory ``d``; returns the path for the option."""
+    path = os.path.join(d, name)
+    if kind == "existing":
+        with open(path, "wb") as f:
+            f.write(b"old\n")
+    elif kind in ("symlink", "dangling"):
+        real = os.path.join(d, b"real-" + name)
+        if kind == "symlink":
+            with open(real, "wb") as f:
+                f.write(b"old\n")
+        os.symlink(os.path.basename(real), path)
+        checks.append((path, "link", 0))
+    elif kind == "fifo":
+        os.mkfifo(path)
+        fifos.append(_FifoReader(path))
+        checks.append((path, "fifo", 0))
+    elif kind in ("device", "full"):
+        # Copies of /dev/null and /dev/full made by mknod: a writer that regresses replaces these,
+        # not the machine's own (as root the old one did). Without root, the machine's own,
+        # which an ordinary user cannot replace.
+        rdev = os.makedev(1, 3) if kind == "device" else os.makedev(1, 7)
+        try:
+            os.mknod(path, 0o666 | stat.S_IFCHR, rdev)
+        except PermissionError:
+            path = b"/dev/null" if kind == "device" else b"/dev/full"
+        checks.append((path, "device", rdev))
+    elif kind == "missing":
+        path = os.path.join(d, b"missing", name)
+    elif kind == "stdout":
+        return "-"
+    return os.fsdecode(path)
+
+
+def run_cli(data: bytes, scenario: int, workdir: str, *, force: dict[str, str] | None = None) -> int:
+    """The command line on ``data`` under the scenario ``random.Random(scenario)`` draws; raises
+    AssertionError (naming the scenario and the command) for a broken contract. Returns the exit
+    code. ``force``: output options and the kind of target each must get (``{"--json": "fifo"}``;
+    an ``analyze`` run then)."""
+    import pcapsleuth.cli
+
+    rng = random.Random(scenario)
+    d = tempfile.mkdtemp(prefix="cli-", dir=workdir).encode()
+    cap = os.path.join(d, random_name(rng, rng.choice([b".pcap", b".pcapng", b".gz", b""])))
+    with open(cap, "wb") as f:
+        f.write(data)
+    argv: list[str] = []
+    if rng.random() < 0.1 and not force:
+        argv = ["conn", os.fsdecode(cap)]
+    else:
+        argv = ["analyze", os.fsdecode(cap)]
+        if rng.random() < 0.25:  # several captures: vantage points, or --separate
+            second = os.path.join(d, random_name(rng, b".pcapng"))
+            shutil.copy(SECOND_CAPTURE, second)
+            argv.append(os.fsdecode(second))
+            if rng.random() < 0.3:
+                argv.append("--separate")
+    fifos: list[_FifoReader] = []
+    checks: list[tuple[bytes, str, int]] = []
+    kinds = ["new", "existing", "symlink", "dangling", "fifo", "device", "full", "missing", "stdout"]
+    described = []
+    json_file = None
+    if argv[0] == "analyze":
+        for opt in ("--json", "--html", "--markdown"):
+            if force is not None:
+                if opt not in force:
+                    continue
+                kind = force[opt]
+            elif rng.random() < 0.5:
+                continue
+            else:
+                kind = rng.choice(kinds)
+            argv += [opt, _target(rng, d, kind, random_name(rng, b".out"), fifos, checks)]
+            described.append(f"{opt} {kind}")
+            if opt == "--json" and kind in ("new", "existing", "symlink", "dangling"):
+                json_file = os.fsencode(argv[-1])
+        if "--html" not in argv and rng.random() < 0.7:
+            argv.append("--no-html")
+        if rng.random() < 0.2:
+            argv.append("-q")
+    if rng.random() < 0.3:
+        argv.append("--progress")
+    argv += ["--max-decompressed", str(MAX_DECOMPRESSED)] if argv[0] == "analyze" else []
+    before = set(os.listdir(d))
+    out_bytes, err_bytes = io.BytesIO(), io.BytesIO()
+    # A strict UTF-8 stdout and stderr, as a terminal's: a surrogate written raw fails.
+    out = io.TextIOWrapper(out_bytes, encoding="utf-8", errors="strict", write_through=True)
+    err = io.TextIOWrapper(err_bytes, encoding="utf-8", errors="strict", write_through=True)
+    cwd = os.getcwd()
+    os.chdir(d)  # the default report goes to the current directory
+    try:
+        code = pcapsleuth.cli.main(argv, stdout=out, stderr=err)
+    finally:
+        os.chdir(cwd)
+        for r in fifos:
+            r.close()
+    what = f"scenario {scenario}: pcapsleuth {' '.join(repr(a) for a in argv)} ({', '.join(described)})"
+    stderr = err_bytes.getvalue().decode("utf-8")
+    stdout = out_bytes.getvalue().decode("utf-8")
+    assert code in CLI_CODES, f"{what}: exit {code}: {stderr}"
+    assert "Traceback" not in stderr and "internal error" not in stderr, f"{what}: {stderr}"
+    for line in stderr.replace("\r", "\n").splitlines():
+        assert not RAW.search(line), f"{what}: raw character on stderr: {line!r}"
+    if not any(a == "-" for a in argv) and argv[0] == "analyze":
+        assert not RAW.search(stdout.replace("\n", "")), f"{what}: raw character in the summary"
+    for path, kind, rdev in checks:
+        st = os.lstat(path)
+        if kind == "device":
+            assert stat.S_ISCHR(st.st_mode) and st.st_rdev == rdev, f"{what}: {path!r} was replaced"
+        elif kind == "fifo":
+            assert stat.S_ISFIFO(st.st_mode), f"{what}: the FIFO {path!r} was replaced"
+        else:
+            assert stat.S_ISLNK(st.st_mode), f"{what}: the symlink {path!r} was replaced"
+    if json_file is not None and code in (0, 1):
+        with open(json_file, "rb") as f:
+            json.loads(f.read().decode("utf-8"))  # valid UTF-8, valid JSON, whatever the name
+    left = [n for n in set(os.listdir(d)) - before if n.startswith(b".")]
+    assert not left, f"{what}: temporaries left behind: {left}"
+    assert not os.path.exists(os.path.join(d, b"missing")), f"{what}: a missing directory was created"
+    shutil.rmtree(d)
+    return code
+
+
 class Stats:
     def __init__(self) -> None:
         self.iterations = 0
+        self.cli_runs = 0
+        self.cli_codes: dict[int, int] = {}
         self.failures: list[tuple[bytes, str]] = []
         self.slowest = 0.0
         self.slow: list[bytes] = []
 
 
 def run_random(seeds: list[bytes], *, iterations: int | None = None, seconds: float | None = None, seed: int = 0,
-               deep_every: int = 200, crash_dir: Path | None = None, log: Iterable[str] | None = None,
-               quiet: bool = True) -> Stats:
-    """The deterministic engine: ``iterations`` mutated inputs (or as many as fit in ``seconds``)."""
+               deep_every: int = 200, cli_every: int = 0, crash_dir: Path | None = None,
+               log: Iterable[str] | None = None, quiet: bool = True) -> Stats:
+    """The deterministic engine: ``iterations`` mutated inputs (or as many as fit in ``seconds``);
+    every ``cli_every``-th (0: none) also through the command line (:func:`run_cli`), alternately
+    the mutant and its unmutated seed (so that outputs are written too, not only errors)."""
     rng = random.Random(seed)
     stats = Stats()
     corpus = list(seeds)
@@ -181,6 +383,20 @@ def run_random(seeds: list[bytes], *, iterations: int | None = None, seconds: fl
                     path = _save(crash_dir, data, tb)
                     if not quiet:
                         print(f"CRASH #{stats.iterations}: {path}\n{tb}", file=sys.stderr, flush=True)
+            if cli_every > 0 and stats.iterations % cli_every == 0:
+                scenario = rng.randrange(2**32)
+                cli_data = data if (stats.iterations // cli_every) % 2 else base
+                try:
+                    code = run_cli(cli_data, scenario, workdir)
+                    stats.cli_runs += 1
+                    stats.cli_codes[code] = stats.cli_codes.get(code, 0) + 1
+                except Exception:  # noqa: BLE001
+                    tb = traceback.format_exc()
+                    stats.failures.append((cli_data, tb))
+                    if crash_dir is not None:
+                        path = _save(crash_dir, cli_data, f"command line, random.Random({scenario}):\n{tb}")
+                        if not quiet:
+                            print(f"CLI CRASH #{stats.iterations}: {path}\n{tb}", file=sys.stderr, flush=True)
             elapsed = time.monotonic() - t0
             stats.slowest = max(stats.slowest, elapsed)
             if elapsed > SLOW_SECONDS:
@@ -215,14 +431,16 @@ def replay(paths: list[Path]) -> int:
     return 1 if bad else 0
 
 
-def run_atheris(libfuzzer_argv: list[str], deep_every: int) -> None:
+def run_atheris(libfuzzer_argv: list[str], deep_every: int, cli_every: int = 0) -> None:
     """Coverage-guided: libFuzzer drives, our structure-aware mutator is offered as a custom one."""
     import atheris
 
     with atheris.instrument_imports(include=["pcapsleuth"]):
         import pcapsleuth.analysis
+        import pcapsleuth.cli
         import pcapsleuth.connlog
         import pcapsleuth.markdown
+        import pcapsleuth.outputs
         import pcapsleuth.report  # noqa: F401
     seeds = load_seeds()
     counter = [0]
@@ -231,6 +449,9 @@ def run_atheris(libfuzzer_argv: list[str], deep_every: int) -> None:
     def test_one_input(data: bytes) -> None:
         counter[0] += 1
         run_one(data, deep=deep_every > 0 and counter[0] % deep_every == 0, workdir=workdir)
+        if cli_every > 0 and counter[0] % cli_every == 0:
+            # The scenario (file name, output targets) follows from the input: a crash reproduces.
+            run_cli(data, int.from_bytes(hashlib.sha1(data).digest()[:4], "big"), workdir)
 
     def custom_mutator(data: bytes, max_size: int, seed: int) -> bytes:
         rng = random.Random(seed)
@@ -272,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, help="random engine: run this long")
     p.add_argument("--seed", type=int, default=0, help="random engine: seed")
     p.add_argument("--deep-every", type=int, default=200, help="render the HTML report for every Nth input")
+    p.add_argument("--cli-every", type=int, default=20,
+                   help="run every Nth input through the command line too, under a hostile file name and with "
+                        "odd output targets (0: never)")
     p.add_argument("--crash-dir", default=str(HERE / "crashes"))
     p.add_argument("--replay", nargs="+", metavar="PATH", help="run these inputs once and report")
     args, rest = p.parse_known_args(argv[1:])
@@ -287,17 +511,19 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             engine = "random"
     if engine == "atheris":
-        run_atheris(rest, args.deep_every)
+        run_atheris(rest, args.deep_every, args.cli_every)
         return 0
     seconds = None if args.minutes is None else args.minutes * 60
     iterations = args.iterations if args.iterations is not None or seconds is not None else 10_000
     t0 = time.monotonic()
     stats = run_random(load_seeds(), iterations=iterations, seconds=seconds, seed=args.seed,
-                       deep_every=args.deep_every, crash_dir=Path(args.crash_dir), quiet=False)
+                       deep_every=args.deep_every, cli_every=args.cli_every, crash_dir=Path(args.crash_dir),
+                       quiet=False)
     elapsed = time.monotonic() - t0
     print(f"random engine, seed {args.seed}: {stats.iterations} inputs in {elapsed:.0f} s "
-          f"({stats.iterations / max(elapsed, 1e-9):.0f}/s), {len(stats.failures)} failures, "
-          f"slowest input {stats.slowest:.2f} s")
+          f"({stats.iterations / max(elapsed, 1e-9):.0f}/s), {stats.cli_runs} through the command line "
+          f"(exit codes {dict(sorted(stats.cli_codes.items()))}), "
+          f"{len(stats.failures)} failures, slowest input {stats.slowest:.2f} s")
     return 1 if stats.failures else 0
 
 

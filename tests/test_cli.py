@@ -15,7 +15,7 @@ from pcapsleuth import __version__, cli
 from pcapsleuth.cli import main
 from pcapsleuth.errors import PcapsleuthError
 
-from .conftest import SAMPLES
+from .conftest import REPO, SAMPLES
 
 sys.path.insert(0, str(Path(__file__).parent))
 import zeek_oracle as zo  # noqa: E402
@@ -275,3 +275,29 @@ def test_catalog_lists_every_finding_id() -> None:
     doc = json.loads(out)
     assert [e["id"] for e in doc] == sorted(catalog())
     assert all(set(e) >= {"id", "severity", "title", "description"} for e in doc)
+
+
+def test_exit_codes_are_documented_alike() -> None:
+    """The README's table, the module docstring and --help's epilog list the same exit codes,
+    and the errors' own codes are among them (an output that cannot be written: 2)."""
+    from pcapsleuth import errors
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    in_readme = {int(c) for row in re.findall(r"^\| ([\d, ]+) \|", table, re.M) for c in row.split(",")}
+    in_doc = {int(m) for m in re.findall(r"^(\d+)\s{2,}", cli.__doc__ or "", re.M)}
+    in_epilog = {int(m) for m in re.findall(r"(\d+) [a-z-]", cli._parser().epilog or "")}
+    assert in_readme == in_doc == in_epilog == {0, 1, 2, 3, 4, 5, 6, 7, 130, 143}
+    assert errors.OutputError.exit_code == cli.EXIT_USAGE == 2
+    assert {cli.EXIT_INTERRUPTED, cli.EXIT_TERMINATED} == {130, 143}
+
+
+def test_json_output_problems_are_usage_errors_before_the_analysis(tmp_path: Path) -> None:
+    """--json into a missing directory exited 7 "internal error" after the analysis; --html and
+    --markdown already exited 2. Now all three the same way, before it."""
+    target, parent = tmp_path / "nope" / "x", tmp_path / "nope"
+    for opt in ("--json", "--html", "--markdown"):
+        code, out, err = run("analyze", str(LB), opt, str(target))
+        assert code == 2 and out == "" and err.count("\n") == 1, (opt, err)
+        assert err == f"pcapsleuth: error: {opt} {target}: directory {parent} does not exist\n"
+    assert list(tmp_path.iterdir()) == []  # not even the default report: nothing was analyzed

@@ -29,6 +29,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dpkt
 import pytest
@@ -88,6 +89,14 @@ def _null_node(where: Path) -> Path:
     return node
 
 
+def _full_node(where: Path) -> Path:
+    """A copy of /dev/full (1,7): the writer under test replaces no device of the machine's own,
+    even when it regresses (the old one replaced /dev/full with the report)."""
+    node = where / "full"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    return node
+
+
 @pytest.mark.parametrize("opt", ["--json", "--html", "--markdown"])
 def test_a_device_node_is_written_not_replaced(tmp_path: Path, opt: str) -> None:
     node = _null_node(tmp_path)
@@ -109,20 +118,22 @@ def test_json_and_report_to_a_device_node_together(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("opt", ["--json", "--html", "--markdown"])
-def test_dev_full_is_one_clean_line_and_exit_2(opt: str) -> None:
-    code, _, err = run("analyze", CLEAN, opt, "/dev/full", "-q", *(["--no-html"] if opt != "--html" else []))
+def test_dev_full_is_one_clean_line_and_exit_2(tmp_path: Path, opt: str) -> None:
+    full = _full_node(tmp_path)
+    code, _, err = run("analyze", CLEAN, opt, full, "-q", *(["--no-html"] if opt != "--html" else []))
     assert code == 2
     _one_clean_line(err)
-    assert f"{opt} /dev/full: cannot write: No space left on device" in err
-    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
+    assert err == f"pcapsleuth: error: {opt} {full}: cannot write: No space left on device\n"
+    assert stat.S_ISCHR(os.lstat(full).st_mode) and os.lstat(full).st_rdev == os.makedev(1, 7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
 
 
 @pytest.mark.parametrize("argv", [["analyze", str(CLEAN), "--no-html"], ["analyze", str(CLEAN), "--json", "-"],
                                   ["conn", str(CLEAN)], ["catalog"]])
-def test_stdout_on_a_full_disk_is_one_clean_line(argv: list[str]) -> None:
+def test_stdout_on_a_full_disk_is_one_clean_line(tmp_path: Path, argv: list[str]) -> None:
     """``> /dev/full``: the summary, ``--json -``, a conn.log: one line and exit 2, and no second
     complaint from the interpreter's own flush at exit."""
-    with open("/dev/full", "wb") as full:
+    with open(_full_node(tmp_path), "wb") as full:
         proc = subprocess.run([sys.executable, "-m", "pcapsleuth", *argv], stdout=full, stderr=subprocess.PIPE,
                               env=_env(), timeout=300)
     err = proc.stderr.decode()
@@ -583,3 +594,51 @@ def test_capped_counts_the_bytes_left_out() -> None:
     assert util.capped("abc", 3) == "abc"
     assert util.capped("abcdé", 3) == "abc… (3 more bytes, in the JSON)"
     assert util.capped("ab\udcff\udcfe", 2) == "ab… (2 more bytes, in the JSON)"  # the file name's two bytes
+
+
+# -- the fuzz target's command line (fuzz/fuzz_pipeline.py run_cli) -----------------------------------
+def _fuzz() -> Any:
+    sys.path.insert(0, str(REPO / "fuzz"))
+    import fuzz_pipeline
+
+    return fuzz_pipeline
+
+
+def test_fuzz_command_line_with_hostile_names_and_output_targets() -> None:
+    """40 inputs through the command line in-process, each under a file name of random bytes (not
+    UTF-8, control characters, ANSI, bidi) and with random output targets (a new or an existing
+    file, a symlink, a dangling one, a FIFO, copies of /dev/null and /dev/full, a missing
+    directory, stdout): documented exit codes only (never 7), no traceback, nothing raw on the
+    terminal, the JSON valid UTF-8, no device, FIFO or link replaced, no temporary left. The
+    longer runs: ``fuzz/fuzz_pipeline.py --cli-every N`` (default 20)."""
+    fz = _fuzz()
+    stats = fz.run_random(fz.load_seeds(), iterations=40, seed=19019, deep_every=0, cli_every=1)
+    report = "\n\n".join(tb for _, tb in stats.failures[:3])
+    assert not stats.failures, f"{len(stats.failures)} command lines broke the contract:\n{report}"
+    assert stats.cli_runs == 40
+    assert stats.cli_codes.get(0, 0) >= 10 and stats.cli_codes.get(2, 0) >= 3  # outputs written, and refused
+
+
+def test_fuzz_command_line_checks_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a writer that renames over whatever is there (the old one), the fuzz target finds the
+    device node given to --json replaced; and its names are hostile, yet valid file names."""
+    import pcapsleuth.outputs as outputs
+
+    fz = _fuzz()
+    monkeypatch.setattr(outputs, "_resolve", lambda path: ("replace", os.path.realpath(path), None))
+    with pytest.raises(AssertionError, match="was replaced"):
+        fz.run_cli(CLEAN.read_bytes(), 5, str(tmp_path), force={"--json": "device"})
+    import random
+
+    names = [fz.random_name(random.Random(i)) for i in range(300)]
+    assert all(b"/" not in n and b"\0" not in n and not n.startswith(b".") for n in names)
+    undecodable = sum(1 for n in names if _undecodable(n))
+    assert undecodable > 100 and sum(1 for n in names if b"\x1b" in n) > 30
+
+
+def _undecodable(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
