@@ -353,15 +353,6 @@ class _BoundedStream(io.RawIOBase):
                 self._path,
                 f"decompresses to more than {self._limit:,} bytes; refusing (raise --max-decompressed)",
             )
-        if self._max_expansion and self.produced > EXPANSION_FLOOR:
-            used = max(1, self.fed - len(self._tail))
-            if self.produced > self._max_expansion * used:
-                raise DecompressionError(
-                    self._path,
-                    f"expands {self.produced / used:,.0f}-fold ({self.produced:,} bytes from the first {used:,} "
-                    f"compressed bytes), beyond --max-expansion {self._max_expansion:,g}; refusing (a "
-                    "decompression bomb? raise --max-expansion, or 0 for no bound)",
-                )
         return n
 
     def _produce(self) -> None:
@@ -381,8 +372,22 @@ class _BoundedStream(io.RawIOBase):
             self._chunks.append(out)
             self._held += len(out)
             self._made += len(out)
+            if self._max_expansion and self._made > EXPANSION_FLOOR:
+                self._check_expansion()
         if self._dec.eof:
             self._verified = self._held
+
+    def _check_expansion(self) -> None:
+        """Output made against the compressed bytes it came from: exact for gzip (zlib says what
+        it has not consumed); for bzip2/xz up to one call's input (8 KiB) too many, never too few."""
+        used = max(1, self.fed - len(self._tail))
+        if self._made > self._max_expansion * used:
+            raise DecompressionError(
+                self._path,
+                f"expands {self._made / used:,.0f}-fold ({self._made:,} bytes from the first {used:,} "
+                f"compressed bytes), beyond --max-expansion {self._max_expansion:,g}; refusing (a "
+                "decompression bomb? raise --max-expansion, or 0 for no bound)",
+            )
 
     def _fail(self, exc: Exception, at: int) -> None:
         """The decompressor rejected the data, noticing at compressed byte ``at`` (gzip: exactly;
@@ -402,15 +407,17 @@ class _BoundedStream(io.RawIOBase):
         self.corrupt = True
         self._done = True
 
-    def corrupt_detail(self, frames: tuple[int, int] | None) -> str:
+    def corrupt_detail(self, frames: tuple[int, int] | None, *, analyzed: bool = True) -> str:
         """What was rejected, where, and what of the damaged member was read anyway (``frames``:
-        the first and last frame read from it, when the reader knows them)."""
+        the first and last frame read from it, when the reader knows them; ``analyzed``: False
+        when the bytes after the reader's last frame were decompressed only to check them)."""
         unit = "member" if self._kind == "gzip" else "stream"
         read = f"Frames {frames[0]:,} to {frames[1]:,}" if frames else "What was read of it"
+        size = f" (the {unit}'s first {self.unverified:,} bytes)" if analyzed else ""
         fate = ""
-        if self.unverified:
-            fate = (f"{read} (the {unit}'s first {self.unverified:,} bytes) were read unverified: {self._kind} "
-                    f"checks its data by {_CHECKED_BY[self._kind]}, and damage is noticed at or after where it is. ")
+        if self.unverified and (frames or analyzed):
+            fate = (f"{read}{size} were read unverified: {self._kind} checks its data by "
+                    f"{_CHECKED_BY[self._kind]}, and damage is noticed at or after where it is. ")
         return (f"{self.summary}; nothing after it is read. {fate}The {self.dropped:,} bytes decompressed just "
                 f"before it were held back and are not read")
 
@@ -458,7 +465,10 @@ class _BoundedStream(io.RawIOBase):
         elif self._kind == "gzip" or dec.needs_input:
             more = self._input()
             if more is None:
-                self.error = f"{self._kind} stream ends early, after {self._made:,} bytes (cut short?)"
+                unit = "member" if self._kind == "gzip" else "stream"
+                self.error = (f"{self._kind} stream ends early, after {self._made:,} bytes (cut short?); the check at "
+                              f"the end of {unit} {self.member:,} was never reached, so what was read of it is "
+                              "unverified")
                 return None
             feed = more
         else:
@@ -1093,7 +1103,8 @@ class RecordReader:
         if not bounded.corrupt:
             self.damage.add("truncated_file", no + 1, bounded.error)
             return
-        detail = bounded.corrupt_detail((1, no) if bounded.member == 1 and no else None)
+        detail = bounded.corrupt_detail((1, no) if bounded.member == 1 and no else None,
+                                        analyzed=not self._checked_rest)
         if self._checked_rest:
             detail += (f". The reading had stopped before it, at frame {no + 1:,}: that frame's damage is likely "
                        "a symptom of this one")
