@@ -43,7 +43,7 @@ fn seeds() -> Vec<PathBuf> {
 
 /// Reads `data` to the end; checks the frames and the info agree.
 fn check(data: Vec<u8>) {
-    let Ok(mut r) = Reader::from_bytes(data, &Options { max_decompressed: 16 << 20, ..Options::default() }) else {
+    let Ok(mut r) = Reader::from_bytes(data, &Options { max_decompressed: 2 << 20, ..Options::default() }) else {
         return;
     };
     let mut last = 0;
