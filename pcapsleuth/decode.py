@@ -57,6 +57,9 @@ _LINK_LAYERS = 3  # the frame, its link header and the header's type field (eth,
 TOO_DEEP = (f"tunnels nested beyond {MAX_LAYERS} protocol layers (tshark's limit): what they carry was not "
             f"analyzed")
 _BY_NIBBLE = 1  # an IP packet of the version its first nibble says (GTP-U, raw IP)
+#: The note of a GRE packet whose payload is not decoded (not IP, or a protocol type or GRE
+#: version we do not know): the outer packet stands, and the tracker counts it as untracked.
+GRE_NOT_DECODED = "GRE payload not decoded"
 _MAX_DPKT_LAYERS = 8  # link layers dpkt peels for the link types we do not decode ourselves
 _MAX_EXT = 32  # IPv6 extension headers in one chain
 _MAX_TAGS = 8
@@ -822,8 +825,7 @@ class Decoder:
     def _transport(self, data: bytes, start: int, end: int, length: int, proto: int, srcb: bytes,
                    dstb: bytes, no: int) -> tuple[Any, ...]:
         """Decode TCP/UDP at ``start``. Returns (sport, dport, seq, ack, flags, window, options,
-        payload_len, cksum, note, inner) where ``inner`` is a :class:`_Hop` for a tunnel (or the
-        whole IP result of a tunnel that carries no IP)."""
+        payload_len, cksum, note, inner) where ``inner`` is a :class:`_Hop` for a tunnel."""
         if proto == 6:
             if len(data) < start + 20:
                 if len(data) < start + 4:
@@ -868,16 +870,16 @@ class Decoder:
             return (sport, dport, None, None, None, None, None, plen, cksum, None, None)
         if proto == 4 or proto == 41 or proto == 47:
             sub = data[:end] if end < len(data) else data
-            inner: _Hop | _IpResult | None
+            inner: _Hop | str | None
             if proto == 47:
                 inner = self._gre(sub, start)
             else:  # IP in IP; IPv6 in IP (6in4, 6to4)
                 inner = _Hop(sub, start, end, 4 if proto == 4 else 6, "ipip" if proto == 4 else "6in4", 0, False, False)
+            if isinstance(inner, str):  # GRE carrying what we do not decode: the outer packet, noted
+                return (None, None, None, None, None, None, None, length, 0, inner, None)
             if inner is not None:
-                t = (None, None, None, None, None, None, None, length, 0, None, None)
-                if type(inner) is _Hop:
-                    inner.transport = t
-                return t[:10] + (inner,)
+                inner.transport = (None, None, None, None, None, None, None, length, 0, None, None)
+                return inner.transport[:10] + (inner,)
         if proto in (1, 58) and len(data) >= start + 2:  # ICMP: type/code as "ports", like Zeek
             return (data[start], data[start + 1], None, None, None, None, None, length - 8, 0, None, None)
         return (None, None, None, None, None, None, None, length, 0, None, None)
@@ -954,9 +956,9 @@ class Decoder:
             return None
         return _Hop(data, pos, len(data), 6, "teredo", 2, True, False)  # udp, teredo
 
-    def _gre(self, data: bytes, off: int) -> _Hop | _IpResult | None:
-        """A GRE header at ``off``: a _Hop to the IP packet it carries, _NO_IP for a payload that is
-        not IP, or None (not GRE as we know it, or cut short: the outer packet stands)."""
+    def _gre(self, data: bytes, off: int) -> _Hop | str | None:
+        """A GRE header at ``off``: a _Hop to the IP packet it carries; a note when it carries none
+        we decode (the outer packet stands, and says why); None when it is cut short."""
         if len(data) < off + 4:
             return None
         flags, ptype = _u16(data, off)[0], _u16(data, off + 2)[0]
@@ -967,17 +969,33 @@ class Decoder:
         elif version == 1:  # enhanced GRE (PPTP): key always present, optional seq and ack
             pos += 4 + 4 * (bool(flags & 0x1000) + bool(flags & 0x0080))
         else:
-            return None
+            return f"{GRE_NOT_DECODED}: GRE version {version}"
         try:
-            ip_version, at, layers = self._gre_payload_ip(data, pos, ptype, [])
+            ip_version, at, layers = self._gre_payload_ip(data, pos, ptype, [], bool(flags & 0x1000))
         except _Short:
             return None
         if not ip_version:
-            return _NO_IP
+            return f"{GRE_NOT_DECODED}: protocol type 0x{ptype:04x}"
         return _Hop(data, at, len(data), ip_version, "gre", 1 + layers, True, False)
 
-    def _gre_payload_ip(self, data: bytes, pos: int, ptype: int, vlan: list[int]) -> tuple[int, int, int]:
-        """(IP version or 0, where it starts, protocol layers passed) in a GRE payload of ``ptype``."""
+    def _gre_payload_ip(self, data: bytes, pos: int, ptype: int, vlan: list[int],
+                        sequenced: bool = True) -> tuple[int, int, int]:
+        """(IP version or 0, where it starts, protocol layers passed) in a GRE payload of ``ptype``
+        (``sequenced``: the GRE header carries a sequence number)."""
+        if ptype == 0x883E:  # WCCP redirection: IPv4, after a 4-byte WCCPv2 redirect header if any
+            if len(data) <= pos:
+                raise _Short("WCCP payload")
+            return 4, pos if data[pos] >> 4 == 4 else pos + 4, 0  # (as Wireshark tells them apart)
+        if ptype == 0x8909:  # Cisco MetaData: its own ethertype, version, length, options, SGT
+            if len(data) < pos + 8:
+                raise _Short("Cisco MetaData header")
+            version, at, _m, _e, layers = self._link_ip(data, pos + 8, _u16(data, pos)[0], vlan)
+            return version, at, 1 + layers  # cmd
+        if ptype == 0x88BE and not sequenced:  # ERSPAN type I: no header of its own, Ethernet follows
+            if len(data) < pos + 14:
+                raise _Short("ERSPAN type I Ethernet header")
+            version, at, _m, _e, layers = self._link_ip(data, pos + 14, _u16(data, pos + 12)[0], vlan)
+            return version, at, 3 + layers  # erspan, eth, ethertype
         if ptype == 0x6558:  # transparent Ethernet bridging
             if len(data) < pos + 14:
                 raise _Short("GRE Ethernet header")
@@ -1037,15 +1055,12 @@ class _Hop:
 
 def _finish_level(t: tuple[Any, ...], head: tuple[Any, ...], reasm: bool) -> _IpResult | _Hop:
     """One IP level's result from its header fields and its transport's (see _transport)."""
-    inner = t[10]
-    if inner is None:
+    hop: _Hop | None = t[10]
+    if hop is None:
         return head + t[:10] + (None,)
-    if type(inner) is _Hop:
-        inner.head = head
-        inner.reasm = reasm
-        return inner
-    ip: _IpResult = inner
-    return _reassembled_inner(ip) if reasm else ip
+    hop.head = head
+    hop.reasm = reasm
+    return hop
 
 
 class _Short(Exception):

@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from .community_id import community_id
-from .decode import TOO_DEEP
+from .decode import GRE_NOT_DECODED, TOO_DEEP
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TCP_URG, Cksum, Packet
 from .seq import seq_delta
 from .tcpanalysis import (
@@ -775,7 +775,8 @@ class Tracker:
         self.tcp_packets = 0
         self.untracked = 0
         #: Untracked packets the decoder could not take apart, by reason: JSON ``tracking`` keys
-        #: ``untracked_<reason>``, present when not 0 (``tunnel_too_deep``: see decode.MAX_LAYERS).
+        #: ``untracked_<reason>``, present when not 0: ``tunnel_too_deep`` (see decode.MAX_LAYERS),
+        #: ``tunnel_payload_not_decoded`` (GRE carrying no IP we decode: decode.GRE_NOT_DECODED).
         self.untracked_reasons: dict[str, int] = {}
         self.bad_ip_checksums = 0
         self.evicted = 0
@@ -819,9 +820,12 @@ class Tracker:
         if proto in (17, 1, 58) and p.sport is not None:
             return self._other(p)
         self.untracked += 1
-        if p.note == TOO_DEEP:
-            reasons = self.untracked_reasons
-            reasons["untracked_tunnel_too_deep"] = reasons.get("untracked_tunnel_too_deep", 0) + 1
+        note = p.note
+        if note is not None:
+            reason = ("untracked_tunnel_too_deep" if note == TOO_DEEP else
+                      "untracked_tunnel_payload_not_decoded" if note.startswith(GRE_NOT_DECODED) else None)
+            if reason is not None:
+                self.untracked_reasons[reason] = self.untracked_reasons.get(reason, 0) + 1
         return None
 
     def finish(self) -> list[Connection]:

@@ -97,3 +97,41 @@ def test_a_long_snap_chain_is_not_followed_into_a_recursion() -> None:
     frame = b.MAC_B + b.MAC_A + struct.pack("!H", 100) + snap * 3000
     p = Decoder(DamageLog()).decode(1, 0, len(frame), len(frame), 0, frame, 0, 1)
     assert p.ip_version == 0
+
+
+def _gre_frame(ptype: int, payload: bytes, flags: int = 0, extra: bytes = b"") -> bytes:
+    return b.eth(b.ip4(struct.pack("!HH", flags, ptype) + extra + payload, proto=47))
+
+
+def test_gre_payloads_wireshark_decodes() -> None:
+    """WCCP (with and without the WCCPv2 redirect header), Cisco MetaData, and ERSPAN type I (no
+    header of its own when GRE has no sequence number): as tshark decodes tcpdump's
+    wccp_redirect_gre, various_gre and erspan-type-i-* captures."""
+    inner = b.ip4(b.tcp())
+    eth_inner = b.MAC_B + b.MAC_A + b"\x08\x00" + inner
+    frames = {
+        "wccp": _gre_frame(0x883E, inner),
+        "wccp2": _gre_frame(0x883E, b"\x05\x59\x00\x48" + inner),
+        "cmd": _gre_frame(0x8909, b"\x08\x00\x01\x01\x00\x01\x00\x00" + inner, 0x2000, b"\x00\x00\x00\x28"),
+        "erspan1": _gre_frame(0x88BE, eth_inner),
+        "erspan2": _gre_frame(0x88BE, b"\x10\x01\x00\x00\x00\x00\x00\x00" + eth_inner, 0x1000, b"\x00\x00\x00\x01"),
+    }
+    for name, frame in frames.items():
+        p = Decoder(DamageLog()).decode(1, 0, len(frame), len(frame), 0, frame, 0, 1)
+        assert (p.proto, p.sport, p.src, p.encap, p.note) == (6, 40000, "10.0.0.1", "gre", None), name
+
+
+def test_gre_carrying_no_ip_keeps_its_outer_packet_and_says_why() -> None:
+    """ARP, NHRP or an unknown type in GRE: the frame is the outer GRE packet (what Wireshark shows
+    as its innermost IP), not a frame without IP."""
+    from pcapsleuth.decode import GRE_NOT_DECODED
+
+    arp = b"\x00\x01\x08\x00\x06\x04\x00\x01" + bytes(20)
+    for ptype, payload in ((0x0806, arp), (0x2001, bytes(20)), (0x6558, b.MAC_B + b.MAC_A + b"\x08\x06" + arp)):
+        frame = _gre_frame(ptype, payload)
+        p = Decoder(DamageLog()).decode(1, 0, len(frame), len(frame), 0, frame, 0, 1)
+        assert (p.ip_version, p.proto, p.sport, p.src) == (4, 47, None, "10.0.0.1")
+        assert p.note == f"{GRE_NOT_DECODED}: protocol type 0x{ptype:04x}"
+    frame = _gre_frame(0x0800, b.ip4(b.tcp()), flags=3)  # GRE version 3
+    p = Decoder(DamageLog()).decode(1, 0, len(frame), len(frame), 0, frame, 0, 1)
+    assert p.proto == 47 and p.note == f"{GRE_NOT_DECODED}: GRE version 3"
