@@ -448,7 +448,7 @@ impl Bounded {
     /// `readinto(b)` with `len(b) == want`: appends up to `want` bytes to `out`; 0 at the end.
     pub(crate) fn readinto(&mut self, want: usize, out: &mut Vec<u8>) -> Result<usize, StreamError> {
         while !self.done && self.releasable() < want.min(PIECE) {
-            self.produce();
+            self.produce()?;
         }
         let n = want.min(self.releasable());
         if n == 0 {
@@ -475,28 +475,11 @@ impl Bounded {
                 thousands(self.limit)
             )));
         }
-        if self.max_expansion != 0.0 && self.produced > EXPANSION_FLOOR {
-            let tail = match &self.dec {
-                Some(Decoder::Gzip(z)) => z.unconsumed_tail.len() as u64,
-                _ => 0,
-            };
-            let used = self.fed.saturating_sub(tail).max(1);
-            if self.produced as f64 > self.max_expansion * used as f64 {
-                return Err(StreamError::Limit(format!(
-                    "expands {}-fold ({} bytes from the first {} compressed bytes), beyond --max-expansion {}; \
-                     refusing (a decompression bomb? raise --max-expansion, or 0 for no bound)",
-                    format_ratio(self.produced as f64 / used as f64),
-                    thousands(self.produced),
-                    thousands(used),
-                    python_g(self.max_expansion),
-                )));
-            }
-        }
         Ok(n)
     }
 
     /// One decompressor call: its output is held; a member's end verifies all that is held.
-    fn produce(&mut self) {
+    fn produce(&mut self) -> Result<(), StreamError> {
         match self.step(PIECE) {
             Err(failure) => {
                 let at = match failure.at {
@@ -511,12 +494,37 @@ impl Bounded {
                     self.chunks.push_back(self.scratch[..n].to_vec());
                     self.held += n;
                     self.made += n as u64;
+                    if self.max_expansion != 0.0 && self.made > EXPANSION_FLOOR {
+                        self.check_expansion()?;
+                    }
                 }
                 if self.dec.as_ref().is_some_and(Decoder::eof) {
                     self.verified = self.held;
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Output made against the compressed bytes it came from: exact for gzip (zlib says what it
+    /// has not consumed); for bzip2/xz up to one call's input (8 KiB) too many, never too few.
+    fn check_expansion(&self) -> Result<(), StreamError> {
+        let tail = match &self.dec {
+            Some(Decoder::Gzip(z)) => z.unconsumed_tail.len() as u64,
+            _ => 0,
+        };
+        let used = self.fed.saturating_sub(tail).max(1);
+        if self.made as f64 > self.max_expansion * used as f64 {
+            return Err(StreamError::Limit(format!(
+                "expands {}-fold ({} bytes from the first {} compressed bytes), beyond --max-expansion {}; refusing \
+                 (a decompression bomb? raise --max-expansion, or 0 for no bound)",
+                format_ratio(self.made as f64 / used as f64),
+                thousands(self.made),
+                thousands(used),
+                python_g(self.max_expansion),
+            )));
+        }
+        Ok(())
     }
 
     /// The decompressor rejected the data, noticing at compressed byte `at`. What it gave of the
@@ -662,9 +670,12 @@ impl Bounded {
                     Some(more) => feed = more,
                     None => {
                         self.error = Some(format!(
-                            "{} stream ends early, after {} bytes (cut short?)",
+                            "{} stream ends early, after {} bytes (cut short?); the check at the end of {} {} was \
+                             never reached, so what was read of it is unverified",
                             self.kind.name(),
-                            thousands(self.made)
+                            thousands(self.made),
+                            self.kind.unit(),
+                            thousands(self.member)
                         ));
                         return Ok(None);
                     }

@@ -300,7 +300,7 @@ impl Reader {
             return;
         }
         let frames = (bounded.member == 1 && no > 0).then_some((1, no));
-        let mut detail = bounded.corrupt_detail(frames, true);
+        let mut detail = bounded.corrupt_detail(frames, !self.checked_rest);
         if self.checked_rest {
             detail += &format!(
                 ". The reading had stopped before it, at frame {}: that frame's damage is likely a symptom of this one",
