@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("analyze", help="analyze a capture and summarize it")
     a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file (gzip/bzip2/xz ok)")
-    a.add_argument("--json", metavar="PATH", help="write the analysis as JSON to PATH ('-' for stdout)")
+    a.add_argument("--json", metavar="PATH",
+                   help="write the analysis as JSON to PATH ('-' for stdout; a directory: "
+                        "<capture-stem>.pcapsleuth.json in it, one per capture with --separate)")
     a.add_argument("--engine", choices=("fast", "tshark"), default="fast",
                    help="decoder: the built-in fast engine (default) or tshark through pyshark")
     a.add_argument("--no-checksums", action="store_true", help="do not verify TCP/UDP checksums")
@@ -291,7 +293,7 @@ def _outputs(args: argparse.Namespace, *, together: bool = False) -> None:
     """Check the options, and every output path, before any (possibly long) analysis: one line
     naming the option, the path and the problem (:func:`pcapsleuth.outputs.output_problem`).
     ``together``: several captures analyzed as vantage points of one incident."""
-    from .outputs import output_problem
+    from .outputs import output_problem, special_file
 
     several = len(args.captures) > 1
     names = args.names or []
@@ -316,9 +318,10 @@ def _outputs(args: argparse.Namespace, *, together: bool = False) -> None:
             if several and not together and opt != "--json":
                 raise _UsageError(f"{opt} - takes a single capture")
             continue
-        if several and not together and opt != "--json" and not os.path.isdir(value):
+        if several and not together and not os.path.isdir(value) and not special_file(value):
+            # One file per capture: a single file would be overwritten by each capture in turn.
             raise _UsageError(f"{opt} {value}: with several captures, give an existing directory")
-        problem = output_problem(value, directory=opt != "--json")
+        problem = output_problem(value, directory=True)  # a directory gets <stem><suffix> inside
         if problem:
             raise _UsageError(f"{opt} {value}: {problem}")
 
@@ -369,11 +372,12 @@ def _analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _analyze_outputs(result: Any, path: str, args: argparse.Namespace, html_default: bool, stdout_taken: bool,
                      used: set[str], out: TextIO, err: TextIO) -> int:
     """JSON, report, Markdown and terminal summary of one streamed analysis."""
-    from .outputs import summary_text, write_json
+    from .outputs import JSON_SUFFIX, summary_text, write_json
     from .report import REPORT_SUFFIX, default_report_path, findings_to_read
 
     if args.json:
-        code = _write("--json", args.json, lambda: write_json(result, args.json, out), err)
+        dest = args.json if args.json == "-" else _dest(args.json, path, JSON_SUFFIX, used)
+        code = _write("--json", dest, lambda: write_json(result, dest, out), err)
         if code:
             return code
     view = None
@@ -420,7 +424,7 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Several captures of one incident, analyzed together as vantage points (:mod:`.vantage`):
     one JSON document, one report and one summary covering every point."""
 
-    from .outputs import json_text, multi_stem, write_text
+    from .outputs import JSON_SUFFIX, json_text, multi_stem, write_text
     from .report import REPORT_SUFFIX, severity_at_least
     from .vantage import analyze_vantage_points
 
@@ -432,13 +436,15 @@ def _analyze_multi(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     caps, names = args.captures, args.names or []
     stem = multi_stem(caps)
     dests: dict[str, str] = {}
-    for opt, value, suffix in (("--html", args.html, REPORT_SUFFIX), ("--markdown", args.markdown, ".pcapsleuth.md")):
+    for opt, value, suffix in (("--html", args.html, REPORT_SUFFIX), ("--markdown", args.markdown, ".pcapsleuth.md"),
+                               ("--json", args.json, JSON_SUFFIX)):
         if value is not None and value != "-":
             dests[opt] = os.path.join(value, stem + suffix) if os.path.isdir(value) else value
     v = analyze_vantage_points(caps, names, progress_of=lambda cap: _progress_of(args, err, cap),
                                **_analysis_options(args))
     if args.json:
-        code = _write("--json", args.json, lambda: write_text(json_text(v.to_json_dict()), args.json, out), err)
+        json_dest = dests.get("--json", "-")
+        code = _write("--json", json_dest, lambda: write_text(json_text(v.to_json_dict()), json_dest, out), err)
         if code:
             return code
     stdout_taken = "-" in (args.json, args.markdown)

@@ -47,6 +47,7 @@ __all__ = ["destination", "html_report", "json_text", "markdown_summary", "multi
 #: Suffixes of the files an analysis writes beside each other.
 REPORT_SUFFIX = ".pcapsleuth.html"
 MARKDOWN_SUFFIX = ".pcapsleuth.md"
+JSON_SUFFIX = ".pcapsleuth.json"
 
 
 def json_text(doc: dict[str, Any] | AnalysisResult) -> str:
@@ -175,7 +176,7 @@ def open_output(dest: str | os.PathLike[str]) -> Iterator[TextIO]:
                 os.unlink(tmp)
 
 
-def _special(path: str) -> bool:
+def special_file(path: str) -> bool:
     """``path`` is a device, a FIFO or a socket (links followed)."""
     try:
         mode = os.stat(path).st_mode
@@ -340,10 +341,10 @@ def unique_path(path: str, used: set[str]) -> str:
     """``path``, or ``<base>-2<suffix>``, ``-3`` ... when an earlier capture of the same run took it
     (two captures with one stem do not overwrite each other's report); records the choice in ``used``.
     A device or a FIFO (``/dev/null`` for every output) is never renamed: nothing is replaced there."""
-    if path == "-" or _special(path):
+    if path == "-" or special_file(path):
         return path
     base, ext = path, ""
-    for suffix in (REPORT_SUFFIX, MARKDOWN_SUFFIX):
+    for suffix in (REPORT_SUFFIX, MARKDOWN_SUFFIX, JSON_SUFFIX):
         if path.endswith(suffix):
             base, ext = path[: -len(suffix)], suffix
     candidate, n = path, 2

@@ -129,7 +129,10 @@ def capped(text: str, limit: int) -> str:
 # -- paths -----------------------------------------------------------------------------------------
 def report_stem(capture: str | os.PathLike[str]) -> str:
     """The capture's name without compression and capture extensions: ``a/b.pcap.gz`` -> ``b``."""
-    name = Path(os.fspath(capture)).name or "capture"
+    path = os.fspath(capture)
+    if path in ("-", "/dev/stdin", "<stdin>"):
+        return "stdin"  # `analyze -` (a capture piped in) gets ./stdin.pcapsleuth.html, not ./-.pcapsleuth.html
+    name = Path(path).name or "capture"
     low = name.lower()
     for ext in _COMPRESSED_EXTS:
         if low.endswith(ext) and len(name) > len(ext):

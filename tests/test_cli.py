@@ -301,3 +301,36 @@ def test_json_output_problems_are_usage_errors_before_the_analysis(tmp_path: Pat
         assert code == 2 and out == "" and err.count("\n") == 1, (opt, err)
         assert err == f"pcapsleuth: error: {opt} {target}: directory {parent} does not exist\n"
     assert list(tmp_path.iterdir()) == []  # not even the default report: nothing was analyzed
+
+
+def test_separate_captures_write_one_json_each_into_a_directory(tmp_path: Path) -> None:
+    """``--separate --json DIR``: one ``<stem>.pcapsleuth.json`` per capture. A single file would be
+    overwritten by each capture in turn (only the last one's JSON survived): refused before the analysis."""
+    d = tmp_path / "o"
+    d.mkdir()
+    code, _, err = run("analyze", str(LB), str(CLEAN), "--separate", "--json", str(d), "--no-html", "-q")
+    assert code == 0, err
+    docs = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in d.iterdir()}
+    assert set(docs) == {"lb-client.pcapsleuth.json", "clean.pcapsleuth.json"}
+    assert docs["clean.pcapsleuth.json"]["capture"]["path"].endswith("clean.pcap")
+    assert docs["lb-client.pcapsleuth.json"]["capture"]["path"].endswith("lb-client.pcap")
+    code, out, err = run("analyze", str(LB), str(CLEAN), "--separate", "--json", str(d / "x.json"), "--no-html")
+    assert code == 2 and not out and "with several captures, give an existing directory" in err
+    assert not (d / "x.json").exists()
+
+
+def test_json_into_a_directory_for_one_capture_and_for_vantage_points(tmp_path: Path) -> None:
+    code, _, err = run("analyze", str(LB), "--json", str(tmp_path), "--no-html", "-q")
+    assert code == 0, err
+    assert json.loads((tmp_path / "lb-client.pcapsleuth.json").read_text(encoding="utf-8"))["capture"]["frames"] == 16
+    code, _, err = run("analyze", str(LB), str(CLEAN), "--json", str(tmp_path), "--no-html", "-q")
+    assert code == 0, err
+    assert "vantage_points" in json.loads((tmp_path / "lb-client+clean.pcapsleuth.json").read_text(encoding="utf-8"))
+
+
+def test_a_capture_from_stdin_gets_a_report_named_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(LB.read_bytes())))
+    code, out, err = run("analyze", "-", "--no-progress")
+    assert code == 0, err
+    assert (tmp_path / "stdin.pcapsleuth.html").is_file() and "report: stdin.pcapsleuth.html" in out
+    assert not (tmp_path / "-.pcapsleuth.html").exists()
