@@ -339,3 +339,45 @@ def test_every_report_template_ships_in_the_wheel() -> None:
     wanted = {p.relative_to(REPO / "reports"): p.resolve() for p in (REPO / "reports").rglob("*")
               if p.is_file() and "__pycache__" not in p.parts}
     assert shipped == wanted
+
+
+def test_columns_are_the_frames() -> None:
+    """read_columns: the same frames as read_batch, as little-endian arrays and one bytes of data."""
+    for name in ["samples/incidents/lb-client.pcap", "tests/malformed/pcapng-epb-missing-interface.pcapng"]:
+        path = REPO / name
+        tuples = []
+        reader = _core.open_capture(path)
+        while batch := reader.read_batch():
+            tuples.extend(batch)
+        reader = _core.open_capture(path)
+        rebuilt = []
+        while (cols := reader.read_columns(5))["number"]:
+            arrays = [memoryview(cols[name]).cast(code) for name, code in [
+                ("number", "Q"), ("ts_ns", "q"), ("link_type", "i"), ("interface", "i"), ("caplen", "I"),
+                ("orig_len", "I"), ("direction", "B"), ("offsets", "Q")]]
+            *fields, offsets = arrays
+            assert len(offsets) == len(fields[0]) + 1 <= 6
+            for i in range(len(fields[0])):
+                rebuilt.append((*(int(f[i]) for f in fields), cols["data"][offsets[i]:offsets[i + 1]]))
+        assert rebuilt == tuples and any(t[2] == -1 for t in rebuilt) == path.name.startswith("pcapng-epb")
+
+
+def test_standard_input_is_read_as_the_python_reader_reads_it() -> None:
+    """'-' reads a pipe: no size, no file offsets (both readers say 'at byte -1')."""
+    import subprocess
+
+    script = (
+        "import sys, json\n"
+        "sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "import test_core_reader as t\n"
+        "frames, error, info = getattr(t, 'read_' + sys.argv[3])('-', 1 << 40)\n"
+        "print(json.dumps([len(frames), sum(len(f[7]) for f in frames), error, info and info['damage'],"
+        " info and info['size'], info and info['bytes_unread']]))\n"
+    )
+    data = (REPO / "tests/malformed/pcapng-block-length-huge.pcapng").read_bytes()
+    outs = []
+    for which in ("python", "rust"):
+        proc = subprocess.run([sys.executable, "-c", script, str(REPO), str(REPO / "tests"), which], input=data,
+                              capture_output=True, timeout=120, check=True)
+        outs.append(proc.stdout)
+    assert outs[0] == outs[1] and b"at byte -1" in outs[0] and b"null" in outs[0], outs
