@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from . import tcpanalysis as ta
+from .capturepoint import at_capture
 from .detectors import (
     _SEEN_HIGH,
     _SEEN_LOW,
@@ -132,27 +133,60 @@ def _retransmissions(c: Connection) -> list[Finding]:
     return out
 
 
+def _wait_union(evs: list[Event]) -> int:
+    """The time (ns) covered by the timeouts of ``evs`` (each ran from the previous transmission of
+    its data to the retransmission, ``e[1] - e[4]`` .. ``e[1]``), overlaps counted once."""
+    total, end = 0, None
+    for start, stop in sorted((e[1] - e[4], e[1]) for e in evs):
+        if end is None or start >= end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
 def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     ep = c.orig if orig else c.resp
     who, peer = _ep(c, orig), _ep(c, not orig)
-    evs = _events(c, _RETRANS, orig)
-    fast = _count(c, ta.FAST_RETRANSMISSION, orig)
-    spurious = _count(c, ta.SPURIOUS_RETRANSMISSION, orig)
-    rto = _count(c, ta.RTO, orig)
-    early = max(0, _count(c, ta.RETRANSMISSION, orig) - rto)
-    upstream = _count(c, ta.LOST_UPSTREAM, orig)
-    rto_evs = [e for e in evs if e[3] & ta.RTO]
+    # At the sender's own capture nothing can reorder its segments or lose them before the
+    # capture: a segment below its highest sequence number is a retransmission (pcapsleuth.capturepoint).
+    at_sender = at_capture(c, orig)
+    bits = _RETRANS | (ta.OUT_OF_ORDER if at_sender else 0)
+    stall = _receiver_stall(c, not orig)
+    evs = _events(c, bits, orig)
+    tail: list[Event] = []
+    if stall is not None:  # those after the receiver's last word are told by data.receiver_stalled
+        tail = [e for e in evs if e[1] > stall["silent_since"]]
+        evs = [e for e in evs if e[1] <= stall["silent_since"]]
+    reordered = _count(c, ta.OUT_OF_ORDER, orig) if at_sender else 0
+    fast = _count(c, ta.FAST_RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.FAST_RETRANSMISSION)
+    spurious = _count(c, ta.SPURIOUS_RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.SPURIOUS_RETRANSMISSION)
+    rto = _count(c, ta.RTO, orig) - sum(1 for e in tail if e[3] & ta.RTO)
+    n = n + reordered - len(tail)
+    if n <= 0:
+        return []
+    early = max(0, _count(c, ta.RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.RETRANSMISSION)
+                - rto) + reordered
+    upstream = 0 if at_sender else _count(c, ta.LOST_UPSTREAM, orig)
+    limited = _count(c, ta.RWND_LIMITED, orig) - sum(1 for e in tail if e[3] & ta.RWND_LIMITED)
+    # The timer expiries: segments resent right behind one (a burst after the same timeout) add no
+    # timeout of their own.
+    rto_evs = [e for e in evs if e[3] & ta.RTO and e[4] >= ta.RTO_SILENCE_NS]
     timeouts = [_sec(e[4]) for e in rto_evs]
     worst = max(rto_evs, key=lambda e: e[4]) if rto_evs else evs[0] if evs else None
     worst_frame = worst[0] if worst else None
     # Segments beyond the events kept count too: the bytes, the longest and the total wait.
-    more, more_rto = _dropped(c, _RETRANS, orig), _dropped(c, _RETRANS, orig, also=ta.RTO)
+    more, more_rto = _dropped(c, bits, orig), _dropped(c, _RETRANS, orig, also=ta.RTO)
     longest = max(timeouts, default=0.0)
     if more_rto[0] and _sec(more_rto[3]) > longest:
         longest, worst_frame = _sec(more_rto[3]), more_rto[4]
-    waited = sum(timeouts) + _sec(more_rto[2])
+    # Each timeout runs from the previous transmission of its data: the waits of segments resent
+    # by the same timer overlap, and are counted once.
+    waited = _sec(_wait_union(rto_evs)) + _sec(more_rto[2])
     n_timeouts = len(timeouts) + more_rto[0]
-    segments = ep.data_pkts + ep.fin_cnt
+    segments = max(ep.data_pkts + ep.fin_cnt, n)  # (every retransmission is one of the segments sent)
     rate = n / max(segments, 1)
     rbytes = sum(e[7] for e in evs) + more[1]
     downstream = max(0, n - spurious - upstream)
@@ -168,9 +202,20 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             parts.append(f"{early} early (SACK/RACK loss recovery, no timeout)")
         if spurious:
             parts.append(f"{spurious} spurious (already acknowledged)")
+        if at_sender:
+            where = (" Captured on the sender's own host: every original was captured, so each was lost "
+                     "beyond it (or its ACK was late); nothing is lost or reordered before a sender's own "
+                     "capture" + (f" ({reordered} that tshark calls out-of-order are retransmissions here)"
+                                   if reordered else "") + ".")
+        else:
+            where = (f" {downstream} originals were captured here, so they were lost after this capture point "
+                     f"(or their ACKs were); {upstream} never reached the capture (lost before it).")
+        if limited:
+            where += (f" {limited} were sent while {peer}'s advertised window was below "
+                      f"{ta.RWND_SMALL_SEGMENTS} segments: {peer}'s receive window set the pace (a receiver "
+                      f"that cannot open its window holds its ACKs), not the path.")
         summary = (f"{who} retransmitted {n} of its {segments} data and FIN segments to {peer} ({rate:.1%}): "
-                   + ", ".join(parts) + f". {downstream} originals were captured here, so they were lost after "
-                   f"this capture point (or their ACKs were); {upstream} never reached the capture (lost before it).")
+                   + ", ".join(parts) + "." + where)
         explanation = (
             f"Retransmissions mean the sender {who} did not get an acknowledgment in time. Where the loss happened "
             f"is told by the capture point: a retransmission whose original was captured was lost downstream of "
@@ -179,14 +224,21 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             f"one round trip; timeouts cost at least 200 ms each on Linux and double with every repeat. "
             f"Check the path: interface drops (`ip -s link`, `ethtool -S`), `nstat -az TcpRetransSegs "
             f"TcpExtTCPLostRetransmit` on {who}, and capture on both sides to locate the drop "
-            f"(`pcapsleuth analyze a.pcap b.pcap`).")
+            f"(`pcapsleuth analyze a.pcap b.pcap`)."
+            + (f" This capture was taken on {who}'s host (" + "; ".join(at_sender["evidence"]) + ")."
+               if at_sender else ""))
         sev = "warning" if rate >= 0.01 or (timeouts and longest >= 1.0) else "notice"
+        if limited == n and sev == "warning" and not longest >= 1.0:
+            sev = "notice"  # all of them paced by the receiver's window: told by its window findings
         ev = {"sender": who, "receiver": peer, "retransmissions": n, "segments": segments,
               "rate": round(rate, 6), "retransmitted_bytes": rbytes, "timeouts": rto, "fast": fast, "early": early,
               "spurious": spurious, "lost_after_capture_point": downstream, "lost_before_capture_point": upstream,
               "longest_timeout_s": longest if timeouts else None,
               "worst_frame": worst_frame, "first_frame": evs[0][0] if evs else None,
-              "events_listed": len(evs)}
+              "events_listed": len(evs), "receiver_window_limited": limited}
+        if at_sender:
+            ev["capture_point"] = at_sender
+            ev["reordered_at_sender_counted"] = reordered
         frames = _frames(evs, [worst_frame] if worst_frame else [])
         out.append(_finding("data.retransmission", c, summary, explanation, frames, ev,
                             evs[0][1] if evs else None, evs[-1][1] if evs else None, sev))
@@ -204,9 +256,11 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             series = timeouts[:FRAMES_LISTED]
             out.append(_finding(
                 "data.rto", c,
-                f"{who} hit {rto} retransmission timeout(s) sending to {peer}: "
+                f"{who} hit {n_timeouts} retransmission timeout(s) sending to {peer}"
+                + (f" ({rto} segments resent after them)" if rto != n_timeouts else "") + ": "
                 + ", ".join(_fmt_s(t) for t in series[:8]) + (" ..." if n_timeouts > 8 else "")
-                + f" (longest {_fmt_s(longest)}, {_fmt_s(waited)} spent waiting).",
+                + f" (each from the previous transmission of its data; longest {_fmt_s(longest)}, "
+                f"{_fmt_s(waited)} spent waiting).",
                 "A retransmission timeout (RTO) fires when no ACK arrives at all: nothing came back from the peer "
                 "for the whole timer. Each repeat doubles the timer (exponential back-off: 0.2, 0.4, 0.8 s ...), "
                 "so the application sees stalls that grow. Timeouts without duplicate ACKs mean the whole window "
@@ -214,7 +268,8 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
                 "backoff) and the path for blackholes (MTU: a full-size segment that never arrives, while small "
                 "ones do, points at PMTU discovery being blocked).",
                 _frames(rto_evs, [worst_frame] if worst_frame else []),
-                {"sender": who, "timeouts": rto, "timeouts_s": series, "longest_s": longest,
+                {"sender": who, "timeouts": rto, "timer_expiries": n_timeouts, "timeouts_s": series,
+                 "longest_s": longest,
                  "total_wait_s": round(waited, 6), "worst_frame": worst_frame},
                 rto_evs[0][1], rto_evs[-1][1], "warning" if longest >= 1.0 else "notice"))
     if spurious:
@@ -240,6 +295,8 @@ def _out_of_order(c: Connection) -> list[Finding]:
         evs = _events(c, ta.OUT_OF_ORDER, orig)
         if not evs:  # counted only on SYN segments, which _events leaves out: no frame to show
             continue
+        if at_capture(c, orig):  # nothing reorders between a stack and its own capture:
+            continue  # data.retransmission counts them
         who = _ep(c, orig)
         out.append(_finding(
             "data.out_of_order", c,
@@ -279,9 +336,11 @@ def _capture_gaps(c: Connection) -> list[Finding]:
                 f"packets took another path (asymmetric routing, bonding).",
                 _frames(lost), {"sender": who, "holes": holes, "filled_by_retransmission": repaired},
                 lost[0][1], lost[-1][1]))
+        # (The flag is on the ACK: ``who`` sent the ACKs, of data that ``peer`` sent.)
         unseen = [e for e in _events(c, ta.ACK_LOST_PACKET, orig) if e[0] > skip]
         if unseen:
             acks = len(unseen) + _dropped(c, ta.ACK_LOST_PACKET, orig)[0]
+            who, peer = peer, who  # the data's sender and the acknowledging receiver
             out.append(_finding(
                 "data.ack_unseen_segment", c,
                 f"{peer} acknowledged data from {who} that this capture never saw ({acks} time(s)).",
@@ -374,16 +433,78 @@ def zero_window(c: Connection, capture_end: int) -> list[Finding]:
             f"reading process is doing. Linux probes with an empty segment one byte below the next sequence "
             f"number, which Wireshark labels a keep-alive: here they are counted as probes"
             + (f" ({linux} of them)." if linux else "."))
-        sev = "error" if still or longest >= 10 else "warning"
+        # Graded by what it cost (catalog.json): a stall a user notices is a warning, one that
+        # recovered within milliseconds an anomaly without visible harm.
+        still_s = durations[-1] if still else 0.0
+        if (still and still_s >= ZW_ERROR_STILL_S) or longest >= ZW_ERROR_S:
+            sev = "error"
+        elif longest >= ZW_WARNING_LONGEST_S or total >= ZW_WARNING_TOTAL_S:
+            sev = "warning"
+        else:
+            sev = "notice"
+        stall = _receiver_stall(c, orig) if still else None
+        if stall is not None:
+            summary = summary[:-1] + (
+                f"; then {reader} stopped answering altogether: {stall['unanswered']} probe(s) or "
+                f"retransmission(s) from {writer} over the last {_fmt_s(stall['silent_s'])} got no reply. The "
+                f"receiving application or host hung; nothing points at the network.")
+            sev = "error"
         reopen = [e[2] for e in episodes]
         frames = [zw[0][0]] + [p[0] for p in probes[:8]] + reopen[:8]
         ev = {"reader": reader, "sender": writer, "zero_window_segments": _count(c, ta.ZERO_WINDOW, orig),
               "episodes": n_episodes, "stalled_s": total, "longest_s": longest, "still_closed_at_end": still,
               "probes": n_probes, "linux_style_probes": linux,
+              **({"receiver_stopped_answering_s": stall["silent_s"], "unanswered_after": stall["unanswered"],
+                  "fault": "receiver"} if stall is not None else {}),
               "episode_list": [{"start_frame": e[0], "reopen_frame": e[2], "seconds": _sec(e[3] - e[1]),
                                 "probes": e[4]} for e in episodes[:FRAMES_LISTED]]}
         out.append(_finding("data.zero_window", c, summary, explanation, frames, ev, zw[0][1], None, sev))
     return out
+
+
+#: Zero-window severity by impact (catalog.json, data.zero_window): error when the window was still
+#: closed at the end for this long, or one stall lasted ZW_ERROR_S; warning when one stall lasted
+#: ZW_WARNING_LONGEST_S (a pause a user notices) or they add up to ZW_WARNING_TOTAL_S; else notice.
+ZW_ERROR_STILL_S = 1.0
+ZW_ERROR_S = 10.0
+ZW_WARNING_LONGEST_S = 0.2
+ZW_WARNING_TOTAL_S = 1.0
+#: A receiver stall: the receiver silent this long while the sender keeps trying.
+STALL_SILENT_S = 1.0
+
+
+def _receiver_stall(c: Connection, receiver_orig: bool) -> dict[str, Any] | None:
+    """Did the receiving side (``receiver_orig``: the originator) hang? Its advertised window had
+    shrunk below RWND_SMALL_SEGMENTS segments (zero windows, or a window its sender kept filling),
+    then it stopped acknowledging altogether while the sender retransmitted or probed: a receiver
+    fault (a stuck application, a hung appliance), not loss on the path."""
+    ws = c.ws
+    if c.proto != "tcp" or ws is None or not c.event_counts:
+        return None
+    rcv, snd = (c.orig, c.resp) if receiver_orig else (c.resp, c.orig)
+    if not rcv.pkts or not rcv.last_ts or rcv.rsts or rcv.fins:  # (never sent: no silence to measure)
+        return None
+    silent_ns = snd.last_ts - rcv.last_ts
+    if silent_ns < STALL_SILENT_S * 1e9:
+        return None
+    d_rcv, d_snd = ws.dirs(rcv.addr, rcv.port)
+    if d_rcv.window is None:
+        return None
+    window = d_rcv.scaled(d_rcv.window)
+    if window >= ta.RWND_SMALL_SEGMENTS * max(d_snd.max_seg, 536):
+        return None
+    limited = (_count(c, ta.ZERO_WINDOW, receiver_orig)
+               + _count(c, ta.RWND_LIMITED | ta.WINDOW_FULL, not receiver_orig))
+    if not limited:
+        return None
+    tail = [e for e in c.events if e[2] != receiver_orig and e[1] > rcv.last_ts
+            and e[3] & (_RETRANS | ta.OUT_OF_ORDER | ta.KEEP_ALIVE | ta.ZERO_WINDOW_PROBE)]
+    dropped = c.overflow.get(("tail", not receiver_orig)) if c.overflow else None
+    n_tail = len(tail) + (dropped[1] if dropped is not None and dropped[0] == rcv.last_ts else 0)
+    if n_tail < 2:
+        return None
+    return {"silent_since": rcv.last_ts, "silent_s": _sec(silent_ns), "tail": tail, "unanswered": n_tail,
+            "window": window, "zero": d_rcv.zw_since is not None}
 
 
 def zero_window_needs_end(c: Connection) -> bool:
@@ -1147,6 +1268,13 @@ def _half_open(c: Connection) -> list[Finding]:
         ep, other = (c.orig, c.resp) if orig else (c.resp, c.orig)
         if other.last_ts >= ep.last_ts or not c.event_counts:
             continue
+        if not other.pkts or not other.last_ts:
+            continue  # it never sent a packet here: no silence to measure (not "since 1970")
+        stall = _receiver_stall(c, not orig)
+        if stall is not None:
+            if not (stall["zero"] and _count(c, ta.ZERO_WINDOW, not orig)):  # (else data.zero_window tells it)
+                out.append(_stalled(c, not orig, stall))
+            continue
         tail = [e for e in c.events if e[2] == orig and e[1] > other.last_ts
                 and e[3] & (_RETRANS | ta.KEEP_ALIVE)]
         # Beyond the events kept, the tracker counts those sent since the peer was last heard from.
@@ -1171,6 +1299,42 @@ def _half_open(c: Connection) -> list[Finding]:
                             "unanswered": n_tail, "reset_at_end": rst_end}, tail[0][1], tail[-1][1],
             "warning"))
     return out
+
+
+def _stalled(c: Connection, receiver_orig: bool, stall: dict[str, Any]) -> Finding:
+    """data.receiver_stalled: the receiver's window closed down, then it stopped answering; the
+    sender's retransmissions after its last word, with their back-off series."""
+    rcv, snd = _ep(c, receiver_orig), _ep(c, not receiver_orig)
+    tail: list[Event] = stall["tail"]
+    rto_evs = [e for e in tail if e[3] & ta.RTO and e[4] >= ta.RTO_SILENCE_NS]
+    series = [_sec(e[4]) for e in rto_evs]
+    ws = c.ws
+    assert ws is not None
+    d = ws.dirs((c.orig if receiver_orig else c.resp).addr, (c.orig if receiver_orig else c.resp).port)[0]
+    zw = len(d.zw_episodes) + (d.zw_more[0] if d.zw_more is not None else 0)
+    zw_s = round(sum(_sec(e[3] - e[1]) for e in d.zw_episodes) + (_sec(d.zw_more[1]) if d.zw_more else 0.0), 6)
+    waited = _sec(_wait_union(rto_evs))
+    summary = (f"{rcv} stopped acknowledging: its advertised window had shrunk to {stall['window']:,} bytes"
+               + (f" (zero {zw} time(s) before, {_fmt_s(zw_s)} in all)" if zw else "")
+               + f" and {snd} was waiting on it; for the last {_fmt_s(stall['silent_s'])} {snd} sent "
+               f"{stall['unanswered']} retransmission(s) or probe(s) that got no answer"
+               + (f" (timeouts {', '.join(_fmt_s(t) for t in series[:8])}{' ...' if len(series) > 8 else ''}, "
+                  f"each from the previous transmission; {_fmt_s(waited)} waiting)" if series else "")
+               + ". A receiver fault, not loss on the path.")
+    explanation = (
+        f"The receiver {rcv} first let its receive window close down (its application read slowly or not at "
+        f"all), then stopped acknowledging altogether, while {snd} kept retransmitting with growing timeouts. "
+        f"A path that drops packets would not have shrunk the window first: the receiving application is "
+        f"stuck (a blocked thread, a deadlock, a full downstream queue) or the receiving host or appliance "
+        f"hung (a printer, an embedded device). On {rcv}: `ss -tmi` (Recv-Q: unread bytes), what the reading "
+        f"process is doing (`top -H`, `py-spy dump`, `jstack`), and whether the host still answers at all.")
+    return _finding("data.receiver_stalled", c, summary, explanation, _frames(tail),
+                    {"receiver": rcv, "sender": snd, "fault": "receiver", "silent_s": stall["silent_s"],
+                     "unanswered": stall["unanswered"], "window_at_end": stall["window"], "zero_windows": zw,
+                     "zero_window_s": zw_s,
+                     "timeouts_s": series[:FRAMES_LISTED], "total_wait_s": waited},
+                    tail[0][1] if tail else None, tail[-1][1] if tail else None,
+                    "error" if stall["silent_s"] >= ZW_ERROR_S else "warning")
 
 
 class Accumulator(Protocol):

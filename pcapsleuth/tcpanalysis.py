@@ -16,10 +16,19 @@ On top of Wireshark's flags it adds what an expert reads off the same numbers:
   downstream of the capture point (or its ACK was); one that fills a hole the capture never saw was
   lost upstream (``LOST_UPSTREAM`` on the repair).
 * **Timeouts.** A retransmission that is neither fast nor spurious nor a reordering is a
-  retransmission timeout; its timeout (time since the first transmission of that sequence number)
-  is kept, so back-off series (0.2 s, 0.4 s, 0.8 s ...) can be reported.
-* **Window shrink** (the right edge of an advertised window moving left) and RTT samples (Karn's
-  rule: only segments sent once).
+  retransmission timeout; its timeout is the time since the *previous* transmission of the same
+  data (the timer restarts at every send, RFC 6298 5.5), so the back-off series (0.24, 0.48,
+  0.99 s ...) is reported as the sender's timers ran, not as ages since the first send. A
+  retransmission that starts inside a segment (re-packetized data) is matched to the segment
+  that covers it.
+* **Window shrink** (the right edge of an advertised window moving left).
+* **RTT samples**: segment to the ACK that covers it exactly, at the capture point. Karn's rule:
+  data sent more than once gives no sample (counted in ``rtt_karn``). A pure ACK of a lone
+  segment (nothing else in flight) that comes at least 10 ms and at least 4 times the direction's
+  smallest sample later is the receiver's delayed-ACK timer, not the path: counted apart
+  (``rtt_dn``, ``rtt_dmax``) and left out of min/avg/max. So ``avg`` is the mean of the path
+  samples: the network between the capture point and the receiver and back, plus the receiver's
+  immediate turnaround.
 
 Everything here is pure bookkeeping on integers; :class:`Conversation` objects are attached to
 tracker connections and survive generation splits exactly as Wireshark's conversations do.
@@ -63,6 +72,10 @@ LOST_UPSTREAM = 0x40000  # this segment fills a hole: its first transmission nev
 WINDOW_SHRINK = 0x80000
 SYN_RETRANSMISSION = 0x100000  # counted apart: a retried SYN or SYN-ACK is no data loss
 DUPLICATE_FRAME = 0x200000  # the same IPv4 datagram (same IP ID) captured twice, not resent
+#: A retransmission sent while the receiver's advertised window was below RWND_SMALL_SEGMENTS of
+#: the sender's largest segments: the receiver's window, not the path, sets the pace (its ACKs
+#: wait when its window cannot open).
+RWND_LIMITED = 0x400000
 
 FLAG_NAMES: dict[int, str] = {
     RETRANSMISSION: "retransmission",
@@ -87,6 +100,7 @@ FLAG_NAMES: dict[int, str] = {
     WINDOW_SHRINK: "window_shrink",
     SYN_RETRANSMISSION: "syn_retransmission",
     DUPLICATE_FRAME: "duplicate_frame",
+    RWND_LIMITED: "receiver_window_limited",
 }
 
 #: The tshark field behind each Wireshark flag (``tcp.analysis.retransmission`` is also present on
@@ -120,8 +134,26 @@ RTO_SILENCE_NS = 150_000_000
 DUPLICATE_NS = 100_000_000
 #: A fast retransmission follows the duplicate ACKs within this time (Wireshark: 20 ms).
 FAST_RETRANS_NS = 20_000_000
+RWND_SMALL_SEGMENTS = 4
 MAX_EPISODES = 64
+#: An RTT sample of a pure ACK of a lone segment this long after it, and this many times the
+#: direction's smallest sample, is the receiver's delayed-ACK timer (Linux waits 40 ms at least,
+#: macOS and Windows 100-200 ms): not the path.
+DELACK_MIN_NS = 10_000_000
+DELACK_FACTOR = 4
 _SFR = TCP_SYN | TCP_FIN | TCP_RST
+_RETRANS_KINDS = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+
+
+def _covering(unacked: list[list[Any]], seq: int) -> list[Any] | None:
+    """The unacknowledged segment whose data includes ``seq`` (the latest one, if several)."""
+    for s in reversed(unacked):
+        start: int = s[0]
+        end: int = s[1]
+        if not (seq - start) & 0x80000000 and 0 < ((end - seq) & _MASK) < 0x80000000:
+            found: list[Any] = s
+            return found
+    return None
 
 
 def flag_names(flags: int) -> list[str]:
@@ -135,7 +167,7 @@ class Direction:
         "base_seq", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked", "lastack", "lastacktime",
         "window", "win_scale", "is_first_ack", "dupacknum", "lastnondupack", "lastsegmentflags", "unacked",
         "firstsent", "right_edge", "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "zw_since", "zw_probes",
-        "zw_episodes", "zw_more", "unseen_acked",
+        "zw_episodes", "zw_more", "unseen_acked", "rtt_dn", "rtt_dmax", "rtt_karn", "max_seg", "last_sent",
     )
 
     def __init__(self) -> None:
@@ -154,7 +186,8 @@ class Direction:
         self.dupacknum = 0
         self.lastnondupack = 0
         self.lastsegmentflags = 0
-        #: Unacknowledged segments in sending order: [seq, nextseq, frame, ts, sent_count, IP ID].
+        #: Unacknowledged segments in sending order: [seq, nextseq, frame, ts, sent_count, IP ID,
+        #: ts of the latest transmission].
         #: (A list: an empty deque costs 600 bytes. None while nothing is in flight, as most of the
         #: time on most connections: an empty list and dict cost 120 bytes per direction.)
         self.unacked: list[list[Any]] | None = None
@@ -176,6 +209,11 @@ class Direction:
         #: The episodes beyond MAX_EPISODES, counted: (episodes, their total and longest ns).
         self.zw_more: tuple[int, int, int] | None = None
         self.unseen_acked = False  # an ACK of data never seen was flagged since we last sent
+        self.rtt_dn = 0  # samples that were the receiver's delayed-ACK timer (not in rtt_n)
+        self.rtt_dmax = 0  # the longest of them (ns)
+        self.rtt_karn = 0  # ACKs of data sent more than once: no sample (Karn's rule)
+        self.max_seg = 0  # the largest payload this direction sent
+        self.last_sent = 0  # ts of the latest segment with data, SYN or FIN
 
     def scaled(self, window: int) -> int:
         return window << self.win_scale if self.win_scale > 0 else window
@@ -183,15 +221,19 @@ class Direction:
     def rtt(self) -> dict[str, Any] | None:
         if not self.rtt_n:
             return None
-        return {"samples": self.rtt_n, "min": self.rtt_min, "avg": self.rtt_sum // self.rtt_n, "max": self.rtt_max}
+        return {"samples": self.rtt_n, "min": self.rtt_min, "avg": self.rtt_sum // self.rtt_n, "max": self.rtt_max,
+                "delayed_ack_samples": self.rtt_dn, "delayed_ack_max": self.rtt_dmax, "karn_skipped": self.rtt_karn}
 
 
 #: What :meth:`Conversation.compact` keeps of a direction: all but ``firstsent`` (rebuilt from
 #: ``unacked``: it holds the same segment lists).
 _KEPT = tuple(name for name in Direction.__slots__ if name != "firstsent")
 _kept_fields = operator.attrgetter(*_KEPT)
-_RttStats = tuple[int, int, int | None, int | None]  # samples, sum, min, max (ns)
-_rtt_of = operator.itemgetter(*(_KEPT.index(name) for name in ("rtt_n", "rtt_sum", "rtt_min", "rtt_max")))
+#: samples, sum, min, max (ns) of the path samples; delayed-ACK samples and their max; Karn-skipped ACKs
+_RttStats = tuple[int, int, int | None, int | None, int, int, int]
+_RTT_FIELDS = ("rtt_n", "rtt_sum", "rtt_min", "rtt_max", "rtt_dn", "rtt_dmax", "rtt_karn")
+_rtt_of = operator.itemgetter(*(_KEPT.index(name) for name in _RTT_FIELDS))
+_rtt_fields = operator.attrgetter(*_RTT_FIELDS)
 
 
 _set_kept = straight_line("_set_kept", "d, " + ", ".join(_KEPT), (f"d.{n} = {n}" for n in _KEPT))
@@ -244,15 +286,14 @@ class Conversation:
             self.__class__ = _PackedConversation
 
     def rtt_stats(self, src: str, sport: int) -> tuple[_RttStats, _RttStats]:
-        """(samples, sum, min, max) of the RTT of the data sent from ``src``:``sport``, then of the
-        data sent to it (Direction.rtt in raw numbers), read without unpacking a compacted
-        conversation."""
+        """(samples, sum, min, max, delayed-ACK samples, their max, Karn-skipped ACKs) of the RTT of
+        the data sent from ``src``:``sport``, then of the data sent to it (Direction.rtt in raw
+        numbers), read without unpacking a compacted conversation."""
         first = src == self.src0 and sport == self.sport0
         packed = self._packed
         if packed is None:
             fwd, rev = (self.d0, self.d1) if first else (self.d1, self.d0)
-            return ((fwd.rtt_n, fwd.rtt_sum, fwd.rtt_min, fwd.rtt_max),
-                    (rev.rtt_n, rev.rtt_sum, rev.rtt_min, rev.rtt_max))
+            return _rtt_fields(fwd), _rtt_fields(rev)
         f0, f1 = pickle.loads(packed)
         s0, s1 = _rtt_of(f0), _rtt_of(f1)
         return (s0, s1) if first else (s1, s0)
@@ -404,13 +445,25 @@ class Conversation:
                 if (first is not None and ip_id and first[5] == ip_id and kind != OUT_OF_ORDER
                         and ts - first[3] < DUPLICATE_NS):
                     fl |= DUPLICATE_FRAME  # the same IP datagram seen twice: a capture artefact
+                if first is None and fwd.unacked:
+                    first = _covering(fwd.unacked, seq)  # re-packetized: it starts inside a segment
+                if (seglen and rev_window is not None and rev.win_scale != -1
+                        and rev.scaled(rev_window) < RWND_SMALL_SEGMENTS * max(fwd.max_seg, seglen)):
+                    fl |= RWND_LIMITED
                 if kind != OUT_OF_ORDER:
                     # A timeout: the peer said nothing for at least the minimum RTO. Quicker plain
                     # retransmissions are SACK/RACK-driven recovery (Linux does not wait for 3 dup ACKs).
-                    timeout = kind == RETRANSMISSION and ts - rev.lastacktime >= RTO_SILENCE_NS
+                    timeout = (kind == RETRANSMISSION and ts - rev.lastacktime >= RTO_SILENCE_NS
+                               and (first is None or ts - first[6] >= RTO_SILENCE_NS))
                     if first is not None:
                         peer_frame = first[2]
-                        extra = ts - first[3]
+                        # Since the previous transmission of this data; a timeout's timer restarted
+                        # at the sender's latest transmission (a tail loss probe, another timeout)
+                        # or the peer's latest segment, whichever came last.
+                        since = first[6]
+                        if timeout:  # (a burst resent by one timeout: the followers' timer is ~0)
+                            since = max(since, *(t for t in (fwd.last_sent, rev.lastacktime) if t <= ts))
+                        extra = max(0, ts - since)
                     else:
                         if kind != SPURIOUS_RETRANSMISSION:
                             fl |= LOST_UPSTREAM  # the first copy never reached the capture point
@@ -422,19 +475,30 @@ class Conversation:
                     fl |= LOST_UPSTREAM  # the capture missed the first copy of this out-of-order data
 
         # Remember the segment (unacknowledged list, first transmissions).
+        if seglen > fwd.max_seg:
+            fwd.max_seg = seglen
         if seglen or synfin:
+            fwd.last_sent = ts
             firstsent = fwd.firstsent
             seg: list[Any] | None
             if firstsent is None:
-                seg = [seq, nextseq, frame, ts, 1, ip_id]
+                seg = [seq, nextseq, frame, ts, 1, ip_id, ts]
                 fwd.firstsent = {seq: seg}
                 fwd.unacked = [seg]
             else:
                 seg = firstsent.get(seq)
                 if seg is not None:
                     seg[4] += 1
+                    seg[6] = ts
                 elif len(firstsent) < MAX_UNACKED:  # (as long as unacked)
-                    seg = [seq, nextseq, frame, ts, 1, ip_id]
+                    sent = 1
+                    if fl & _RETRANS_KINDS:  # re-packetized data: the covering segment was resent
+                        cover = _covering(fwd.unacked, seq) if fwd.unacked else None
+                        if cover is not None:
+                            cover[4] += 1
+                            cover[6] = ts
+                        sent = 2  # (its data was sent before: no RTT sample, Karn's rule)
+                    seg = [seq, nextseq, frame, ts, sent, ip_id, ts]
                     firstsent[seq] = seg
                     unacked = fwd.unacked
                     assert unacked is not None  # None only together with firstsent
@@ -493,11 +557,23 @@ class Conversation:
                     break
                 done += 1
                 firstsent.pop(s[0], None)
-                if s[1] == ack and s[4] == 1:
+                if s[1] == ack:
+                    if s[4] != 1:
+                        rev.rtt_karn += 1
+                        continue
                     sample = ts - s[3]
+                    low = rev.rtt_min
+                    if (not seglen and not sfr and done == 1 and len(unacked) == 1 and low is not None
+                            and sample >= DELACK_MIN_NS and sample >= DELACK_FACTOR * low):
+                        # A pure ACK of a lone segment, long after the path's time: the receiver's
+                        # delayed-ACK timer (RFC 1122 4.2.3.2; Linux 40 ms, Windows 200 ms).
+                        rev.rtt_dn += 1
+                        if sample > rev.rtt_dmax:
+                            rev.rtt_dmax = sample
+                        continue
                     rev.rtt_n += 1
                     rev.rtt_sum += sample
-                    if rev.rtt_min is None or sample < rev.rtt_min:
+                    if low is None or sample < low:
                         rev.rtt_min = sample
                     if rev.rtt_max is None or sample > rev.rtt_max:
                         rev.rtt_max = sample

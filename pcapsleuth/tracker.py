@@ -1672,13 +1672,22 @@ def _freeze_rtt(conn: Connection) -> None:
         conn.rtt_final = (_rtt_dict(sent), _rtt_dict(received))
 
 
-def _rtt_dict(stats: tuple[int, int, int | None, int | None]) -> dict[str, Any] | None:
-    """Direction.rtt() in seconds, from ``Conversation.rtt_stats``."""
-    n, total, low, high = stats
-    if not n:
+def _rtt_dict(stats: tuple[int, int, int | None, int | None, int, int, int]) -> dict[str, Any] | None:
+    """Direction.rtt() in seconds, from ``Conversation.rtt_stats``: samples/min/avg/max over the
+    path samples (segments sent once, delayed-ACK waits left out: see pcapsleuth.tcpanalysis);
+    ``delayed_ack_samples``/``delayed_ack_max`` and ``karn_skipped`` only when there were any."""
+    n, total, low, high, dn, dmax, karn = stats
+    if not n and not dn:
         return None
-    assert low is not None and high is not None
-    return {"samples": n, "min": round(low / 1e9, 9), "avg": round(total // n / 1e9, 9), "max": round(high / 1e9, 9)}
+    out: dict[str, Any] = {"samples": n, "min": None, "avg": None, "max": None}
+    if n:
+        assert low is not None and high is not None
+        out.update(min=round(low / 1e9, 9), avg=round(total // n / 1e9, 9), max=round(high / 1e9, 9))
+    if dn:
+        out.update(delayed_ack_samples=dn, delayed_ack_max=round(dmax / 1e9, 9))
+    if karn:
+        out["karn_skipped"] = karn
+    return out
 
 
 def _slim_if_clean(conn: Connection) -> None:

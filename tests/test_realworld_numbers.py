@@ -1,0 +1,221 @@
+"""Issue 20 §3 and §5 on real captures (samples/realworld, truth in *.facts.json and from tshark):
+timeouts measured from the previous transmission, RTT without delayed-ACK waits, the direction of
+"ACKed unseen segment", the capture point and what follows from it, and the receiver's fault told
+as one story with the time it cost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pcapsleuth.analysis import analyze_capture
+from pcapsleuth.capturepoint import capture_point
+
+from .conftest import REPO
+
+RW = REPO / "samples" / "realworld"
+
+
+@cache
+def _result(name: str) -> Any:
+    return analyze_capture(RW / f"{name}.pcap")
+
+
+@cache
+def _doc(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = _result(name).to_json_dict()
+    return doc
+
+
+def _facts(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RW / f"{name}.facts.json").read_text())
+    return data
+
+
+def _ids(doc: dict[str, Any]) -> list[str]:
+    return [f["id"] for f in doc["findings"]]
+
+
+def _one(doc: dict[str, Any], fid: str) -> dict[str, Any]:
+    found = [f for f in doc["findings"] if f["id"] == fid]
+    assert len(found) == 1, (fid, [(f["id"], f["summary"]) for f in doc["findings"]])
+    return found[0]
+
+
+def _tshark(path: Path, display: str, *fields: str) -> list[list[str]]:
+    cmd = ["tshark", "-n", "-r", str(path), "-Y", display, "-T", "fields"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+# -- timeouts ----------------------------------------------------------------------------------
+
+def test_rto_backoff_measured_from_the_previous_transmission(tshark: str) -> None:
+    """small-window-hang: after the receiver hung, one segment was resent on timeout again and again.
+    Each timeout is the gap to the previous transmission (truth 0.24, 0.48, 0.99, 1.95, 3.94,
+    7.94 s, from the frame times), not the age since the first send (15.63 s was reported)."""
+    facts = _facts("small-window-hang")
+    drop = facts["hang_times_rel_capture"]["drop_s"]
+    sender = facts["retrans_check"]["sender"]
+    rows = _tshark(RW / "small-window-hang.pcap", f"ip.src=={sender} && (tcp.len>0 || tcp.flags.fin==1)",
+                   "frame.time_relative")
+    times = [float(r[0]) for r in rows if float(r[0]) > drop]
+    truth = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+    assert len(truth) == 6 and truth[-1] > 7.9  # (the recording's back-off: 0.24 ... 7.94 s)
+    stall = _one(_doc("small-window-hang"), "data.receiver_stalled")
+    got = stall["evidence"]["timeouts_s"]
+    assert [round(t, 3) for t in got] == pytest.approx(truth, abs=0.002)
+    assert max(got) < 8.0
+    # The waits do not overlap here: the time spent waiting is their sum, not more.
+    assert stall["evidence"]["total_wait_s"] == pytest.approx(sum(truth), abs=0.01)
+
+
+def test_retransmission_counts_never_exceed_the_segments() -> None:
+    for path in sorted(RW.glob("*.pcap")):
+        for f in analyze_capture(path).to_json_dict()["findings"]:
+            if f["id"] == "data.retransmission":
+                ev = f["evidence"]
+                assert ev["retransmissions"] <= ev["segments"] and ev["rate"] <= 1.0, (path.name, f["summary"])
+
+
+def test_no_silence_is_measured_from_a_missing_timestamp() -> None:
+    """Every "silent for" and timeout figure fits inside the capture (a side that never sent
+    must not be silent since 1970)."""
+    for path in sorted(RW.glob("*.pcap")):
+        doc = analyze_capture(path).to_json_dict()
+        span = doc["capture"]["duration"] + 1e-6
+        for f in doc["findings"]:
+            ev = f["evidence"]
+            for key in ("silent_s", "longest_timeout_s", "longest_s", "stalled_s", "total_wait_s"):
+                if isinstance(ev.get(key), (int, float)):
+                    assert 0 <= ev[key] <= span, (path.name, f["id"], key, ev[key])
+
+
+# -- round-trip times --------------------------------------------------------------------------
+
+def test_rtt_leaves_out_delayed_ack_waits(tshark: str) -> None:
+    """rtt-delayed-ack: a 0.05 ms path (ping, TCP_INFO min_rtt, handshake), 59 ACKs held 40-48 ms
+    by the delayed-ACK timer. The RTT average is the path's; the 59 are counted apart, as tshark's
+    ack_rtt over 20 ms counts them."""
+    facts = _facts("rtt-delayed-ack")
+    conn = _doc("rtt-delayed-ack")["connections"][0]
+    delayed = 0
+    for key in ("orig_rtt", "resp_rtt"):
+        rtt = conn[key]
+        assert rtt["samples"] >= 1 and rtt["avg"] < 0.001, (key, rtt)
+        assert rtt["max"] < 0.02, (key, rtt)
+        delayed += rtt["delayed_ack_samples"]
+        assert rtt["delayed_ack_max"] <= facts["delayed_ack_max_s"] + 1e-6
+    slow = [r for r in _tshark(RW / "rtt-delayed-ack.pcap", "tcp.analysis.ack_rtt > 0.02", "frame.number")]
+    assert delayed == facts["delayed_acks_over_20ms"] == len(slow) == 59
+    # Where both tools take a sample below 20 ms (a path sample), they agree on its size.
+    fast = [float(r[0]) for r in _tshark(RW / "rtt-delayed-ack.pcap", "tcp.analysis.ack_rtt < 0.02",
+                                          "tcp.analysis.ack_rtt")]
+    assert fast and min(fast) == pytest.approx(min(conn["orig_rtt"]["min"], conn["resp_rtt"]["min"]), abs=1e-6)
+
+
+# -- ACKed unseen segment ----------------------------------------------------------------------
+
+def test_ack_unseen_segment_names_the_acknowledging_receiver(tshark: str) -> None:
+    """The flag is on the ACK: the side that sent it is the receiver, the other side sent the
+    data the capture missed (tshark's tcp.analysis.ack_lost_segment, frame by frame)."""
+    path = REPO / "samples" / "anomalies" / "timewait-reuse-nots.pcap"
+    rows = _tshark(path, "tcp.analysis.ack_lost_segment", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
+    assert rows
+    ackers = {f"{r[0]}:{r[1]}" for r in rows}
+    senders = {f"{r[2]}:{r[3]}" for r in rows}
+    found = [f for f in analyze_capture(path).to_json_dict()["findings"] if f["id"] == "data.ack_unseen_segment"]
+    assert found
+    for f in found:
+        assert f["evidence"]["receiver"] in ackers and f["evidence"]["sender"] in senders, f["summary"]
+        assert f["summary"].startswith(f"{f['evidence']['receiver']} acknowledged data from {f['evidence']['sender']}")
+
+
+# -- the capture point -------------------------------------------------------------------------
+
+def test_capture_point_at_the_lossy_sender_counts_the_kernels_retransmissions(tshark: str) -> None:
+    """sender-lossy, captured on the sender: the kernel resent 48 segments (TcpRetransSegs, the
+    capture's own count below the highest sequence number), tshark says 45 retransmissions + 3
+    out-of-order. At the sender nothing reorders: we count 48, and no out-of-order finding."""
+    facts = _facts("sender-lossy")
+    doc = _doc("sender-lossy")
+    ws_retrans = len(_tshark(RW / "sender-lossy.pcap", "tcp.analysis.retransmission", "frame.number"))
+    ws_ooo = len(_tshark(RW / "sender-lossy.pcap", "tcp.analysis.out_of_order", "frame.number"))
+    assert (ws_retrans, ws_ooo) == (45, 3)
+    f = _one(doc, "data.retransmission")
+    assert f["evidence"]["retransmissions"] == facts["nstat_TcpRetransSegs_delta"] == 48
+    assert f["evidence"]["lost_before_capture_point"] == 0
+    assert f["evidence"]["capture_point"]["host"] == facts["capturing_host"]
+    assert "data.out_of_order" not in _ids(doc)
+
+
+@pytest.mark.parametrize("name", ["sender-lossy", "small-window-hang", "zero-window-hang", "rtt-delayed-ack"])
+def test_capture_point_named_on_client_captures(name: str) -> None:
+    conn = next(c for c in _result(name).connections if c.proto == "tcp")
+    cp = capture_point(conn)
+    facts = _facts(name)
+    assert facts["capture_point"].startswith("client")
+    assert cp is not None and cp["host"] == facts["four_tuple"]["src"], cp
+
+
+@pytest.mark.parametrize("name", ["fin-retrans-after-timers", "keepalive-answered-server", "lossy-server"])
+def test_capture_point_never_claims_the_far_side(name: str) -> None:
+    """Server-side captures: the client is not at the capture point. (Unknown is an allowed answer
+    where the turnarounds are too close to call.)"""
+    path = (RW / f"{name}.pcap") if (RW / f"{name}.pcap").exists() else REPO / "samples" / "anomalies" / f"{name}.pcap"
+    for conn in analyze_capture(path).connections:
+        if conn.proto == "tcp" and conn.syn_ts is not None:
+            cp = capture_point(conn)
+            assert cp is None or not cp["orig"], (name, cp)
+
+
+# -- the receiver's fault ----------------------------------------------------------------------
+
+def test_small_window_hang_is_the_receivers_fault_in_one_finding() -> None:
+    facts = _facts("small-window-hang")
+    assert facts["fault"] == "receiver" and facts["network_loss"] is False
+    doc = _doc("small-window-hang")
+    ids = _ids(doc)
+    assert "close.half_open" not in ids and "data.zero_window" not in ids  # one story
+    stall = _one(doc, "data.receiver_stalled")
+    assert stall["severity"] == "error" and stall["evidence"]["fault"] == "receiver"
+    assert stall["evidence"]["receiver"].startswith(facts["four_tuple"]["dst"])
+    assert stall["evidence"]["window_at_end"] == facts["sender_tcp_info_at_end"]["snd_wnd"]
+    assert "loss after" not in stall["summary"] and "lost after" not in stall["summary"]
+    # The slow-reading phase's retransmissions: paced by the receiver's window, none lost before
+    # the (sender's) capture.
+    r = _one(doc, "data.retransmission")
+    assert r["evidence"]["lost_before_capture_point"] == 0
+    assert r["evidence"]["receiver_window_limited"] == r["evidence"]["retransmissions"]
+    assert r["evidence"]["retransmissions"] + stall["evidence"]["unanswered"] == facts["sender_TcpRetransSegs_delta"]
+
+
+def test_zero_window_hang_is_one_receiver_story() -> None:
+    facts = _facts("zero-window-hang")
+    assert facts["fault"] == "receiver" and facts["network_loss"] is False
+    doc = _doc("zero-window-hang")
+    ids = _ids(doc)
+    assert "close.half_open" not in ids and "data.out_of_order" not in ids
+    zw = _one(doc, "data.zero_window")
+    assert zw["severity"] == "error" and zw["evidence"]["fault"] == "receiver"
+    assert zw["evidence"]["unanswered_after"] >= 3
+    r = _one(doc, "data.retransmission")
+    assert r["evidence"]["lost_before_capture_point"] == 0
+    assert r["evidence"]["retransmissions"] == facts["sender_TcpRetransSegs_delta"]
+    assert r["severity"] == "notice"  # every one paced by the receiver's closing window
+
+
+def test_zero_window_graded_by_its_cost() -> None:
+    """zero-window-short: 35 ms of zero window in all, longest 12 ms: no warning."""
+    facts = _facts("zero-window-short")
+    zw = _one(_doc("zero-window-short"), "data.zero_window")
+    assert zw["evidence"]["longest_s"] == pytest.approx(facts["longest_zero_window_s"], abs=0.001)
+    assert zw["evidence"]["stalled_s"] == pytest.approx(facts["total_zero_window_s"], abs=0.002)
+    assert zw["severity"] in ("notice", "info")
