@@ -44,7 +44,7 @@ from .detectors import (
 )
 from .findings import Finding
 from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN
-from .tracker import ESTAB_S, STORM_THRESH, Connection, uid_of
+from .tracker import BAD_SEGMENTS, BAD_SEGMENTS_JUDGED, ESTAB_S, STORM_THRESH, Connection, uid_of
 
 __all__ = ["PER_CONNECTION", "Accumulator", "accumulators", "syn_in_time_wait", "zero_window",
            "zero_window_needs_end"]
@@ -542,7 +542,8 @@ def _window_patterns(c: Connection) -> list[Finding]:
             n_shrink = len(shrink) + _dropped(c, ta.WINDOW_SHRINK, orig)[0]
             out.append(_finding(
                 "data.window_shrink", c,
-                f"{who} shrank its advertised window {n_shrink} time(s): the right edge moved left.",
+                f"{who} shrank its advertised window {n_shrink} time(s): the right edge moved left by more than "
+                f"the rounding of its window scale explains.",
                 f"RFC 9293 discourages shrinking a window already offered: the sender may have data in flight "
                 f"beyond the new edge, which {who} will then drop. Linux never shrinks the window (unless "
                 f"net.ipv4.tcp_shrink_window=1); seeing it points at another stack, a middlebox rewriting "
@@ -1019,7 +1020,16 @@ class _Tally:
 
 
 class _BadChecksums(_Tally):
-    """capture.bad_checksum: one finding for the capture."""
+    """capture.bad_checksum: one finding for the capture, over the segments left out for a wrong
+    checksum that offload and rewriting do not explain (see ``Tracker._left_out``), each judged by
+    what its receiver did next (``tracker.BAD_SEGMENTS``): ACKed first, it was accepted (the capture
+    holds a corrupted or edited copy); resent first, it was discarded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verdicts: Counter[str] = Counter()
+        self.examples: list[dict[str, Any]] = []
+        self.judged_frames: list[int] = []
 
     def count(self, c: Connection) -> int:
         return c.orig.bad_checksums + c.resp.bad_checksums if c.proto == "tcp" else 0
@@ -1027,26 +1037,75 @@ class _BadChecksums(_Tally):
     def frames_of(self, c: Connection) -> list[int]:
         return c.weirds.get("bad_TCP_checksum", [])
 
+    def add(self, c: Connection) -> None:
+        n = self.count(c)
+        if not n:
+            return
+        super().add(c)
+        segs = c.overflow.get(BAD_SEGMENTS, []) if c.overflow else []
+        for s in segs:
+            verdict = s[6] or "not_judged"
+            self.verdicts[verdict] += 1
+            if len(self.examples) < 8:
+                ex: dict[str, Any] = {"frame": s[0], "sender": _ep_str(s[2], s[3]), "verdict": verdict}
+                if s[7] is not None:
+                    ex["by_frame"] = s[7]
+                    ex["after_s"] = round((s[8] - s[1]) / 1e9, 6)
+                    self.judged_frames.append(s[7])
+                self.examples.append(ex)
+        self.verdicts["no_data"] += n - len(segs)  # pure ACKs, or beyond the segments followed
+
     def finish(self, end: int) -> Iterator[Finding]:
         frames = self.frames.frames()
         if not self.uids.n or not frames:
             return
         total, n = self.total, self.uids.n
+        v = self.verdicts
+        acked, resent, open_, nodata = v["acked"], v["resent"], v["not_judged"], v["no_data"]
+        parts = []
+        if acked:
+            parts.append(f"{acked} ACKed by the receiver before any resend: it accepted them, so the capture "
+                         f"holds a corrupted or edited copy (the damage is on the capture side, not the network)")
+        if resent:
+            delays = [e["after_s"] for e in self.examples if e["verdict"] == "resent"]
+            when = f" ({_fmt_s(max(delays))} later)" if delays else ""
+            parts.append(f"{resent} not ACKed and sent again{when}: the receiver discarded them (corrupted on the "
+                         f"way to it)")
+        if open_:
+            parts.append(f"{open_} neither ACKed nor resent within the capture: their fate is not known")
+        if nodata:
+            parts.append(f"{nodata} without data (pure ACKs) or beyond the first {BAD_SEGMENTS_JUDGED} of a "
+                         f"connection: not judged")
+        severity = "warning" if resent else "notice"
+        if resent:
+            cause = ("Segments were corrupted on the way to their receiver, whose checksum check discarded them: "
+                     "their sender had to send them again.")
+        elif acked:
+            cause = ("The capture holds corrupted or edited copies of segments the receiver accepted: the damage is "
+                     "on the capture side, not in the network.")
+        else:
+            cause = "Segments reached the capture point corrupted; what became of them is not in the capture."
         yield Finding(
             "capture.bad_checksum",
-            f"{total} TCP segment(s) on {n} connection(s) have bad checksums and are left out of the analysis, "
-            f"as a receiver drops such segments (checksums a NIC or loopback fills in later are not counted); "
-            f"--no-checksums analyzes them as sent.",
-            "A receiver drops a segment whose checksum is wrong, so for the connection it never arrived, and the "
-            "analysis leaves it out too: a SYN, FIN or RST among them opens, closes or resets nothing here, and "
-            "their data counts as lost. Every other finding on these connections is judged without them. "
-            "Checksums that are merely unfilled (TX offload, captured on the sending host) are recognised and not "
-            "counted. Real corruption points at a faulty NIC, cable or middlebox; check `ethtool -S` error "
-            "counters and `nstat -az TcpInCsumErrors` on the receiver. If the checksums are wrong only in the "
-            "capture (a NIC that fills them in after the capture point, a capture card or tap that rewrites "
-            "frames), rerun with --no-checksums to analyze every segment as it was sent.",
-            frames, self.uids.uids(), self.first_ts, self.last_ts,
-            {"segments": total, "connections": n})
+            f"{total} TCP segment(s) on {n} connection(s) have wrong checksums that neither offload nor a "
+            "rewritten capture explains: " + "; ".join(parts) + ". They are left out of connection state; "
+            "--no-checksums analyzes them as sent.",
+            cause + " A wrong TCP checksum that is rare and isolated (not on most frames of its sender, not a "
+            "checksum left for the NIC) is corruption somewhere, and what the receiver did next tells where. If the "
+            "peer acknowledged the segment before it was sent again, the receiver got valid bytes: the corruption is "
+            "in the capture (a capture card, a tap, a tool that edited the file), and the connection was not "
+            "affected. If it was not acknowledged and its sender sent it again, the receiver's checksum check "
+            "discarded it: the frame was corrupted between the sender and the receiver (a faulty NIC, cable, "
+            "switch or middlebox), and the connection lost the time until the resend; check `ethtool -S` error "
+            "counters on the path and `nstat -az TcpInCsumErrors` on the receiver. Checksums left for offload "
+            "and checksums wrong on most frames of a sender are not counted here: they are a fact of the "
+            "capture (its `checksums` section). --strict-checksums leaves out every checksum that is not valid, "
+            "as Zeek does; --no-checksums verifies none.",
+            sorted(set(frames) | set(self.judged_frames[:FRAMES_LISTED])), self.uids.uids(), self.first_ts,
+            self.last_ts,
+            {"segments": total, "connections": n, "accepted_by_receiver": acked, "discarded_and_resent": resent,
+             "not_judged": open_ + nodata, "examples": self.examples},
+            severity=severity)
 
 
 class _DuplicateFrames(_Tally):
@@ -1065,11 +1124,12 @@ class _DuplicateFrames(_Tally):
         yield Finding(
             "capture.duplicate_frames",
             f"{total} frame(s) on {n} connection(s) are second copies of an IP datagram already captured "
-            f"(same IP ID, within 100 ms): counted once, not as retransmissions.",
+            f"(same IP ID, TTL and TCP header, within 100 ms): counted once, not as retransmissions.",
             "The same datagram captured twice is a property of the capture point, not of the network: a host that "
             "forwards or bridges on the capturing interface (the packet is seen in and out), a SPAN port mirroring "
             "both directions or several VLANs, or 'any' captures on Linux. Wireshark reports these copies as "
-            "retransmissions. A real retransmission is a new datagram with a new IP ID.",
+            "retransmissions. A real retransmission is a new datagram: a new IP ID, or (from a stack that "
+            "reuses IP IDs) a new timestamp, ACK or window.",
             self.frames.frames(), self.uids.uids(), self.first_ts, self.last_ts,
             {"duplicates": total, "connections": n}, severity="info")
 

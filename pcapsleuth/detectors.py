@@ -362,6 +362,9 @@ class _HalfClose(NamedTuple):
     fin_ack_no: int
     fin_ack_ts: int
     fin_ts: int
+    #: The stuck side sent data after it ACKed the FIN: the half-close is in use (a response after
+    #: the peer's shutdown(SHUT_WR)), not a socket left behind.
+    data_after: bool = False
 
 
 class _Facts(NamedTuple):
@@ -1085,9 +1088,28 @@ def _half_closed(c: Connection) -> _HalfClose | None:
         if fin_ack is None:
             continue
         fin_pkt = next((p for p in c.evidence if p.no == fin_frame), None)
+        after = ((fin_ack.seq or 0) + (fin_ack.payload_len or 0)) & _MASK
+        data_after = 0 < ((stuck.last_seq - after) & _MASK) < 0x80000000
         return _HalfClose(closer.addr, closer.port, closer.fin_raw, stuck.addr, stuck.port, stuck.last_seq, sname,
-                          fin_frame, fin_ack.no, fin_ack.ts, fin_pkt.ts if fin_pkt is not None else fin_ack.ts)
+                          fin_frame, fin_ack.no, fin_ack.ts, fin_pkt.ts if fin_pkt is not None else fin_ack.ts,
+                          data_after)
     return None
+
+
+_CLOSED_STATES = frozenset((FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT, CLOSED_S))
+
+
+def _closed_before(c: Connection, addr: str, port: int) -> bool:
+    """``c`` continues its predecessor (no SYN of its own: Zeek's timers split the conversation)
+    and the predecessor shows that ``addr``:``port`` had already sent its FIN there."""
+    if not c.predecessor or _syn_groups(c) or c.syn_frame is not None or c.synack_frame is not None:
+        return False
+    f = _decode(c.pred_facts)
+    if f is None:
+        return False
+    other = (c.resp.addr, c.resp.port) if (c.orig.addr, c.orig.port) == (addr, port) else (c.orig.addr, c.orig.port)
+    state = f.state_low if (addr, port) <= other else f.state_high
+    return state in _CLOSED_STATES
 
 
 class _Collisions:
@@ -1223,34 +1245,59 @@ def _collision_finding(server: tuple[str, int], items: list[dict[str, Any]]) -> 
                    items[0]["hc"].fin_ts, max(x["syn_ts"] for x in items), evidence)
 
 
+#: A server application closes on EOF within milliseconds: half-closed this long (from the ACK of
+#: the peer's FIN, with nothing sent since but ACKs) is a socket left behind.
+LEAK_SERVER_S = 5.0
+#: A client (the connection's originator) whose server closed an idle connection notices lazily: a
+#: browser or connection pool closes its side at its next use or sweep, seconds later (Chrome and
+#: Firefox: 6-10 s seen; idle-browser). Only this long is a leak on the client side.
+LEAK_CLIENT_S = 30.0
+#: Once an endpoint shows the leak, its other sockets half-closed at least this long are counted too.
+LEAK_LISTED_S = 1.0
+
+
 class _Leaks:
     """close.close_wait_leak: how long a half-closed socket was held shows when its tuple was
-    reused (the successor's first packet) or, failing that, when the capture ended."""
+    reused (the successor's first packet) or, failing that, when the capture ended.
+
+    The evidence rule (catalogue): the peer's FIN seen and ACKed, the stuck side silent or only
+    ACKing since, and either the tuple reused by a new connection (SYN) while it was half-closed, or
+    the half-close held for LEAK_SERVER_S (server side) / LEAK_CLIENT_S (client side). A successor
+    without a SYN is the same conversation split by Zeek's timers: it ends the visible half-close
+    (its first packet), it is no reuse."""
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, int], list[tuple[int, _HalfClose, float, bool]]] = defaultdict(list)
+        self.evidence: set[tuple[str, int]] = set()
 
     def start(self, c: Connection) -> Pending | None:
         hc = _half_closed(c)
-        if hc is None:
+        if hc is None or hc.data_after or _closed_before(c, hc.stuck_addr, hc.stuck_port):
             return None
         index = c.index
 
         def resolve(succ: _Succ | None, end: int) -> list[Finding]:
-            reused = succ is not None
+            reused = succ is not None and succ.retry_syn is not None
             held = _sec((succ.first_ts if succ is not None else end) - hc.fin_ack_ts)
-            if held < 1.0 and not reused:
+            if held < LEAK_LISTED_S and not reused:
                 return []  # a short half-close before the capture ended is normal (shutdown(SHUT_WR))
-            self.groups[(hc.stuck_addr, hc.stuck_port)].append((index, hc, held, reused))
+            key = (hc.stuck_addr, hc.stuck_port)
+            floor = LEAK_CLIENT_S if hc.stuck_role == "orig" else LEAK_SERVER_S
+            if reused or held >= floor:
+                self.evidence.add(key)
+            self.groups[key].append((index, hc, held, reused))
             return []
 
         return resolve
 
     def finish(self) -> Iterator[Finding]:
         for (addr, port), items in sorted(self.groups.items(), key=lambda kv: min(x[0] for x in kv[1])):
+            if (addr, port) not in self.evidence:
+                continue  # half-closed, but not long enough to say the application left it behind
             items.sort(key=lambda x: x[0])
             yield _leak_finding(addr, port, items)
         self.groups = defaultdict(list)
+        self.evidence = set()
 
 
 def _leak_finding(addr: str, port: int, items: list[tuple[int, _HalfClose, float, bool]]) -> Finding:

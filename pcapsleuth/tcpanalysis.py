@@ -166,7 +166,7 @@ class Direction:
     __slots__ = (
         "base_seq", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked", "lastack", "lastacktime",
         "window", "win_scale", "is_first_ack", "dupacknum", "lastnondupack", "lastsegmentflags", "unacked",
-        "firstsent", "right_edge", "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "zw_since", "zw_probes",
+        "firstsent", "right_edge", "edge_ack", "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "zw_since", "zw_probes",
         "zw_episodes", "zw_more", "unseen_acked", "rtt_dn", "rtt_dmax", "rtt_karn", "max_seg", "last_sent",
     )
 
@@ -196,6 +196,7 @@ class Direction:
         #: with ``unacked``.
         self.firstsent: dict[int, list[Any]] | None = None
         self.right_edge: int | None = None  # ack + scaled window last advertised
+        self.edge_ack = 0  # the ACK number of that advertisement (the highest ACK so far)
         self.rtt_n = 0
         self.rtt_sum = 0
         self.rtt_min: int | None = None
@@ -344,6 +345,7 @@ class Conversation:
             if not ackf:
                 self.syn_ts = ts  # Wireshark's most recent SYN
             self._window_scaling(fwd, rev, bool(ackf), syn_options)
+            fwd.right_edge = None  # a new sequence space (a session reusing the tuple): no old edge
         elif ackf and self.syn_ts is not None and not self.first_rtt:
             self.first_rtt = ts - self.syn_ts  # iRTT: the SYN to the first non-SYN ACK
 
@@ -520,10 +522,22 @@ class Conversation:
                 scaled = window << fwd.win_scale if fwd.win_scale > 0 and not fwd.is_first_ack else window
                 edge = (ack + scaled) & _MASK
                 right_edge = fwd.right_edge
-                if (right_edge is not None and (edge - right_edge) & 0x80000000 and window
+                # A shrink is a left move beyond what rounding explains (RFC 7323 section 2.4): each
+                # advertisement is the real window rounded to the scale unit, up or down, so two of
+                # them can differ by up to 2 * (unit - 1) with the real edge never moving left. With
+                # the scale unknown (no SYN seen) the unit is unknown: nothing is judged. A segment
+                # whose ACK is behind the last one is an old copy (reordered, or mirrored from
+                # another VLAN): its edge is not a new advertisement.
+                unit = 1 << fwd.win_scale if fwd.win_scale > 0 else 1
+                stale = right_edge is not None and 0 < ((fwd.edge_ack - ack) & _MASK) < 0x80000000
+                if (right_edge is not None and fwd.win_scale != -1 and window and not stale
+                        and (right_edge - edge) & _MASK < 0x80000000
+                        and (right_edge - edge) & _MASK > 2 * (unit - 1)
                         and not fl & (DUPLICATE_ACK | KEEP_ALIVE_ACK | ZWP_LINUX_ACK)):
                     fl |= WINDOW_SHRINK
-                fwd.right_edge = edge
+                if not stale:
+                    fwd.right_edge = edge
+                    fwd.edge_ack = ack
                 fwd.is_first_ack = False
 
             # Zero-window episodes: from the first zero window to the first non-zero one.

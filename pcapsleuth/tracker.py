@@ -99,6 +99,11 @@ STORM_THRESH = 1000
 STORM_INTERARRIVAL_NS = 1_000_000_000
 #: Frames kept per weird name on a connection (the rest are counted: ``Connection.overflow``).
 WEIRD_FRAMES = 16
+#: Hosts told apart in ``Tracker.checksum_facts`` (the rest are counted under ``OTHER_HOSTS``).
+CHECKSUM_HOSTS = 1000
+OTHER_HOSTS = "other hosts"
+#: Segments left out for a bad checksum whose fate (ACKed, resent) is followed per connection.
+BAD_SEGMENTS_JUDGED = 16
 #: Zeek's tcp_partial_close_delay, tcp_SYN_timeout and tcp_session_timer.
 PARTIAL_CLOSE_NS = 3_000_000_000
 EXPIRE_FIRST_NS = 5_000_000_000
@@ -125,7 +130,8 @@ _H_SYN, _H_FIN, _H_RST, _H_FIN_RST, _H_DATA, _H_ACK, _H_MULTI = 0x1, 0x2, 0x4, 0
 
 _SFR = TCP_SYN | TCP_FIN | TCP_RST
 # Looked up once here: reading an enum member off its class costs more than a dict lookup.
-_CK_BAD, _CK_OFFLOADED, _CK_BAD_IP = Cksum.BAD, Cksum.OFFLOADED, Cksum.BAD_IP
+_CK_GOOD, _CK_BAD, _CK_OFFLOADED, _CK_BAD_IP, _CK_ZERO_IP = (Cksum.GOOD, Cksum.BAD, Cksum.OFFLOADED, Cksum.BAD_IP,
+                                                          Cksum.ZERO_IP)
 _NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 #: Ports Zeek treats as "likely server" ports with its default scripts loaded (the ports its
@@ -171,8 +177,8 @@ class Endpoint:
         "fin_seq", "hist_last_syn", "hist_last_fin", "hist_last_rst", "gap_cnt", "did_close", "pkts", "ip_bytes",
         "last_reassem", "trim_seq", "blocks", "gap_bytes", "tcp_state", "data_bytes", "rxmit_pkts",
         "rxmit_bytes", "isn", "syn_raw", "first_ttl", "first_mac", "last_ts", "fin_raw", "zero_windows",
-        "bad_checksums", "offloaded_checksums", "rsts", "fins", "syns", "data_pkts", "ts_first", "ts_last",
-        "ts_pkts", "sack_pkts", "sack_blocks", "sack_max_edge", "max_window",
+        "bad_checksums", "offloaded_checksums", "stale_checksums", "rsts", "fins", "syns", "data_pkts", "ts_first",
+        "ts_last", "ts_pkts", "sack_pkts", "sack_blocks", "sack_max_edge", "max_window",
     )
 
     # Thousands of these live at once (two per tracked connection): every slot costs 8 bytes per
@@ -215,6 +221,9 @@ class Endpoint:
         self.zero_windows = 0  # also Zeek's history "W" counter
         self.bad_checksums = 0  # also Zeek's history "C" counter
         self.offloaded_checksums = 0
+        #: Frames with a wrong checksum analyzed as sent: most of this side's frames had one (see
+        #: ``Tracker._left_out``): a rewritten or anonymised capture, or offload the NIC fills in.
+        self.stale_checksums = 0
         self.rsts: tuple[int, ...] = ()  # frames of our first 32 RSTs, FINs and SYNs
         self.fins: tuple[int, ...] = ()
         self.syns: tuple[int, ...] = ()
@@ -779,6 +788,21 @@ class Tracker:
         #: ``tunnel_payload_not_decoded`` (GRE carrying no IP we decode: decode.GRE_NOT_DECODED).
         self.untracked_reasons: dict[str, int] = {}
         self.bad_ip_checksums = 0
+        #: TCP segments left out of connection state for a bad TCP checksum (``capture.bad_checksum``).
+        self.bad_tcp_checksums = 0
+        #: (host, kind) -> frames, for the capture's ``checksums`` facts: kind ``offload_partial`` (a
+        #: TCP/UDP checksum holding only the pseudo-header sum), ``offload_ipv4_zero`` (IPv4 header
+        #: checksum 0x0000), ``stale`` (wrong on most frames of that sender: analyzed as sent),
+        #: ``left_out`` (wrong and left out of connection state).
+        self.checksum_facts: dict[tuple[str, str], int] = {}
+        #: Frames not analyzed, by reason (``capture.not_analyzed``): ``not_ip``, ``ip_proto_<n>``
+        #: (an IP protocol we do not track), ``udp``, ``icmp`` (tracked as conn.log rows, not analyzed),
+        #: ``undecodable`` (a TCP header cut or invalid, an IP header we could not read).
+        self.not_analyzed: dict[str, int] = {}
+        #: TCP connections with frames of only one side: (all, those whose one side ACKed or sent
+        #: data or a FIN, i.e. talked to a peer the capture does not show).
+        self.one_sided = [0, 0]
+        self.tcp_connections = 0
         self.evicted = 0
         # The two bounded memories below drop their oldest entry on every insertion once full: an
         # OrderedDict does that in constant time, where ``del d[next(iter(d))]`` on a plain dict
@@ -807,7 +831,8 @@ class Tracker:
         if self.sink is not None and p.ts >= self._next_sweep:
             self._sweep(p.ts)
         proto = p.proto
-        if p.cksum == _CK_BAD_IP:
+        cks = p.cksum
+        if (cks == _CK_BAD_IP or cks == _CK_ZERO_IP) and self._ip_left_out(p, cks):  # noqa: SIM109 (hot path)
             self.bad_ip_checksums += 1  # dropped by the receiver's IP layer (and by Zeek)
             if proto == 6 and p.flags is not None:
                 self._tcp(p, analyze_only=True)  # the sniffer saw it: Wireshark analyses it
@@ -818,15 +843,111 @@ class Tracker:
                 return None
             return self._tcp(p)
         if proto in (17, 1, 58) and p.sport is not None:
+            why = "udp" if proto == 17 else "icmp"
+            self.not_analyzed[why] = self.not_analyzed.get(why, 0) + 1
+            if cks == _CK_OFFLOADED:
+                self._fact(p.src, "offload_partial")
             return self._other(p)
         self.untracked += 1
         note = p.note
+        reason = None
         if note is not None:
             reason = ("untracked_tunnel_too_deep" if note == TOO_DEEP else
                       "untracked_tunnel_payload_not_decoded" if note.startswith(GRE_NOT_DECODED) else None)
             if reason is not None:
                 self.untracked_reasons[reason] = self.untracked_reasons.get(reason, 0) + 1
+        if reason is None and p.frag != 1:  # (a fragment's datagram is analyzed where it completes)
+            why = ("not_ip" if not p.ip_version else "undecodable" if note is not None or proto == 6
+                   else f"ip_proto_{proto}")
+            self.not_analyzed[why] = self.not_analyzed.get(why, 0) + 1
         return None
+
+    # -- checksums (issue 20) ----------------------------------------------------------------------
+    def _fact(self, host: str | None, kind: str) -> None:
+        facts = self.checksum_facts
+        key = (host or "?", kind)
+        if key not in facts and len(facts) >= CHECKSUM_HOSTS:
+            key = (OTHER_HOSTS, kind)
+        facts[key] = facts.get(key, 0) + 1
+
+    def _ip_left_out(self, p: Packet, cks: int) -> bool:
+        """A frame whose IPv4 header checksum is 0 or wrong: left out of everything but the
+        per-segment analysis (True), as the receiver's IP layer and Zeek do, with ``strict_checksums``;
+        otherwise TCP goes on to :meth:`_left_out`, and UDP/ICMP is tracked (False)."""
+        if self.strict_checksums:
+            self._fact(p.src, "left_out")
+            return True
+        if p.proto == 6 and p.flags is not None:
+            return False  # judged in _process, which knows the sender's other frames
+        if p.proto in (17, 1, 58) and p.sport is not None:
+            self._fact(p.src, "offload_ipv4_zero" if cks == _CK_ZERO_IP else "stale")
+        return False
+
+    def _left_out(self, conn: Connection, ep: Endpoint, p: Packet, cks: int, flags: int) -> bool:
+        """What a TCP segment whose checksum is not valid does to connection state (True: it is left
+        out, as Zeek and a receiving stack would leave it out).
+
+        Default: checksums left for the NIC (a TCP checksum holding only the pseudo-header sum, an
+        IPv4 header checksum 0x0000) are offload on the capturing host; a wrong checksum on most of
+        its side's frames so far (this one included) is a rewritten or anonymised capture (stale
+        checksums everywhere) or offload that fills in garbage: analyzed as sent, as tshark does,
+        and counted once as a fact of the capture. Any other wrong checksum looks like corruption
+        and is left out; whether the receiver took it is read from what it did next
+        (:meth:`_judge_bad`). ``strict_checksums``: every checksum that is not valid is left out
+        (Zeek without -C)."""
+        strict = self.strict_checksums
+        if cks == _CK_OFFLOADED and not strict:
+            ep.offloaded_checksums += 1
+            self._fact(p.src, "offload_partial")
+            return False
+        if cks == _CK_ZERO_IP and not strict:  # (strict: left out in packet())
+            ep.offloaded_checksums += 1
+            self._fact(p.src, "offload_ipv4_zero")
+            return False
+        if not strict and (ep.stale_checksums + ep.bad_checksums + 1) * 2 > ep.pkts + ep.bad_checksums + 1:
+            ep.stale_checksums += 1
+            self._fact(p.src, "stale")
+            return False
+        # Zeek drops the packet after creating the connection; the receiver's stack would too.
+        # It still was "the packet after the SYN-ACK": no flip can follow (see _process).
+        no = p.no
+        if not flags & TCP_SYN:
+            conn.first_was_synack = conn.first_was_synack and conn.first_frame == no
+        ep.bad_checksums += 1
+        self.bad_tcp_checksums += 1
+        self._fact(p.src, "left_out")
+        _scaled(conn, "C", ep, ep.bad_checksums)
+        conn.weird("bad_TCP_checksum", no)
+        if conn.first_frame == no:
+            conn.first_ts = p.ts
+        seq = p.seq or 0
+        end = (seq + (p.payload_len or 0) + (1 if flags & TCP_SYN else 0) + (1 if flags & TCP_FIN else 0)) & 0xFFFFFFFF
+        if end != seq:
+            over = conn.overflow
+            if over is None:
+                over = conn.overflow = {}
+            segs = over.setdefault(BAD_SEGMENTS, [])
+            if len(segs) < BAD_SEGMENTS_JUDGED:
+                # [frame, ts, sender addr, sender port, first seq, seq after it, verdict, by frame, by ts]
+                segs.append([no, p.ts, p.src, p.sport, seq, end, None, None, None])
+        return True
+
+    @staticmethod
+    def _judge_bad(segs: list[list[Any]], p: Packet, flags: int) -> None:
+        """What the receiver did with segments left out for a bad checksum, from a later valid
+        segment of the connection: the peer ACKed past it first (``acked``: the receiver took it -
+        the capture holds a corrupted or edited copy of what it got), or its sender sent its first
+        byte again first (``resent``: the receiver discarded it)."""
+        for s in segs:
+            if s[6] is not None:
+                continue
+            if p.src == s[2] and p.sport == s[3]:
+                seq = p.seq or 0
+                n = (p.payload_len or 0) + (1 if flags & TCP_SYN else 0) + (1 if flags & TCP_FIN else 0)
+                if n and (s[4] - seq) & 0xFFFFFFFF < n:
+                    s[6], s[7], s[8] = "resent", p.no, p.ts
+            elif flags & TCP_ACK and not (((p.ack or 0) - s[5]) & 0x80000000):
+                s[6], s[7], s[8] = "acked", p.no, p.ts
 
     def finish(self) -> list[Connection]:
         """Close the books: every connection, in order of first frame (streaming: handed to the
@@ -839,7 +960,22 @@ class Tracker:
             self.done.append(conn)
         self.active = {}
         self.done.sort(key=lambda c: c.index)
+        for conn in self.done:
+            self._count_sides(conn)
         return self.done
+
+    def _count_sides(self, conn: Connection) -> None:
+        """Count a finished TCP connection in ``tcp_connections`` and, with frames of one side
+        only, in ``one_sided`` (second number: that side ACKed, sent data or a FIN, so it talked to
+        a peer whose frames the capture does not hold)."""
+        if conn.proto != "tcp":
+            return
+        self.tcp_connections += 1
+        if conn.orig.pkts and conn.resp.pkts:
+            return
+        self.one_sided[0] += 1
+        if any(letter in conn.history for letter in "ADFadf"):
+            self.one_sided[1] += 1
 
     def _retire(self, key: tuple[Any, ...], conn: Connection, notify: bool = True) -> None:
         """The connection on ``key`` is final: out of the active table, into the results.
@@ -868,6 +1004,7 @@ class Tracker:
         """Streaming: hand a finished connection over; unless its successor is already linked
         (``remember=False``), remember its tuple's digest. Returns the detectors' facts about it."""
         assert self.sink is not None
+        self._count_sides(conn)
         facts = self.sink.retired(conn)
         if remember:
             retired = self.retired
@@ -1086,7 +1223,7 @@ class Tracker:
         """Wireshark's per-segment analysis of ``p``; its flags become the connection's events."""
         fl, extra, peer_frame = ws.analyze(p.src, p.sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
                                            p.payload_len or 0, p.window, p.ts, p.no, syn_opts,  # type: ignore[arg-type]
-                                           p.ip_id)
+                                           datagram_key(p))
         if reused:
             fl |= REUSED_PORTS
         if fl:
@@ -1151,19 +1288,10 @@ class Tracker:
         ts = p.ts
         no = p.no
         cks = p.cksum
-        if cks == _CK_BAD or (cks == _CK_OFFLOADED and self.strict_checksums):
-            # Zeek drops the packet after creating the connection; the receiver's stack would too.
-            # It still was "the packet after the SYN-ACK": no flip can follow (see below).
-            if not flags & TCP_SYN:
-                conn.first_was_synack = conn.first_was_synack and conn.first_frame == no
-            ep.bad_checksums += 1
-            _scaled(conn, "C", ep, ep.bad_checksums)
-            conn.weird("bad_TCP_checksum", no)
-            if conn.first_frame == no:
-                conn.first_ts = ts
+        if cks > _CK_GOOD and self._left_out(conn, ep, p, cks, flags):
             return
-        if cks == _CK_OFFLOADED:
-            ep.offloaded_checksums += 1
+        if conn.overflow is not None and BAD_SEGMENTS in conn.overflow:
+            self._judge_bad(conn.overflow[BAD_SEGMENTS], p, flags)
 
         syn = flags & TCP_SYN
         fin = flags & TCP_FIN
@@ -1568,6 +1696,18 @@ _TS_PREFIX = b"\x01\x01\x08\x0a"  # NOP NOP TS: how Linux and BSD lay out the ti
 _u32x2 = struct.Struct("!II").unpack_from
 
 
+def datagram_key(p: Packet) -> int | None:
+    """What makes a segment the same datagram captured twice (tcpanalysis compares it where it
+    compared the bare IP ID): the same IPv4 identification, the same TTL and the same TCP header
+    (flags, ACK, window, options and length; the sequence number is the lookup's key). The same IP
+    ID alone is not enough: a stack that reuses IP IDs (0 with DF, per-destination counters) sends
+    a real retransmission with the IP ID of the original, and its timestamps, ACK or window differ.
+    None without an IP ID (0 or IPv6): no duplicate is claimed then."""
+    if not p.ip_id:
+        return None
+    return hash((p.ip_id, p.ttl, p.flags, p.ack, p.window, p.options, p.payload_len)) or 1
+
+
 def counted_bits(fl: int, tcpflags: int) -> int:
     """The analysis flags of one segment as they are counted (the JSON ``analysis`` object).
 
@@ -1649,6 +1789,11 @@ def _count_dropped(conn: Connection, p: Packet, is_orig: bool, fl: int, extra: i
             tail = over[("tail", is_orig)] = [peer_last, 0]
         if p.ts > peer_last:
             tail[1] += 1
+
+
+#: ``Connection.overflow`` key of the segments left out for a bad checksum and what became of them
+#: (see ``Tracker._left_out``; entries name their sender by address and port, so a flip keeps them).
+BAD_SEGMENTS = ("bad_checksum",)
 
 
 def _flipped_key(key: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -1,0 +1,208 @@
+"""Issue 20 section 4, "No noise": nothing at notice or above where an expert sees nothing wrong.
+
+Every test runs on a real capture: ``samples/realworld`` (recorded on Linux 6.18 in network
+namespaces, the truth in ``*.facts.json``), a real capture of it edited the way another stack
+would have sent it (said where), or a real-world capture of the public corpus. tshark is the
+independent oracle for the raw numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pcapsleuth.analysis import analyze_capture
+from pcapsleuth.findings import SEVERITIES
+
+from .conftest import REPO
+
+RW = REPO / "samples" / "realworld"
+
+
+@cache
+def _doc(path: Path) -> dict[str, Any]:
+    return analyze_capture(path).to_json_dict()
+
+
+def _rw(name: str) -> dict[str, Any]:
+    return _doc(RW / name)
+
+
+def _facts(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RW / f"{name}.facts.json").read_text())
+    return data
+
+
+def _ids(doc: dict[str, Any], floor: str = "notice") -> list[str]:
+    k = SEVERITIES.index(floor)
+    return [f["id"] for f in doc["findings"] if SEVERITIES.index(f["severity"]) >= k]
+
+
+def _fields(path: Path, filt: str, *fields: str) -> list[list[str]]:
+    args = ["tshark", "-r", str(path), "-Y", filt, "-T", "fields"]
+    for f in fields:
+        args += ["-e", f]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+# -- window shrink: rounding to the scale unit is not a shrink (RFC 7323 section 2.4) ----------
+
+def _edge_moves(path: Path, src: str, sport: int) -> tuple[int, list[int]]:
+    """(scale unit, left moves in bytes of the right edge from one advertisement to the next) of
+    what ``src``:``sport`` advertised, from tshark's numbers: the edge is ack + window x unit on
+    every non-SYN/FIN/RST ACK."""
+    rows = _fields(path, f"ip.src=={src} && tcp.srcport=={sport} && tcp.flags.ack==1 && tcp.flags.syn==0"
+                   f" && tcp.flags.fin==0 && tcp.flags.reset==0",
+                   "tcp.ack_raw", "tcp.window_size_value", "tcp.window_size_scalefactor")
+    unit = max(int(r[2]) for r in rows)
+    moves, last = [], None
+    for ack, win, _ in rows:
+        edge = int(ack) + int(win) * unit
+        if last is not None and edge < last:
+            moves.append(last - edge)
+        last = edge
+    return unit, moves
+
+
+def test_window_shrink_rounding_control_linux() -> None:
+    """Linux never shrinks (it rounds up to the unit): a 4 MB scaled transfer, nothing."""
+    doc = _rw("window-shrink-rounding.pcap")
+    assert "data.window_shrink" not in _ids(doc, "info")
+
+
+def test_window_shrink_rounding_on_a_bsd_stack_is_not_a_shrink(corpus: Path, tshark: str) -> None:
+    """ssh__ssh: 192.168.2.1 (macOS, scale 5: unit 32 bytes) rounds its window down; its right edge
+    moves left by less than one unit many times. Before: 70+ data.window_shrink notices."""
+    path = corpus / "ssh__ssh" / "trace.pcap"
+    unit, moves = _edge_moves(path, "192.168.2.1", 57189)
+    assert unit == 32 and len(moves) >= 10 and max(moves) < unit  # rounding, and only rounding
+    assert "data.window_shrink" not in _ids(_doc(path), "info")
+
+
+def test_window_shrink_beyond_rounding_still_reported(corpus: Path, tshark: str) -> None:
+    """pppoe-over-qinq: 2.2.2.2:443 (unit 16) pulls its edge back by over 1000 bytes, twice: a real
+    shrink (positive control)."""
+    path = corpus / "pppoe-over-qinq" / "trace.pcap"
+    unit, moves = _edge_moves(path, "2.2.2.2", 443)
+    real = [m for m in moves if m > 2 * (unit - 1)]
+    assert unit == 16 and len(real) == 2
+    found = [f for f in _doc(path)["findings"] if f["id"] == "data.window_shrink"]
+    assert [f["evidence"]["advertiser"] for f in found] == ["2.2.2.2:443"]
+    assert found[0]["evidence"]["shrinks"] == 2
+
+
+def test_window_shrink_not_carried_across_a_new_session() -> None:
+    """timewait-reuse-nots: a new SYN on the tuple of a closed connection starts a new sequence
+    space; the old connection's right edge (1.2 MB further on) is no shrink of the new one."""
+    doc = _doc(REPO / "samples" / "anomalies" / "timewait-reuse-nots.pcap")
+    assert "data.window_shrink" not in _ids(doc, "info")
+
+
+# -- duplicate frames: the same packet, not just the same IP ID --------------------------------
+
+def _pcap_records(path: Path) -> tuple[bytes, list[list[Any]]]:
+    raw = path.read_bytes()
+    assert struct.unpack("<I", raw[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D)
+    recs, off = [], 24
+    while off + 16 <= len(raw):
+        sec, frac, incl, orig = struct.unpack("<IIII", raw[off:off + 16])
+        recs.append([sec, frac, orig, bytearray(raw[off + 16:off + 16 + incl])])
+        off += 16 + incl
+    return raw[:24], recs
+
+
+def _ipv4_checksum(hdr: bytes) -> int:
+    s = sum(struct.unpack(f"!{len(hdr) // 2}H", hdr))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def test_same_ip_id_alone_is_not_a_duplicate_frame(tmp_path: Path, tshark: str) -> None:
+    """sender-lossy (captured at the sender; the kernel's TcpRetransSegs = 48 = the capture's
+    count), edited as a stack that reuses IP IDs would have sent it: every retransmission carries
+    its original's IP ID (IPv4 checksum fixed). Those whose TCP header (ACK, window, flags,
+    options with the timestamps) differs from the original's are not the same packet and stay
+    retransmissions; only byte-identical copies may be called duplicates. Before: every
+    retransmission within 100 ms of its original (all 48) was a "duplicate capture"."""
+    src = RW / "sender-lossy.pcap"
+    facts = _facts("sender-lossy")
+    first: dict[str, list[str]] = {}
+    retrans: list[list[str]] = []
+    for row in _fields(src, "ip.src==10.204.10.1 && tcp.len>0", "frame.number", "tcp.seq_raw", "ip.id",
+                       "tcp.ack_raw", "tcp.window_size_value", "tcp.flags", "tcp.options"):
+        if row[1] in first:
+            retrans.append(row)
+        else:
+            first[row[1]] = row
+    assert len(retrans) == facts["nstat_TcpRetransSegs_delta"] == 48
+    identical = {int(r[0]) for r in retrans if r[3:] == first[r[1]][3:]}
+    assert 0 < len(identical) < len(retrans)
+    header, recs = _pcap_records(src)
+    for r in retrans:
+        frame = recs[int(r[0]) - 1][3]
+        ihl = (frame[14] & 0x0F) * 4
+        frame[18:20] = struct.pack("!H", int(first[r[1]][2], 16))
+        frame[24:26] = b"\0\0"
+        frame[24:26] = struct.pack("!H", _ipv4_checksum(bytes(frame[14:14 + ihl])))
+    out = tmp_path / "sender-lossy-ipid-reuse.pcap"
+    out.write_bytes(header + b"".join(struct.pack("<IIII", s, f, len(d), w) + bytes(d) for s, f, w, d in recs))
+    doc = analyze_capture(out).to_json_dict()
+    dup = [f for f in doc["findings"] if f["id"] == "capture.duplicate_frames"]
+    (rt,) = [f for f in doc["findings"] if f["id"] == "data.retransmission"]
+    n_dup = dup[0]["evidence"]["duplicates"] if dup else 0
+    assert not dup or set(dup[0]["frames"]) <= identical
+    assert n_dup <= len(identical)
+    assert rt["evidence"]["retransmissions"] + n_dup == 48
+
+
+def test_the_same_packet_twice_is_still_a_duplicate_frame(corpus: Path) -> None:
+    """tcp__ssh-dups: a real capture with every datagram seen twice (same IP ID, TTL, header)."""
+    doc = _doc(corpus / "tcp__ssh-dups" / "trace.pcap")
+    dup = [f for f in doc["findings"] if f["id"] == "capture.duplicate_frames"]
+    assert len(dup) == 1 and dup[0]["evidence"]["duplicates"] >= 90
+
+
+# -- CLOSE_WAIT: a leak needs evidence that the socket stayed half-closed for long -----------------
+
+def test_idle_browser_connection_is_no_close_wait_leak() -> None:
+    """The server closed an idle keep-alive connection; the client closed 6 s later (after the
+    capture stopped, 1.9 s into the half-close: ss saw CLOSE-WAIT then). Before: a leak warning."""
+    facts = _facts("idle-browser")
+    assert facts["close_wait_leak"] is False and facts["client_close_after_server_fin_s"] == 6
+    assert "CLOSE-WAIT" in facts["ss_at_capture_stop"]  # half-closed indeed, just not for long
+    assert _ids(_rw("idle-browser.pcap")) == []
+
+
+def test_two_frames_at_the_start_of_a_capture_are_no_close_wait_leak() -> None:
+    """midstream-start: the capture starts after the response; the server's FIN and the client's
+    ACK are its first two frames, 2.7 s before it stops. Before: a leak warning."""
+    facts = _facts("midstream-start")
+    assert facts["close_wait_leak"] is False
+    assert _ids(_rw("midstream-start.pcap")) == []
+
+
+def test_close_wait_leak_control_still_warns() -> None:
+    """closewait-leak: the server held CLOSE_WAIT 10 s; the capture shows 7.4 s of it."""
+    facts = _facts("closewait-leak")
+    assert facts["close_wait_leak"] is True and facts["close_wait_seconds"] == 10
+    doc = _rw("closewait-leak.pcap")
+    (leak,) = [f for f in doc["findings"] if f["id"] == "close.close_wait_leak"]
+    assert leak["severity"] == "warning" and leak["evidence"]["endpoint"] == "10.204.1.2:8088"
+    assert 7.0 < leak["evidence"]["longest_half_closed_seconds"] < 10.0
+
+
+def test_split_conversation_fragment_is_no_close_wait(corpus: Path, tshark: str) -> None:
+    """tunnels__Teredo: a browser's idle connections, closed by the server (FIN, frames 2 and 4);
+    the client reset or closed them 7-10 s later. Zeek's timers split 192.168.2.16:1577's
+    conversation, and the fragment after the split showed the server "never sending its FIN"
+    (it had, in frame 4). Before: three leak warnings."""
+    path = corpus / "tunnels__Teredo" / "trace.pcap"
+    fins = _fields(path, "tcp.flags.fin==1 && tcp.srcport==80", "frame.number")
+    assert [r[0] for r in fins][:2] == ["2", "4"]
+    assert "close.close_wait_leak" not in _ids(_doc(path))
