@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from .capture import Capture, CaptureInfo
+from .capture import Capture, CaptureInfo, Coverage
 from .detectors import detect
 from .digest import ConnDigest
 from .findings import Finding
@@ -98,6 +98,23 @@ def write_document(fp: TextIO, capture: CaptureInfo, tracking: dict[str, int], c
     fp.write("\n}\n")
 
 
+def coverage_of(info: CaptureInfo, tracker: Tracker, verify_checksums: bool, strict_checksums: bool,
+                max_connections: int) -> Coverage:
+    """What the analysis of ``info``'s capture left out, from the tracker's counts (issue 20)."""
+    reasons = dict(tracker.not_analyzed)
+    checksum = tracker.bad_ip_checksums + tracker.bad_tcp_checksums
+    if checksum:
+        reasons["checksum"] = checksum
+    for key, n in tracker.untracked_reasons.items():
+        reasons[key.removeprefix("untracked_")] = n
+    snaplen = sum(int(d["count"]) for d in info.damage.to_list() if d["kind"] == "snaplen_cut")  # type: ignore[call-overload]
+    return Coverage(frames=info.frames,
+                    checksum_mode="off" if not verify_checksums else "strict" if strict_checksums else "default",
+                    checksum_facts=dict(tracker.checksum_facts), reasons=reasons, snaplen_cut=snaplen,
+                    evicted=tracker.evicted, max_connections=max_connections,
+                    tcp_connections=tracker.tcp_connections, one_sided=(tracker.one_sided[0], tracker.one_sided[1]))
+
+
 def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", verify_checksums: bool = True,
                     max_decompressed: int = 64 * 1024**3, max_expansion: float = MAX_EXPANSION,
                     strict_checksums: bool = False,
@@ -106,8 +123,14 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
                     max_connections: int = MAX_CONNECTIONS, streaming: bool = False) -> Any:
     """Read one capture and track its connections.
 
-    ``strict_checksums`` counts checksums that merely look offloaded as bad, as Zeek does
-    without ``-C``; by default they are trusted (the NIC or loopback completes them).
+    Checksums (``verify_checksums``, ``strict_checksums``): by default the IPv4 header, TCP and UDP
+    checksums are verified; checksums left for the NIC (a TCP/UDP checksum holding only the
+    pseudo-header sum, an IPv4 header checksum 0x0000) and checksums wrong on most frames of a
+    sender (a rewritten or anonymised capture) are analyzed as sent and reported once in the
+    capture's ``checksums``; any other wrong IPv4 or TCP checksum leaves its frame out of connection
+    state (``capture.bad_checksum``, judged by what the receiver did next). ``strict_checksums``
+    leaves out every frame whose IPv4 or TCP checksum is not valid, offloaded ones included, as
+    Zeek does without ``-C``. ``verify_checksums=False`` verifies none (``zeek -C``).
 
     ``max_connections`` bounds the connections tracked at once: beyond it the least recently
     active tenth is finished early (counted in ``tracking.evicted``).
@@ -162,6 +185,7 @@ def analyze_capture(source: Source | os.PathLike[str], *, engine: str = "fast", 
     tracking = {"tcp_packets": tracker.tcp_packets, "untracked": tracker.untracked,
                 "bad_ip_checksums": tracker.bad_ip_checksums, "max_connections": max_connections,
                 "evicted": tracker.evicted, **tracker.untracked_reasons}
+    cap.info.coverage = coverage_of(cap.info, tracker, verify_checksums, strict_checksums, max_connections)
     if sink is not None:
         from .stream import StreamedResult
 

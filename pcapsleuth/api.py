@@ -492,7 +492,8 @@ def analyze(captures: CaptureInput | Sequence[CaptureInput] | Mapping[str, Captu
         raise ValueError(f"engine must be 'fast' or 'tshark', not {engine!r}")
     for _, inp in named:
         inp.check()
-    options = {"verify_checksums": verify_checksums, "max_decompressed": max_decompressed,
+    options = {"verify_checksums": verify_checksums, "strict_checksums": strict_checksums,
+               "max_decompressed": max_decompressed,
                "max_expansion": max_expansion, "progress": progress}
     taken = {n for n, _ in named if n is not None}
     points: list[_Point] = []

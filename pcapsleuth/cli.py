@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                         "<capture-stem>.pcapsleuth.json in it, one per capture with --separate)")
     a.add_argument("--engine", choices=("fast", "tshark"), default="fast",
                    help="decoder: the built-in fast engine (default) or tshark through pyshark")
-    a.add_argument("--no-checksums", action="store_true", help="do not verify TCP/UDP checksums")
+    _checksum_flags(a)
     a.add_argument("--max-decompressed", type=int, default=64 * 1024**3, metavar="BYTES",
                    help="refuse compressed input that expands beyond this (default 64 GiB)")
     a.add_argument("--max-expansion", type=float, default=MAX_EXPANSION, metavar="RATIO",
@@ -113,10 +113,33 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("conn", help="write a Zeek-compatible conn.log (TSV) of the capture to stdout")
     c.add_argument("capture", metavar="CAPTURE")
-    c.add_argument("--no-checksums", action="store_true", help="do not verify checksums (like zeek -C)")
+    _checksum_flags(c)
     c.add_argument("--engine", choices=("fast", "tshark"), default="fast")
     _progress_flags(c)
     return p
+
+
+#: What the default checks, said once for both commands' help (issue 20).
+CHECKSUMS_DEFAULT = (
+    "By default the IPv4 header, TCP and UDP checksums are verified. Checksums left for the NIC (IPv4 header "
+    "checksum 0x0000; a TCP or UDP checksum holding only the pseudo-header sum) and checksums wrong on most "
+    "frames of one sender (a rewritten or anonymised capture) are analyzed as sent and reported once as a fact "
+    "of the capture. Any other wrong TCP checksum, or wrong IPv4 header checksum of a TCP segment, leaves its "
+    "frame out of connection state (capture.bad_checksum, judged by whether the receiver ACKed it). UDP and "
+    "ICMP frames are never left out for a checksum by default.")
+
+
+def _checksum_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("checksums", CHECKSUMS_DEFAULT)
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--no-checksums", action="store_true",
+                   help="verify no checksum at all (IPv4 header, TCP, UDP): every frame is analyzed as captured "
+                        "and no checksum fact is reported (like zeek -C)")
+    x.add_argument("--strict-checksums", action="store_true",
+                   help="Zeek's behaviour without -C: every frame whose IPv4 header checksum or TCP checksum is "
+                        "not valid is left out of connection state, including IPv4 header checksums 0x0000, TCP "
+                        "checksums holding only the pseudo-header sum, and checksums wrong on most frames of a "
+                        "sender (UDP and ICMP frames: only a bad IPv4 header checksum)")
 
 
 def _progress_flags(p: argparse.ArgumentParser) -> None:
@@ -485,8 +508,8 @@ def _write(opt: str, dest: str, write: Callable[[], object], err: TextIO) -> int
 def _analysis_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``analyze_capture`` options ``analyze`` takes from its flags (one capture or several)."""
     return {"engine": args.engine, "verify_checksums": not args.no_checksums,
-            "max_decompressed": args.max_decompressed, "max_expansion": args.max_expansion,
-            "max_connections": args.max_connections}
+            "strict_checksums": args.strict_checksums, "max_decompressed": args.max_decompressed,
+            "max_expansion": args.max_expansion, "max_connections": args.max_connections}
 
 
 def _write_report(result: Any, capture: str, dest: str, args: argparse.Namespace, out: TextIO, err: TextIO, *,
@@ -557,7 +580,7 @@ def _conn(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # Streamed: each connection's JSON line becomes its row, none is held.
     with _progress_of(args, err, args.capture) as bar:
         result = analyze_capture(args.capture, engine=args.engine, verify_checksums=not args.no_checksums,
-                                 streaming=True, progress=bar)
+                                 strict_checksums=args.strict_checksums, streaming=True, progress=bar)
     with result:
         rows = (json.loads(line) for line in result.sink.connection_lines())
         write_stream(lambda f: write_conn_log(rows, f, open_ts=result.capture.first_ts,

@@ -72,7 +72,7 @@ _UDP_TEREDO = 3544
 
 _BITREV = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 _RAW_LINKTYPES = frozenset((101, 12, 14, 228, 229))
-_GOOD, _BAD, _OFFLOADED, _BAD_IP = Cksum.GOOD, Cksum.BAD, Cksum.OFFLOADED, Cksum.BAD_IP
+_GOOD, _BAD, _OFFLOADED, _BAD_IP, _ZERO_IP = Cksum.GOOD, Cksum.BAD, Cksum.OFFLOADED, Cksum.BAD_IP, Cksum.ZERO_IP
 _SLL_DIRECTION = {0: Direction.INBOUND, 1: Direction.INBOUND, 2: Direction.INBOUND,
                   3: Direction.INBOUND, 4: Direction.OUTBOUND}
 
@@ -263,10 +263,10 @@ class Decoder:
                     # The pseudo-header sum straight from the unpacked address integers (see _verdict).
                     cksum = _verdict(buf, tcp, start + off + total, srcn + dstn + 6 + length, csum,
                                      self.trust_partial)
-                # The IPv4 header sum, from the fields already unpacked.
+                # The IPv4 header sum, from the fields already unpacked (a field of 0: left for the NIC).
                 if ((ver_ihl << 8 | tos) + total + ip_id + frag_field + (ttl << 8 | proto) + ip_sum + srcn
                         + dstn) % 0xFFFF:
-                    cksum = _BAD_IP
+                    cksum = _BAD_IP if ip_sum else _ZERO_IP
             return _new(Packet, (no, ts, caplen, wirelen, iface, direction, linktype, mac, vlan, None,
                                  4, src, dst, ttl, ip_id, frag_field & 0x4000 != 0, 0, 6, sport, dport, seq, ack,
                                  (offb & 0x0F) << 8 | flagb, win, buf[tcp + 20:tcp + hlen] if hlen > 20 else b"",
@@ -641,7 +641,7 @@ class Decoder:
             if result[17] is None:
                 result = result[:17] + (TOO_DEEP, result[18])
             if hop.bad_ip and result[0] == 4:
-                result = result[:16] + (_BAD_IP,) + result[17:]
+                result = result[:16] + (hop.bad_ip,) + result[17:]
         elif short is None:
             result = ip  # type: ignore[assignment]
         for hop in reversed(hops):
@@ -658,7 +658,7 @@ class Decoder:
                 if hop.reasm:
                     result = _reassembled_inner(result)
             if hop.bad_ip and result[0] == 4:
-                result = result[:16] + (_BAD_IP,) + result[17:]
+                result = result[:16] + (hop.bad_ip,) + result[17:]
         if short is not None:
             raise short
         return result
@@ -694,12 +694,13 @@ class Decoder:
             ihl = (data[off] & 0x0F) * 4
             # A valid header sums to 0xFFFF, i.e. 0 modulo 0xFFFF (see _check). Receivers drop the
             # datagram otherwise, before any transport processing; Zeek does too (bad_IP_checksum).
-            if type(ip) is _Hop:
-                ip.bad_ip = (ihl >= 20 and len(data) >= off + ihl
-                             and int.from_bytes(data[off:off + ihl], "big") % 0xFFFF != 0)
-            elif (ip[0] == 4 and ihl >= 20 and len(data) >= off + ihl  # type: ignore[index]
-                  and int.from_bytes(data[off:off + ihl], "big") % 0xFFFF):
-                return ip[:16] + (Cksum.BAD_IP,) + ip[17:]  # type: ignore[index]
+            # A field of 0x0000 that does not sum is a header left for the NIC (ZERO_IP, see Cksum).
+            if ihl >= 20 and len(data) >= off + ihl and int.from_bytes(data[off:off + ihl], "big") % 0xFFFF:
+                verdict = _BAD_IP if data[off + 10] or data[off + 11] else _ZERO_IP
+                if type(ip) is _Hop:
+                    ip.bad_ip = verdict
+                elif ip[0] == 4:  # type: ignore[index]
+                    return ip[:16] + (verdict,) + ip[17:]  # type: ignore[index]
         return ip
 
     def _ipv4_inner(self, data: bytes, off: int, no: int, wirelen: int) -> _IpResult | _Hop:
@@ -1050,7 +1051,7 @@ class _Hop:
         self.cksum: tuple[bytes, int, int, bytes, bytes, int] | None = None  # a UDP checksum to verify then
         self.head: tuple[Any, ...] = ()  # the outer IP fields, set by its IP level
         self.reasm = False  # the outer datagram was reassembled from fragments
-        self.bad_ip = False  # the outer IPv4 header checksum is wrong
+        self.bad_ip = 0  # the outer IPv4 header checksum is wrong: its verdict (BAD_IP or ZERO_IP)
 
 
 def _finish_level(t: tuple[Any, ...], head: tuple[Any, ...], reasm: bool) -> _IpResult | _Hop:

@@ -365,7 +365,7 @@ class TsharkCapture:
         pkttype: int | None = None
         ifindex: int | None = None
         outer_frag = False
-        bad_ip_header = False
+        bad_ip_header = zero_ip_header = False
         for name in stack:
             k = seen.get(name, 0)
             seen[name] = k + 1
@@ -374,7 +374,10 @@ class TsharkCapture:
                 and self.verify_checksums
                 and str(occ("ip", k).get("ip_ip_checksum_status")) in ("0", "Bad")
             ):
-                bad_ip_header = True
+                # A field of 0x0000 is a header left for the NIC (Cksum.ZERO_IP), as the fast engine says.
+                zero = str(occ("ip", k).get("ip_ip_checksum")).lower() in ("0x0000", "0", "0x00000000")
+                bad_ip_header = bad_ip_header or not zero
+                zero_ip_header = not bad_ip_header
             if name in ("icmp", "icmpv6"):
                 if ip_at is not None and tr_at is None:
                     tr_at = (name, k)
@@ -481,6 +484,8 @@ class TsharkCapture:
             payload_len = _ip_payload(version, occ(*ip_at))
         if bad_ip_header:
             cksum = Cksum.BAD_IP  # the fast engine's verdict: the receiver drops it at the IP layer
+        elif zero_ip_header:
+            cksum = Cksum.ZERO_IP
         return _new(
             Packet,
             (

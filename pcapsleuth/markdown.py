@@ -102,7 +102,20 @@ def render_markdown(result: AnalysisResult | ReportView, report_path: str | os.P
         "counts": [(s, by_sev[s]) for s in reversed(SEVERITIES) if by_sev[s]],
         "top": items[0] if items else None,
         "report": None if report_path is None else Path(report_path).name,
+        # What the analysis did not judge (issue 20): the checksum facts, the frames not analyzed and
+        # why, and a verdict that never says "no problems found" about what could not be judged.
+        "checksums": [],
+        "not_analyzed": [],
+        "scope": None,
+        "clean": None,
     }
+    cov = info.coverage
+    if cov is not None:
+        snap = cov.snaplen_line()
+        ctx.update({"checksums": cov.checksum_lines(),
+                    "not_analyzed": cov.not_analyzed_lines() + ([snap] if snap else []),
+                    "scope": None if (sc := cov.scope()) is None else {"title": sc[0], "text": sc[1]},
+                    "clean": cov.clean_scope() if cov.not_analyzed_frames() else None})
     # Every character a terminal or a ticket's renderer would act on or hide, shown as an escape
     # (``|md`` and ``|code`` escape what they are given; this covers the rest of the template).
     return visible(env.get_template("summary.md.j2").render(ctx))

@@ -71,6 +71,10 @@ class Cksum(enum.IntEnum):
     BAD = 2  # wrong, and not explained by offloading: the receiver's stack drops this packet
     OFFLOADED = 3  # holds only the pseudo-header sum: the NIC/loopback fills it in later
     BAD_IP = 4  # the IPv4 header checksum is wrong: the receiver drops the datagram unseen
+    #: The IPv4 header checksum field is 0x0000: left for the NIC to fill in (TX offload on the
+    #: capturing host; Windows and macOS stacks, several NIC drivers). The TCP/UDP checksum of such a
+    #: frame is not judged (the same stacks offload it too). ``--strict-checksums`` counts it as BAD_IP.
+    ZERO_IP = 5
 
 
 class Packet(NamedTuple):

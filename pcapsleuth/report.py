@@ -791,6 +791,10 @@ class _Builder:
             "non_ip_frames": info.non_ip_frames,
             "bytes_unread": info.bytes_unread,
             "from_stream": not self.rereadable,
+            # Issue 20: the checksum facts and every frame not analyzed, with why and what changes it.
+            "checksums": [] if info.coverage is None else info.coverage.checksum_lines(),
+            "not_analyzed": [] if info.coverage is None else
+            info.coverage.not_analyzed_lines() + [x for x in (info.coverage.snaplen_line(),) if x],
         }
 
     def verdict(self) -> dict[str, Any]:
@@ -798,12 +802,21 @@ class _Builder:
         by = Counter(f.severity for f in fs)
         counts = [(s, by[s]) for s in reversed(SEVERITIES) if by[s]]
         n = self.digest.n
+        cov = self.info.coverage
+        # Issue 20: "no problems found" only about what was judged. ``scope``: what could not be.
+        scope = None if cov is None else cov.scope()
         if not fs:
             detail = ", ".join(f"{k} {v:,}" for k, v in self.digest.state_counts()[:4])
+            text = (f"{self.info.frames:,} frames, {n:,} connection{'s' if n != 1 else ''}"
+                    + (f" ({detail})" if detail else "") + "; no detector raised a finding.")
+            if scope is not None:
+                judged = cov is not None and cov.tcp_connections > 0 and cov.reasons.get("not_ip", 0) < cov.frames
+                return {"severity": "info", "badge": "PARTLY JUDGED" if judged else "NOT JUDGED",
+                        "title": scope[0], "cause": scope[1], "text": text, "counts": counts, "others": []}
+            if cov is not None and cov.not_analyzed_frames():
+                text = cov.clean_scope() + " " + text
             return {"severity": "ok", "title": "No problems found", "cause": "",
-                    "text": f"{self.info.frames:,} frames, {n:,} connection{'s' if n != 1 else ''}"
-                            + (f" ({detail})" if detail else "") + "; no detector raised a finding.",
-                    "counts": counts, "others": []}
+                    "text": text, "counts": counts, "others": []}
         top = fs[0]
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         for i, f in enumerate(fs[1:], 2):
@@ -813,7 +826,8 @@ class _Builder:
         others = list(groups.values())
         return {"severity": top.severity, "title": top.title, "id": top.id, "anchor": "finding-1",
                 "text": top.summary, "cause": _first_sentence(top.explanation), "counts": counts,
-                "others": others[:5], "more_others": sum(g["count"] for g in others[5:])}
+                "others": others[:5], "more_others": sum(g["count"] for g in others[5:]),
+                "scope": None if scope is None else f"{scope[0]}. {scope[1]}"}
 
 
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]'\"])[.!?](?=\s+[A-Z(`'\"])")

@@ -58,6 +58,12 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
             lines.append(f"  damage     {d['kind']}: {d['count']} (frames {shown}){detail}")
     else:
         lines.append("  damage     none")
+    cov = info.coverage
+    if cov is not None:
+        lines.extend(f"  checksums  {line}" for line in cov.checksum_lines())
+        lines.extend(f"  not analyzed {line}" for line in cov.not_analyzed_lines())
+        if (snap := cov.snaplen_line()) is not None:
+            lines.append(f"  snaplen    {snap}")
     if conns is not None:
         conn_states = (len(conns), Counter(c.conn_state for c in conns if c.proto == "tcp"))
     if conn_states is not None:
@@ -69,6 +75,10 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
     if findings is not None:
         if not findings:
             lines.append("findings: none")
+            if cov is not None:
+                # What "none" covers: the verdict never says "no problems" about what was not judged.
+                scope = cov.scope()
+                lines.append(f"verdict: {scope[0]}. {scope[1]}" if scope else f"verdict: {cov.clean_scope()}")
         else:
             by = Counter(f.severity for f in findings)
             order = ("error", "warning", "notice", "info")
@@ -84,6 +94,8 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
                     last_line[(f.severity, f.id)] = len(lines)
                 else:
                     hidden[(f.severity, f.id)] += 1
+            if cov is not None and (scope := cov.scope()) is not None:
+                lines.append(f"verdict: {scope[0]}. {scope[1]}")
             # "... and N more" right under the last line shown of that id, bottom up.
             for key, at in sorted(last_line.items(), key=lambda kv: -kv[1]):
                 if hidden[key]:

@@ -157,7 +157,7 @@ def expected(row: dict[str, list[str]]) -> dict[str, Any]:
 
 #: Wireshark's tcp/udp.checksum.status: 0 bad, 1 good, 2 unverified.
 _CKSUM_STATUS = {Cksum.UNCHECKED: "2", Cksum.GOOD: "1", Cksum.BAD: "0", Cksum.OFFLOADED: "0",
-                 Cksum.BAD_IP: "ip-bad"}
+                 Cksum.BAD_IP: "ip-bad", Cksum.ZERO_IP: "ip-bad"}  # (Wireshark: an IPv4 checksum 0 is bad)
 
 
 def ours(p: Packet) -> dict[str, Any]:
