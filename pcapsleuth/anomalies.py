@@ -203,10 +203,11 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
         if spurious:
             parts.append(f"{spurious} spurious (already acknowledged)")
         if at_sender:
-            where = (" Captured on the sender's own host: every original was captured, so each was lost "
-                     "beyond it (or its ACK was late); nothing is lost or reordered before a sender's own "
-                     "capture" + (f" ({reordered} that tshark calls out-of-order are retransmissions here)"
-                                   if reordered else "") + ".")
+            where = (" Captured at the sender (on its host or its link, see the explanation): every original "
+                     "was captured, so each was lost beyond it (or its ACK was late); nothing is lost or "
+                     "reordered between a sender and its own capture"
+                     + (f" ({reordered} that tshark calls out-of-order are retransmissions here)" if reordered else "")
+                     + ".")
         else:
             where = (f" {downstream} originals were captured here, so they were lost after this capture point "
                      f"(or their ACKs were); {upstream} never reached the capture (lost before it).")
@@ -225,7 +226,7 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             f"Check the path: interface drops (`ip -s link`, `ethtool -S`), `nstat -az TcpRetransSegs "
             f"TcpExtTCPLostRetransmit` on {who}, and capture on both sides to locate the drop "
             f"(`pcapsleuth analyze a.pcap b.pcap`)."
-            + (f" This capture was taken on {who}'s host (" + "; ".join(at_sender["evidence"]) + ")."
+            + (f" This capture was taken at {who} (" + "; ".join(at_sender["evidence"]) + ")."
                if at_sender else ""))
         sev = "warning" if rate >= 0.01 or (timeouts and longest >= 1.0) else "notice"
         if limited == n and sev == "warning" and not longest >= 1.0:

@@ -15,7 +15,10 @@ An expert reads it off three things, and so does this module:
   stack for its NIC to complete: only the capturing host's outgoing frames carry them.
 
 A side is named only when the evidence is clear: at least one of these says so and none says
-otherwise. Otherwise the capture point is unknown, and nothing is inferred from it.
+otherwise. A side whose own data has holes in this capture (segments the capture never saw: a
+later segment jumped ahead, a retransmission filled a hole, or the peer acknowledged data never
+seen) is not named either: whatever the reason (capture drops, another path), this capture did not
+see everything it sent. Otherwise the capture point is unknown, and nothing is inferred from it.
 
 What follows from it (``pcapsleuth.anomalies``): at the sender's own capture nothing sits between
 the sending stack and the capture, so a segment below the sender's highest sequence number is a
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import tcpanalysis as ta
 from .tracker import Connection
 
 __all__ = ["INITIAL_TTLS", "LOCAL_TURNAROUND_NS", "RATIO", "at_capture", "capture_point"]
@@ -80,6 +84,11 @@ def capture_point(c: Connection) -> dict[str, Any] | None:
     elif r.offloaded_checksums and not o.offloaded_checksums:
         votes[False].append(f"checksum offload: {r.offloaded_checksums} of {r.addr}'s frames carry unfilled "
                             f"checksums, written by its own stack")
+    counts = c.event_counts
+    for side in (True, False):
+        if counts.get((ta.LOST_PACKET, side)) or counts.get((ta.LOST_UPSTREAM, side)) \
+                or counts.get((ta.ACK_LOST_PACKET, not side)):
+            against.add(side)
     for side in (True, False):
         if votes[side] and not votes[not side] and side not in against:
             return {"orig": side, "host": (o if side else r).addr, "evidence": votes[side]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,6 @@ from typing import Any
 import pytest
 
 from pcapsleuth.analysis import analyze_capture
-from pcapsleuth.capturepoint import capture_point
 
 from .conftest import REPO
 
@@ -44,7 +44,8 @@ def _ids(doc: dict[str, Any]) -> list[str]:
 def _one(doc: dict[str, Any], fid: str) -> dict[str, Any]:
     found = [f for f in doc["findings"] if f["id"] == fid]
     assert len(found) == 1, (fid, [(f["id"], f["summary"]) for f in doc["findings"]])
-    return found[0]
+    one: dict[str, Any] = found[0]
+    return one
 
 
 def _tshark(path: Path, display: str, *fields: str) -> list[list[str]]:
@@ -85,10 +86,31 @@ def test_retransmission_counts_never_exceed_the_segments() -> None:
                 assert ev["retransmissions"] <= ev["segments"] and ev["rate"] <= 1.0, (path.name, f["summary"])
 
 
-def test_no_silence_is_measured_from_a_missing_timestamp() -> None:
-    """Every "silent for" and timeout figure fits inside the capture (a side that never sent
-    must not be silent since 1970)."""
-    for path in sorted(RW.glob("*.pcap")):
+def _one_direction(src: Path, addr: str, out: Path) -> Path:
+    """``src`` with only the frames ``addr`` sent, as ``tcpdump -Q out`` on it records (the
+    recorder's own reader and writer, samples/realworld/rwpcap.py)."""
+    sys.path.insert(0, str(RW))
+    try:
+        import rwpcap  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(RW))
+    header, endian, records = rwpcap.read(str(src))
+    kept = [r for r in records if rwpcap.decode(r.data).get("src") == addr]
+    assert 0 < len(kept) < len(records)
+    rwpcap.write(str(out), header, endian, kept)
+    return out
+
+
+def test_no_silence_is_measured_from_a_missing_timestamp(tmp_path: Path) -> None:
+    """Every "silent for" and timeout figure fits inside the capture: a side that never sent a
+    packet is not "silent for the last 1796687048 s" (measured from 1970). The hang captures seen
+    from the sender alone (only the frames it sent, as a one-direction capture has them: the
+    receiver never appears) are where that happened."""
+    paths = sorted(RW.glob("*.pcap"))
+    for name in ("small-window-hang", "zero-window-hang"):
+        sender = _facts(name)["four_tuple"]["src"]
+        paths.append(_one_direction(RW / f"{name}.pcap", sender, tmp_path / f"{name}-sender-only.pcap"))
+    for path in paths:
         doc = analyze_capture(path).to_json_dict()
         span = doc["capture"]["duration"] + 1e-6
         for f in doc["findings"]:
@@ -127,14 +149,15 @@ def test_ack_unseen_segment_names_the_acknowledging_receiver(tshark: str) -> Non
     """The flag is on the ACK: the side that sent it is the receiver, the other side sent the
     data the capture missed (tshark's tcp.analysis.ack_lost_segment, frame by frame)."""
     path = REPO / "samples" / "anomalies" / "timewait-reuse-nots.pcap"
-    rows = _tshark(path, "tcp.analysis.ack_lost_segment", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
-    assert rows
-    ackers = {f"{r[0]}:{r[1]}" for r in rows}
-    senders = {f"{r[2]}:{r[3]}" for r in rows}
+    rows = _tshark(path, "tcp.analysis.ack_lost_segment", "frame.number", "ip.src", "tcp.srcport", "ip.dst",
+                   "tcp.dstport")
+    flagged = {int(r[0]): (f"{r[1]}:{r[2]}", f"{r[3]}:{r[4]}") for r in rows}
     found = [f for f in analyze_capture(path).to_json_dict()["findings"] if f["id"] == "data.ack_unseen_segment"]
     assert found
     for f in found:
-        assert f["evidence"]["receiver"] in ackers and f["evidence"]["sender"] in senders, f["summary"]
+        assert f["frames"] and all(fr in flagged for fr in f["frames"]), (f["frames"], flagged)
+        for fr in f["frames"]:  # each listed ACK was sent by the receiver, to the data's sender
+            assert flagged[fr] == (f["evidence"]["receiver"], f["evidence"]["sender"]), (fr, f["summary"])
         assert f["summary"].startswith(f"{f['evidence']['receiver']} acknowledged data from {f['evidence']['sender']}")
 
 
@@ -158,6 +181,8 @@ def test_capture_point_at_the_lossy_sender_counts_the_kernels_retransmissions(ts
 
 @pytest.mark.parametrize("name", ["sender-lossy", "small-window-hang", "zero-window-hang", "rtt-delayed-ack"])
 def test_capture_point_named_on_client_captures(name: str) -> None:
+    from pcapsleuth.capturepoint import capture_point
+
     conn = next(c for c in _result(name).connections if c.proto == "tcp")
     cp = capture_point(conn)
     facts = _facts(name)
@@ -169,6 +194,8 @@ def test_capture_point_named_on_client_captures(name: str) -> None:
 def test_capture_point_never_claims_the_far_side(name: str) -> None:
     """Server-side captures: the client is not at the capture point. (Unknown is an allowed answer
     where the turnarounds are too close to call.)"""
+    from pcapsleuth.capturepoint import capture_point
+
     path = (RW / f"{name}.pcap") if (RW / f"{name}.pcap").exists() else REPO / "samples" / "anomalies" / f"{name}.pcap"
     for conn in analyze_capture(path).connections:
         if conn.proto == "tcp" and conn.syn_ts is not None:
