@@ -575,17 +575,29 @@ def _keep_alive(c: Connection) -> list[Finding]:
         n_acks = len(acks) + _dropped(c, ta.KEEP_ALIVE_ACK, not orig, without=ta.ZWP_LINUX_ACK)[0]
         who, peer = _ep(c, orig), _ep(c, not orig)
         gaps = [_sec(b[1] - a[1]) for a, b in zip(ka, ka[1:], strict=False)]
+        # A probe the peer sent anything after was answered (its ACK may carry a new window or
+        # come with data, which Wireshark does not call a keep-alive ACK): only the probes after
+        # the peer's last packet are unanswered.
+        peer_last = (c.resp if orig else c.orig).last_ts
+        trailing = sum(1 for e in ka if e[1] > peer_last)
+        n_acks = min(n_ka, max(n_acks, n_ka - trailing))
         unanswered = n_ka - n_acks
-        sev = "warning" if unanswered >= 3 and not n_acks else "info"
+        # Keep-alive timers run in whole seconds (TCP_KEEPINTVL >= 1 s): "probes" microseconds
+        # apart are copies of one segment (mirrored VLANs) or a sender catching up, not a dead peer.
+        timed = bool(gaps) and statistics.median(gaps) >= 0.5
+        sev = "warning" if trailing >= 3 and unanswered >= 3 and timed else "info"
         summary = (f"{who} sent {n_ka} keep-alive probe(s) to {peer}"
                    + (f" every {_fmt_s(statistics.median(gaps))}" if gaps else "")
-                   + f"; {n_acks} answered.")
+                   + f"; {n_acks} answered"
+                   + (f", the last {unanswered} never (nothing came back from {peer} after them)" if sev == "warning"
+                      else "") + ".")
         expl = (f"Keep-alives test an idle connection: an empty segment one byte behind, which the peer must "
                 f"acknowledge. Answered keep-alives are normal on idle connections (SO_KEEPALIVE, "
                 f"net.ipv4.tcp_keepalive_time). Unanswered ones mean {peer} is gone or unreachable; after "
                 f"tcp_keepalive_probes failures the kernel aborts the connection with ETIMEDOUT.")
         out.append(_finding("data.keep_alive", c, summary, expl, _frames(ka + acks),
-                            {"sender": who, "probes": n_ka, "answered": n_acks, "interval_s": gaps[:10]},
+                            {"sender": who, "probes": n_ka, "answered": n_acks, "unanswered_at_end": trailing,
+                             "interval_s": gaps[:10]},
                             ka[0][1], ka[-1][1], sev))
     return out
 

@@ -1702,9 +1702,11 @@ def datagram_key(p: Packet) -> int | None:
     (flags, ACK, window, options and length; the sequence number is the lookup's key). The same IP
     ID alone is not enough: a stack that reuses IP IDs (0 with DF, per-destination counters) sends
     a real retransmission with the IP ID of the original, and its timestamps, ACK or window differ.
-    None without an IP ID (0 or IPv6): no duplicate is claimed then."""
+    Without an IP ID (0, or IPv6) only the same capture timestamp as well makes it the same packet
+    (the same bytes seen twice at once): a retransmission is never sent at the same instant, but
+    within the same timestamp tick it can repeat the whole TCP header."""
     if not p.ip_id:
-        return None
+        return hash((p.ts, p.ttl, p.flags, p.ack, p.window, p.options, p.payload_len)) or 1
     return hash((p.ip_id, p.ttl, p.flags, p.ack, p.window, p.options, p.payload_len)) or 1
 
 

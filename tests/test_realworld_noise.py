@@ -206,3 +206,78 @@ def test_split_conversation_fragment_is_no_close_wait(corpus: Path, tshark: str)
     fins = _fields(path, "tcp.flags.fin==1 && tcp.srcport==80", "frame.number")
     assert [r[0] for r in fins][:2] == ["2", "4"]
     assert "close.close_wait_leak" not in _ids(_doc(path))
+
+
+# -- keep-alives: an answered probe is not unanswered --------------------------------------------
+
+def _tcp_checksum(frame: bytearray) -> None:
+    """Recompute the TCP checksum of an Ethernet/IPv4/TCP frame in place."""
+    ihl = (frame[14] & 0x0F) * 4
+    total = struct.unpack("!H", frame[16:18])[0]
+    seg = frame[14 + ihl:14 + total]
+    seg[16:18] = b"\0\0"
+    data = bytes(frame[26:34]) + struct.pack("!BBH", 0, 6, len(seg)) + bytes(seg)
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    frame[14 + ihl + 16:14 + ihl + 18] = struct.pack("!H", ~s & 0xFFFF)
+
+
+def _write(path: Path, header: bytes, recs: list[list[Any]]) -> Path:
+    path.write_bytes(header + b"".join(struct.pack("<IIII", s, f, len(d), w) + bytes(d) for s, f, w, d in recs))
+    return path
+
+
+def _keep_alive(doc: dict[str, Any]) -> dict[str, Any]:
+    (ka,) = [f for f in doc["findings"] if f["id"] == "data.keep_alive"]
+    return ka
+
+
+def test_keep_alives_answered_at_both_ends() -> None:
+    """keepalive-answered: 6 probes, every one answered, seen from the client and from the server."""
+    for name in ("keepalive-answered.pcap", "keepalive-answered-server.pcap"):
+        ka = _keep_alive(_rw(name))
+        assert ka["severity"] == "info"
+        assert ka["evidence"]["probes"] == 6 and ka["evidence"]["answered"] == 6
+
+
+def test_keep_alive_answered_with_a_new_window_is_answered(tmp_path: Path) -> None:
+    """keepalive-answered edited as a stack whose answer re-advertises a grown window (a reader
+    that drained its buffer meanwhile): every answer's window + 1 (TCP checksum fixed). Wireshark
+    no longer calls them keep-alive ACKs, but each probe was answered. Before: a warning, "6
+    keep-alive probes; 0 answered"."""
+    header, recs = _pcap_records(RW / "keepalive-answered.pcap")
+    answers = [r for r in _fields(RW / "keepalive-answered.pcap", "tcp.analysis.keep_alive_ack", "frame.number")]
+    assert len(answers) == 6
+    for k, (no,) in enumerate(answers):
+        frame = recs[int(no) - 1][3]
+        ihl = (frame[14] & 0x0F) * 4
+        off = 14 + ihl + 14
+        frame[off:off + 2] = struct.pack("!H", struct.unpack("!H", frame[off:off + 2])[0] + 1 + k)
+        _tcp_checksum(frame)
+    ka = _keep_alive(analyze_capture(_write(tmp_path / "ka-window.pcap", header, recs)).to_json_dict())
+    assert ka["severity"] == "info" and ka["evidence"]["answered"] == 6
+
+
+def test_keep_alives_unanswered_at_the_end_still_warn(tmp_path: Path) -> None:
+    """keepalive-answered with the server's frames from the third answer on taken out (as if it
+    had vanished): the last 4 probes drew nothing. Positive control: a warning."""
+    header, recs = _pcap_records(RW / "keepalive-answered.pcap")
+    gone = {int(r[0]) for r in _fields(RW / "keepalive-answered.pcap", "ip.src==10.204.1.2 && frame.number>=13",
+                                       "frame.number")}
+    assert gone == {13, 15, 17, 19, 21}
+    kept = [r for i, r in enumerate(recs, 1) if i not in gone and i != 22]
+    ka = _keep_alive(analyze_capture(_write(tmp_path / "ka-gone.pcap", header, kept)).to_json_dict())
+    assert ka["severity"] == "warning"
+    assert ka["evidence"]["probes"] == 6 and ka["evidence"]["answered"] == 2
+    assert ka["evidence"]["unanswered_at_end"] == 4
+
+
+def test_copies_on_other_vlans_are_not_unanswered_keep_alives(corpus: Path) -> None:
+    """vlan-collisions: one connection captured three times (untagged, VLAN 42, QinQ 10,20); the
+    copies of the client's last ACKs look like keep-alives 32 us apart, and the server went on
+    sending after them. Before: a warning, "4 keep-alive probes; 0 answered"."""
+    ka = _keep_alive(_doc(corpus / "vlan-collisions" / "trace.pcap"))
+    assert ka["severity"] == "info" and ka["evidence"]["unanswered_at_end"] == 0
