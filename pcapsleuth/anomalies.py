@@ -347,7 +347,8 @@ def _capture_gaps(c: Connection) -> list[Finding]:
                 f"{peer} acknowledged data from {who} that this capture never saw ({acks} time(s)).",
                 f"An ACK covering sequence numbers the capture never saw proves {who} sent them and {peer} "
                 f"received them: the capture point missed them. Either the capture dropped packets "
-                f"(overload, snaplen and buffer settings: tcpdump -B) or those packets took a path that "
+                f"(overload, buffer settings: tcpdump -B; a short snapshot length cuts bytes off frames, it never "
+                f"loses a whole segment) or those packets took a path that "
                 f"bypasses the capture point (asymmetric routing, multiple uplinks). It is not network loss.",
                 _frames(unseen), {"receiver": peer, "sender": who, "acks_of_unseen_data": acks},
                 unseen[0][1], unseen[-1][1]))

@@ -193,7 +193,8 @@ class Coverage:
         if self.snaplen_cut:
             rows.append({"reason": "snaplen_cut_payload", "frames": self.snaplen_cut,
                          "what": "payload cut by the snapshot length: the bytes were sent but not captured (the "
-                                 "headers are analyzed; not a gap in the connection)",
+                                 "headers are analyzed; not a gap in the connection, though missed_bytes and the "
+                                 "history letter G count them as Zeek does)",
                          "change": "capture with a larger snapshot length (tcpdump -s 0)"})
         if self.evicted:
             rows.append({"reason": "evicted", "connections": self.evicted,
@@ -226,8 +227,12 @@ class Coverage:
                         f"capture (or offload)")
             else:
                 what = "partial TCP/UDP checksums" if kind == "offload_partial" else "IPv4 header checksum 0"
-                cap = "the capturing host" if len(hosts) == 1 else "capturing hosts"
-                head = f"checksum offload on {who}, {cap}: {total:,} frames with {what}"
+                if len(hosts) == 1:
+                    head = f"checksum offload on {who}, the capturing host: {total:,} frames with {what}"
+                else:  # (one machine sending as several addresses - loopback, a router - or a rewriting tool)
+                    head = (f"checksums left for the NIC on frames of {len(hosts):,} hosts, {who}: {total:,} frames "
+                            f"with "
+                            f"{what} (a machine sending as each of them, or a tool that rewrote the capture)")
             lines.append(head + ("; left out (--strict-checksums)" if strict else "; analyzed as sent, not a problem"))
         return lines
 
@@ -247,11 +252,13 @@ class Coverage:
         if not self.snaplen_cut:
             return None
         return (f"{self.snaplen_cut:,} frames with their payload cut by the snapshot length: the bytes were sent "
-                "but not captured (headers analyzed; not a gap in the connection; tcpdump -s 0 keeps them)")
+                "but not captured (headers analyzed; not a gap in the connection, though conn.log's missed_bytes "
+                "and history letter G count them as Zeek does; tcpdump -s 0 keeps them)")
 
-    def scope(self) -> tuple[str, str] | None:
+    def scope(self, findings: bool = False) -> tuple[str, str] | None:
         """What could not be judged, when that rules out "no problems found": (title, text), or
-        None when the analysis covered enough of the capture to say so."""
+        None when the analysis covered enough of the capture to say so. ``findings``: there are
+        findings (the text then does not say that the rest was clean)."""
         frames = self.frames
         na = self.not_analyzed_frames()
         not_ip = self.reasons.get("not_ip", 0)
@@ -274,8 +281,8 @@ class Coverage:
         if na >= NOT_ANALYZED_SHARE * frames or self.left_out() >= LEFT_OUT_SHARE * frames:
             return ("Only part of the capture could be judged",
                     f"{na:,} of {frames:,} frames ({na / frames:.0%}) were not analyzed: " + self._reasons_phrase()
-                    + f". No problem was found in the {self.tcp_connections:,} TCP connection"
-                    f"{'s' if self.tcp_connections != 1 else ''} that were.")
+                    + ("." if findings else f". No problem was found in the {self.tcp_connections:,} TCP connection"
+                                            f"{'s' if self.tcp_connections != 1 else ''} that were."))
         return None
 
     def _reasons_phrase(self) -> str:

@@ -112,9 +112,10 @@ def render_markdown(result: AnalysisResult | ReportView, report_path: str | os.P
     cov = info.coverage
     if cov is not None:
         snap = cov.snaplen_line()
+        sc = cov.scope(findings=bool(findings))
         ctx.update({"checksums": cov.checksum_lines(),
                     "not_analyzed": cov.not_analyzed_lines() + ([snap] if snap else []),
-                    "scope": None if (sc := cov.scope()) is None else {"title": sc[0], "text": sc[1]},
+                    "scope": None if sc is None else {"title": sc[0], "text": sc[1]},
                     "clean": cov.clean_scope() if cov.not_analyzed_frames() else None})
     # Every character a terminal or a ticket's renderer would act on or hide, shown as an escape
     # (``|md`` and ``|code`` escape what they are given; this covers the rest of the template).

@@ -804,7 +804,7 @@ class _Builder:
         n = self.digest.n
         cov = self.info.coverage
         # Issue 20: "no problems found" only about what was judged. ``scope``: what could not be.
-        scope = None if cov is None else cov.scope()
+        scope = None if cov is None else cov.scope(findings=bool(fs))
         if not fs:
             detail = ", ".join(f"{k} {v:,}" for k, v in self.digest.state_counts()[:4])
             text = (f"{self.info.frames:,} frames, {n:,} connection{'s' if n != 1 else ''}"

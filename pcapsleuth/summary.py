@@ -94,7 +94,7 @@ def capture_summary(info: CaptureInfo, conns: list[Connection] | None = None,
                     last_line[(f.severity, f.id)] = len(lines)
                 else:
                     hidden[(f.severity, f.id)] += 1
-            if cov is not None and (scope := cov.scope()) is not None:
+            if cov is not None and (scope := cov.scope(findings=True)) is not None:
                 lines.append(f"verdict: {scope[0]}. {scope[1]}")
             # "... and N more" right under the last line shown of that id, bottom up.
             for key, at in sorted(last_line.items(), key=lambda kv: -kv[1]):

@@ -904,7 +904,8 @@ class Tracker:
             ep.offloaded_checksums += 1
             self._fact(p.src, "offload_ipv4_zero")
             return False
-        if not strict and (ep.stale_checksums + ep.bad_checksums + 1) * 2 > ep.pkts + ep.bad_checksums + 1:
+        if not strict and ((ep.stale_checksums + ep.bad_checksums + 1) * 2 > ep.pkts + ep.bad_checksums + 1
+                           or _accepted_before(conn, p)):
             ep.stale_checksums += 1
             self._fact(p.src, "stale")
             return False
@@ -1796,6 +1797,15 @@ def _count_dropped(conn: Connection, p: Packet, is_orig: bool, fl: int, extra: i
 #: ``Connection.overflow`` key of the segments left out for a bad checksum and what became of them
 #: (see ``Tracker._left_out``; entries name their sender by address and port, so a flip keeps them).
 BAD_SEGMENTS = ("bad_checksum",)
+
+
+def _accepted_before(conn: Connection, p: Packet) -> bool:
+    """The receiver already ACKed a segment of this sender that the capture shows with a wrong
+    checksum: its wrong checksums are the capture's (edited, or corrupted on the capture side), so
+    the later ones are analyzed as sent (zeek tcp__reassembly: 15 such segments of one sender,
+    the first ACKed at once)."""
+    segs = conn.overflow.get(BAD_SEGMENTS) if conn.overflow else None
+    return segs is not None and any(s[6] == "acked" and s[2] == p.src and s[3] == p.sport for s in segs)
 
 
 def _flipped_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
