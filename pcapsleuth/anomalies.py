@@ -127,10 +127,22 @@ def _retransmissions(c: Connection) -> list[Finding]:
         return out
     for orig in (True, False):
         n = _count(c, _RETRANS, orig)
-        if not n:
+        if not n and not _count(c, ta.OUT_OF_ORDER, orig):
             continue
         out.extend(_retrans_findings(c, orig, n))
     return out
+
+
+#: data.retransmission is a warning (besides a timeout of 1 s) when 1% or more were resent and they
+#: were this many, or cost this much (the union of the waits since the previous transmissions).
+RETRANS_WARN_COUNT = 3
+RETRANS_WARN_COST_S = 0.2
+
+
+def _resent_out_of_order(c: Connection, orig: bool) -> int:
+    """Out-of-order segments (Wireshark's reading) whose data the capture had seen before."""
+    return (sum(1 for e in _events(c, ta.OUT_OF_ORDER, orig) if not e[3] & ta.LOST_UPSTREAM)
+            + _dropped(c, ta.OUT_OF_ORDER, orig, without=ta.LOST_UPSTREAM)[0])
 
 
 def _wait_union(evs: list[Event]) -> int:
@@ -153,14 +165,18 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     # At the sender's own capture nothing can reorder its segments or lose them before the
     # capture: a segment below its highest sequence number is a retransmission (pcapsleuth.capturepoint).
     at_sender = at_capture(c, orig)
-    bits = _RETRANS | (ta.OUT_OF_ORDER if at_sender else 0)
+    bits = _RETRANS | ta.OUT_OF_ORDER
     stall = _receiver_stall(c, not orig)
-    evs = _events(c, bits, orig)
+    # Tshark's out-of-order segments whose data this capture had already seen arrived a second time:
+    # retransmissions, wherever the capture was taken; at the sender's own capture, all of them.
+    evs = [e for e in _events(c, bits, orig)
+           if not e[3] & ta.OUT_OF_ORDER or at_sender or not e[3] & ta.LOST_UPSTREAM]
     tail: list[Event] = []
     if stall is not None:  # those after the receiver's last word are told by data.receiver_stalled
         tail = [e for e in evs if e[1] > stall["silent_since"]]
         evs = [e for e in evs if e[1] <= stall["silent_since"]]
-    reordered = _count(c, ta.OUT_OF_ORDER, orig) if at_sender else 0
+    reordered = (_count(c, ta.OUT_OF_ORDER, orig) if at_sender
+                 else _resent_out_of_order(c, orig))
     fast = _count(c, ta.FAST_RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.FAST_RETRANSMISSION)
     spurious = _count(c, ta.SPURIOUS_RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.SPURIOUS_RETRANSMISSION)
     rto = _count(c, ta.RTO, orig) - sum(1 for e in tail if e[3] & ta.RTO)
@@ -169,6 +185,17 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
         return []
     early = max(0, _count(c, ta.RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.RETRANSMISSION)
                 - rto) + reordered
+    # Resends the receiver reported back as duplicates (D-SACK, RFC 2883): the original had arrived.
+    # A timeout among them still cost its wait and stays a timeout; the others are spurious.
+    proven = c.ws.dsacked if c.ws is not None and c.ws.dsacked else set()
+    dsack = [e for e in evs if e[0] in proven and not e[3] & (ta.SPURIOUS_RETRANSMISSION | ta.RTO)]
+    if dsack:
+        d_fast = sum(1 for e in dsack if e[3] & ta.FAST_RETRANSMISSION)
+        fast -= d_fast
+        early = max(0, early - (len(dsack) - d_fast))
+    dsacked = len(dsack)
+    acked_spurious = spurious
+    spurious += dsacked
     upstream = 0 if at_sender else _count(c, ta.LOST_UPSTREAM, orig)
     limited = _count(c, ta.RWND_LIMITED, orig) - sum(1 for e in tail if e[3] & ta.RWND_LIMITED)
     # The timer expiries: segments resent right behind one (a burst after the same timeout) add no
@@ -178,7 +205,7 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     worst = max(rto_evs, key=lambda e: e[4]) if rto_evs else evs[0] if evs else None
     worst_frame = worst[0] if worst else None
     # Segments beyond the events kept count too: the bytes, the longest and the total wait.
-    more, more_rto = _dropped(c, bits, orig), _dropped(c, _RETRANS, orig, also=ta.RTO)
+    more, more_rto = _dropped(c, _RETRANS, orig), _dropped(c, _RETRANS, orig, also=ta.RTO)
     longest = max(timeouts, default=0.0)
     if more_rto[0] and _sec(more_rto[3]) > longest:
         longest, worst_frame = _sec(more_rto[3]), more_rto[4]
@@ -200,8 +227,11 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             parts.append(f"{fast} fast (after duplicate ACKs)")
         if early:
             parts.append(f"{early} early (SACK/RACK loss recovery, no timeout)")
-        if spurious:
-            parts.append(f"{spurious} spurious (already acknowledged)")
+        if acked_spurious:
+            parts.append(f"{acked_spurious} spurious (already acknowledged)")
+        if dsacked:
+            parts.append(f"{dsacked} no loss repair ({peer} had the original: D-SACK; or a FIN repeated after its "
+                         f"ACK or sooner than any timer)")
         if at_sender:
             where = (" Captured at the sender (on its host or its link, see the explanation): every original "
                      "was captured, so each was lost beyond it (or its ACK was late); nothing is lost or "
@@ -210,7 +240,9 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
                      + ".")
         else:
             where = (f" {downstream} originals were captured here, so they were lost after this capture point "
-                     f"(or their ACKs were); {upstream} never reached the capture (lost before it).")
+                     f"(or their ACKs were); {upstream} never reached the capture (lost before it)."
+                     + (f" ({reordered} that tshark calls out-of-order carried data captured before: "
+                        f"retransmissions.)" if reordered else ""))
         if limited:
             where += (f" {limited} were sent while {peer}'s advertised window was below "
                       f"{ta.RWND_SMALL_SEGMENTS} segments: {peer}'s receive window set the pace (a receiver "
@@ -228,7 +260,12 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
             f"(`pcapsleuth analyze a.pcap b.pcap`)."
             + (f" This capture was taken at {who} (" + "; ".join(at_sender["evidence"]) + ")."
                if at_sender else ""))
-        sev = "warning" if rate >= 0.01 or (timeouts and longest >= 1.0) else "notice"
+        # Graded by what they cost: a retransmission delays the data by the time since its previous
+        # transmission. A few resent within microseconds (a stack's double FIN, a capture artefact)
+        # cost nothing a user could see.
+        cost = _sec(_wait_union(evs))
+        sev = ("warning" if (rate >= 0.01 and (n - spurious >= RETRANS_WARN_COUNT or cost >= RETRANS_WARN_COST_S))
+               or (timeouts and longest >= 1.0) else "notice")
         if limited == n and sev == "warning" and not longest >= 1.0:
             sev = "notice"  # all of them paced by the receiver's window: told by its window findings
         ev = {"sender": who, "receiver": peer, "retransmissions": n, "segments": segments,
@@ -236,7 +273,8 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
               "spurious": spurious, "lost_after_capture_point": downstream, "lost_before_capture_point": upstream,
               "longest_timeout_s": longest if timeouts else None,
               "worst_frame": worst_frame, "first_frame": evs[0][0] if evs else None,
-              "events_listed": len(evs), "receiver_window_limited": limited}
+              "events_listed": len(evs), "receiver_window_limited": limited, "dsacked": dsacked,
+              "out_of_order_resent": reordered, "cost_s": cost}
         if at_sender:
             ev["capture_point"] = at_sender
             ev["reordered_at_sender_counted"] = reordered
@@ -274,16 +312,21 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
                  "total_wait_s": round(waited, 6), "worst_frame": worst_frame},
                 rto_evs[0][1], rto_evs[-1][1], "warning" if longest >= 1.0 else "notice"))
     if spurious:
-        sevs = [e for e in evs if e[3] & ta.SPURIOUS_RETRANSMISSION]
+        sevs = [e for e in evs if e[3] & ta.SPURIOUS_RETRANSMISSION or e in dsack]
         out.append(_finding(
             "data.spurious_retransmission", c,
-            f"{who} resent {spurious} segment(s) that {peer} had already acknowledged.",
+            (f"{who} resent {acked_spurious} segment(s) that {peer} had already acknowledged" if acked_spurious
+             else f"{who} resent {dsacked} segment(s) that {peer} already had")
+            + (f" ({dsacked} reported back by {peer} as duplicates: D-SACK)" if dsacked and acked_spurious
+               else " (reported back as duplicates: D-SACK)" if dsacked else "") + ".",
             f"A spurious retransmission carries data already covered by an ACK the capture saw. Either {who}'s "
             f"timer fired too early (RTT spike, delayed ACKs), or the ACKs were lost or delayed on their way "
             f"from the capture point to {who}. Frequent spurious retransmissions waste bandwidth and shrink the "
             f"congestion window for nothing; Linux detects them with F-RTO/DSACK (`nstat -az "
             f"TcpExtTCPSpuriousRTOs TcpExtTCPDSACKRecv`).",
-            _frames(sevs), {"sender": who, "spurious": spurious}, sevs[0][1] if sevs else None))
+            _frames(sevs), {"sender": who, "spurious": spurious, "dsacked": dsacked}, sevs[0][1] if sevs else None,
+            # (a duplicate the receiver discarded and reported: no harm, a fact)
+            severity="info" if dsacked and not acked_spurious else ""))
     return out
 
 
@@ -298,6 +341,11 @@ def _out_of_order(c: Connection) -> list[Finding]:
             continue
         if at_capture(c, orig):  # nothing reorders between a stack and its own capture:
             continue  # data.retransmission counts them
+        # Those whose data was captured before are second copies: data.retransmission counts them.
+        evs = [e for e in evs if e[3] & ta.LOST_UPSTREAM]
+        n = len(evs) + _dropped(c, ta.OUT_OF_ORDER, orig, also=ta.LOST_UPSTREAM)[0]
+        if not evs:
+            continue
         who = _ep(c, orig)
         out.append(_finding(
             "data.out_of_order", c,

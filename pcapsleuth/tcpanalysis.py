@@ -136,6 +136,7 @@ DUPLICATE_NS = 100_000_000
 FAST_RETRANS_NS = 20_000_000
 RWND_SMALL_SEGMENTS = 4
 MAX_EPISODES = 64
+MAX_REXMITS = 64
 #: An RTT sample of a pure ACK of a lone segment this long after it, and this many times the
 #: direction's smallest sample, is the receiver's delayed-ACK timer (Linux waits 40 ms at least,
 #: macOS and Windows 100-200 ms): not the path.
@@ -143,6 +144,16 @@ DELACK_MIN_NS = 10_000_000
 DELACK_FACTOR = 4
 _SFR = TCP_SYN | TCP_FIN | TCP_RST
 _RETRANS_KINDS = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+
+
+#: A FIN repeated sooner than this (Linux's smallest loss-probe timer is 10 ms) was not resent by a timer.
+QUICK_FIN_NS = 10_000_000
+
+
+def _last_send(d: Direction, seq: int, ts: int) -> int:
+    """When the segment at ``seq`` was last sent (``ts`` when unknown)."""
+    seg = d.firstsent.get(seq) if d.firstsent is not None else None
+    return int(seg[6]) if seg is not None else ts - QUICK_FIN_NS
 
 
 def _covering(unacked: list[list[Any]], seq: int) -> list[Any] | None:
@@ -167,7 +178,7 @@ class Direction:
         "base_seq", "nextseq", "nextseqframe", "nextseqtime", "maxseqtobeacked", "lastack", "lastacktime",
         "window", "win_scale", "is_first_ack", "dupacknum", "lastnondupack", "lastsegmentflags", "unacked",
         "firstsent", "right_edge", "edge_ack", "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "zw_since", "zw_probes",
-        "zw_episodes", "zw_more", "unseen_acked", "rtt_dn", "rtt_dmax", "rtt_karn", "max_seg", "last_sent",
+        "zw_episodes", "zw_more", "unseen_acked", "rtt_dn", "rtt_dmax", "rtt_karn", "max_seg", "last_sent", "rexmits",
     )
 
     def __init__(self) -> None:
@@ -215,6 +226,8 @@ class Direction:
         self.rtt_karn = 0  # ACKs of data sent more than once: no sample (Karn's rule)
         self.max_seg = 0  # the largest payload this direction sent
         self.last_sent = 0  # ts of the latest segment with data, SYN or FIN
+        #: The latest MAX_REXMITS retransmissions: (seq, end, frame), for D-SACKs to find.
+        self.rexmits: tuple[tuple[int, int, int], ...] = ()
 
     def scaled(self, window: int) -> int:
         return window << self.win_scale if self.win_scale > 0 else window
@@ -254,7 +267,7 @@ class Conversation:
     are kept as bytes until ``d0`` or ``d1`` is next read, which brings them back transparently.
     """
 
-    __slots__ = ("src0", "sport0", "d0", "d1", "first_rtt", "syn_ts", "_packed")
+    __slots__ = ("src0", "sport0", "d0", "d1", "first_rtt", "syn_ts", "_packed", "dsacked")
 
     def __init__(self, src: str, sport: int) -> None:
         self.src0 = src  # direction 0 is the one sent from here
@@ -264,6 +277,9 @@ class Conversation:
         self.first_rtt = 0  # Wireshark's iRTT: SYN to the ACK that completes the handshake
         self.syn_ts: int | None = None
         self._packed: bytes | None = None  # the two directions, while compacted
+        #: Frames of retransmissions proven spurious, the receiver already had the data: by a D-SACK
+        #: (RFC 2883), or a FIN resent after its ACK. None until one is seen.
+        self.dsacked: set[int] | None = None
 
     def dirs(self, src: str, sport: int) -> tuple[Direction, Direction]:
         if src == self.src0 and sport == self.sport0:
@@ -441,8 +457,22 @@ class Conversation:
                     kind = SPURIOUS_RETRANSMISSION  # it ends at or before what the peer acknowledged
                 elif not_advanced:
                     kind = RETRANSMISSION
+                    if flags & TCP_FIN and not seglen and (
+                            (rev_lastack and not 0 < ((nextseq - rev_lastack) & _MASK) < 0x80000000)
+                            or ts - _last_send(fwd, seq, ts) < QUICK_FIN_NS):
+                        # A FIN resent after the peer acknowledged it (Wireshark: a retransmission,
+                        # its spurious test counts payload only), or repeated before any timer could
+                        # fire (BSD stacks send their FIN again to carry the ACK of the peer's FIN):
+                        # no loss repair, as a D-SACKed resend.
+                        if self.dsacked is None:
+                            self.dsacked = set()
+                        self.dsacked.add(frame)
             if kind:
                 fl |= kind
+                if len(fwd.rexmits) < MAX_REXMITS:
+                    fwd.rexmits += ((seq, nextseq, frame),)
+                else:
+                    fwd.rexmits = fwd.rexmits[1:] + ((seq, nextseq, frame),)
                 first = fwd.firstsent.get(seq) if fwd.firstsent is not None else None  # see unacked
                 if (first is not None and ip_id and first[5] == ip_id and kind != OUT_OF_ORDER
                         and ts - first[3] < DUPLICATE_NS):
@@ -598,6 +628,25 @@ class Conversation:
                     # thousands of idle connections each kept a few hundred bytes).
                     rev.unacked = rev.firstsent = None
         return fl, extra, peer_frame
+
+    def sack(self, src: str, sport: int, ack: int, blocks: list[tuple[int, int]]) -> None:
+        """SACK blocks of a segment sent from ``src``:``sport`` acknowledging ``ack``. A D-SACK (RFC 2883:
+        the first block below the cumulative ACK, or inside the second block) reports data that
+        arrived twice: the retransmissions of it were spurious."""
+        if not blocks:
+            return
+        left, right = blocks[0]
+        below = not 0 < ((right - ack) & _MASK) < 0x80000000  # right <= ack
+        inside = (len(blocks) > 1 and not 0 < ((blocks[1][0] - left) & _MASK) < 0x80000000
+                  and not 0 < ((right - blocks[1][1]) & _MASK) < 0x80000000)
+        if not below and not inside:
+            return
+        _, rev = self.dirs(src, sport)
+        for seq, end, frame in rev.rexmits:
+            if 0 < ((end - left) & _MASK) < 0x80000000 and 0 < ((right - seq) & _MASK) < 0x80000000:
+                if self.dsacked is None:
+                    self.dsacked = set()
+                self.dsacked.add(frame)
 
     @staticmethod
     def _window_scaling(fwd: Direction, rev: Direction, synack: bool, options: TcpOptions | None) -> None:

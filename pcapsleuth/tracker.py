@@ -1225,6 +1225,11 @@ class Tracker:
         fl, extra, peer_frame = ws.analyze(p.src, p.sport, flags, p.seq, p.ack,  # type: ignore[arg-type]
                                            p.payload_len or 0, p.window, p.ts, p.no, syn_opts,  # type: ignore[arg-type]
                                            datagram_key(p))
+        opts = p.options
+        if opts and 5 in opts and not flags & TCP_SYN:  # (a SACK option may be there: D-SACKs)
+            blocks = parse_options(opts).get("sack")
+            if blocks:
+                ws.sack(p.src, p.sport, p.ack, blocks)  # type: ignore[arg-type]
         if reused:
             fl |= REUSED_PORTS
         if fl:

@@ -246,3 +246,52 @@ def test_zero_window_graded_by_its_cost() -> None:
     assert zw["evidence"]["longest_s"] == pytest.approx(facts["longest_zero_window_s"], abs=0.001)
     assert zw["evidence"]["stalled_s"] == pytest.approx(facts["total_zero_window_s"], abs=0.002)
     assert zw["severity"] in ("notice", "info")
+
+
+# -- what a retransmission cost, and which are none -----------------------------------------------
+
+def test_dsacked_loss_probe_is_no_loss(tshark: str) -> None:
+    """zero-window-short: the sender's one retransmission, a tail loss probe, came back D-SACKed
+    (the sender's kernel: TcpRetransSegs 1, TCPDSACKRecv 1): the receiver had the original. No
+    "lost after this capture point" retransmission finding; a spurious one, as a fact."""
+    kernel = _facts("zero-window-short")["nstat_delta"]["psr-c"]
+    assert kernel["TcpRetransSegs"] == kernel["TcpExtTCPDSACKRecv"] == 1
+    assert len(_tshark(RW / "zero-window-short.pcap", "tcp.options.sack.dsack", "frame.number")) == 1
+    doc = _doc("zero-window-short")
+    assert "data.retransmission" not in _ids(doc)
+    sp = _one(doc, "data.spurious_retransmission")
+    assert sp["evidence"]["dsacked"] == 1 and sp["severity"] == "info"
+
+
+def _corpus(name: str) -> Path:
+    from .conftest import corpus_root
+
+    path = corpus_root() / "zeek" / name / "trace.pcap"
+    assert path.is_file(), path
+    return path
+
+
+def test_out_of_order_copies_of_captured_data_are_retransmissions(tshark: str) -> None:
+    """zeek http__206_example_b: tshark's 52 out-of-order segments resend data this capture had
+    already seen (after 64 duplicate ACKs): second copies, counted as retransmissions, no
+    "arrived out of order" finding."""
+    path = _corpus("http__206_example_b")
+    assert len(_tshark(path, "tcp.analysis.out_of_order", "frame.number")) == 52
+    doc = analyze_capture(path).to_json_dict()
+    assert "data.out_of_order" not in _ids(doc)
+    r = [f for f in doc["findings"] if f["id"] == "data.retransmission"]
+    assert len(r) == 1 and r[0]["evidence"]["out_of_order_resent"] == 52
+
+
+def test_fin_repeated_within_microseconds_is_no_alarm(tshark: str) -> None:
+    """zeek ssh__ssh: a BSD client sends its FIN again 12 µs .. 1 ms after the first (to carry the
+    ACK of the server's FIN), faster than any retransmission timer: no retransmission finding at
+    notice or above (it was a warning, "retransmitted 1 of its 10 (10%)")."""
+    path = _corpus("ssh__ssh")
+    rows = _tshark(path, "tcp.analysis.retransmission && tcp.flags.fin==1 && tcp.len==0", "frame.number")
+    assert len(rows) >= 5
+    doc = analyze_capture(path).to_json_dict()
+    loud = [f for f in doc["findings"] if f["id"] in ("data.retransmission", "data.rto")]
+    assert not loud, [f["summary"] for f in loud]
+    assert sum(f["evidence"]["dsacked"] for f in doc["findings"] if f["id"] == "data.spurious_retransmission") \
+        >= len(rows)
