@@ -34,7 +34,8 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from .capture import CaptureInfo
 from .findings import Finding, catalog
-from .packet import TCP_ACK, TCP_RST, TCP_SYN, Packet, flags_str
+from .packet import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Packet, flags_str
+from .tcpanalysis import DUPLICATE_FRAME, FAST_RETRANSMISSION, RETRANSMISSION, SPURIOUS_RETRANSMISSION
 from .tracker import (
     CLOSE_WAIT,
     CLOSED_S,
@@ -503,6 +504,7 @@ class Detection:
         self._collisions = _Collisions()
         self._leaks = _Leaks()
         self._refused = _Refused(self.names)
+        self._fins = _FinStories()
         self._per_conn = anomalies.PER_CONNECTION
         self._zero_window = anomalies.zero_window
         self._zero_window_needs_end = anomalies.zero_window_needs_end
@@ -580,6 +582,7 @@ class Detection:
             if self._early:
                 self._early.pop(index, None)
         self._refused.add(c)
+        self._fins.add(c)
         if self._zero_window_needs_end(c):
             self._open_windows.append(c)  # rare: kept whole until the capture's end
         else:
@@ -633,6 +636,7 @@ class Detection:
         yield from self._collisions.finish()
         yield from self._leaks.finish()
         yield from self._refused.finish()
+        yield from self._fins.finish()
         for group in self._groups:
             yield from group.finish(end)
 
@@ -1327,6 +1331,170 @@ def _leak_finding(addr: str, port: int, items: list[tuple[int, _HalfClose, float
                 "tuples_reused": n_reused, "per_connection": per, "left_out": max(0, n - GROUP_LIST)}
     return Finding("close.close_wait_leak", summary, explanation, frames, [uid_of(x[0]) for x in items],
                    min(x[1].fin_ts for x in items), max(x[1].fin_ack_ts for x in items), evidence)
+
+
+# -- close.fin_unacknowledged, close.fin_retransmitted: one story per conversation ---------------
+
+_ANY_RETRANS = RETRANSMISSION | FAST_RETRANSMISSION | SPURIOUS_RETRANSMISSION
+_FIN_UNACKED = frozenset((FIN_WAIT_1, CLOSING, LAST_ACK))
+#: FIN transmissions listed per story (the rest are counted).
+_FINS_LISTED = 32
+
+
+class _FinStory:
+    """The FIN transmissions of one side over the fragments of one conversation."""
+
+    __slots__ = ("sender", "peer", "fin_raw", "state", "frames", "times", "n", "uids", "acked", "clean", "index",
+                 "pred")
+
+    def __init__(self, sender: tuple[str, int], peer: tuple[str, int], fin_raw: int, state: str) -> None:
+        self.sender, self.peer, self.fin_raw, self.state = sender, peer, fin_raw, state
+        self.frames: list[int] = []
+        self.times: list[int] = []
+        self.n = 0
+        self.uids: list[str] = []
+        self.acked = False
+        self.clean = True  # no retransmission in the conversation but this side's empty FINs
+        self.index = 0
+        self.pred: int | None = None  # the fragment this one continues (no SYN of its own)
+
+    def merge(self, later: _FinStory) -> None:
+        room = _FINS_LISTED - len(self.frames)
+        self.frames += later.frames[:room]
+        self.times += later.times[:room]
+        self.n += later.n
+        self.uids += later.uids
+        self.acked = later.acked
+        self.clean = self.clean and later.clean
+
+
+class _FinStories:
+    """A FIN resent after a timeout, sometimes for a minute, is one story about the closing of one
+    conversation, however many connections Zeek's close timers cut it into (each resend after the
+    timers expired opens a new 'connection' without a SYN on the same tuple: the tracker links them
+    as predecessor and successor). The story is told once, and the per-fragment retransmission and
+    timeout findings it explains are suppressed (``suppresses`` in the catalogue) when nothing but
+    this FIN was resent in the conversation. Fragments are kept (only those with a FIN resent or
+    unanswered, or continuing another) and joined at the end, whatever order they come in."""
+
+    def __init__(self) -> None:
+        self.parts: dict[tuple[int, tuple[str, int]], _FinStory] = {}
+
+    def add(self, c: Connection) -> None:
+        if c.proto != "tcp":
+            return
+        cont = (c.predecessor is not None and c.syn_frame is None and c.synack_frame is None
+                and not _syn_groups(c))
+        reset = bool(c.orig.rst_cnt or c.resp.rst_cnt)
+        when = {p.no: p.ts for p in c.evidence}
+        waits = {}
+        copies = set()  # the same FIN captured twice (capture.duplicate_frames) was sent once
+        for e in c.events:
+            when.setdefault(e[0], e[1])
+            if e[3] & DUPLICATE_FRAME:
+                copies.add(e[0])
+            elif e[3] & _ANY_RETRANS and e[6] & TCP_FIN:
+                waits[e[0]] = e[1] - e[4]
+        for ep, peer, is_orig in ((c.orig, c.resp, True), (c.resp, c.orig, False)):
+            if ep.fin_raw is None or not (cont or ep.fin_cnt >= 2 or ep.tcp_state in _FIN_UNACKED):
+                continue
+            st = _FinStory((ep.addr, ep.port), (peer.addr, peer.port), ep.fin_raw, ep.tcp_state or "")
+            st.index = c.index
+            st.pred = uid_index(c.predecessor) if cont and c.predecessor else None
+            st.uids = [c.uid]
+            # When each FIN was sent: the evidence kept, the retransmission events, and for a FIN
+            # that is neither (the first packets are refetched by the report, not kept), the next
+            # FIN's event less its wait (the time since the previous transmission).
+            fins = [no for no in ep.fins if no not in copies]
+            for k, no in enumerate(fins):
+                ts = when.get(no)
+                if ts is None and k + 1 < len(fins):
+                    ts = waits.get(fins[k + 1])
+                if ts is None and no == c.first_frame:
+                    ts = c.first_ts
+                if ts is None:
+                    st.clean = False  # a FIN we cannot place in time: not told
+                    continue
+                st.frames.append(no)
+                st.times.append(ts)
+            st.n = ep.fin_cnt - (len(ep.fins) - len(fins))
+            st.acked = ep.tcp_state in (FIN_WAIT_2, TIME_WAIT) or (ep.tcp_state == CLOSED_S and not reset)
+            if not st.acked and (reset or ep.tcp_state not in _FIN_UNACKED):
+                st.clean = False  # a reset ended it: another story (reset.*), not told here
+            if c.overflow or ep.fin_cnt > len(ep.fins):
+                st.clean = False  # events or FINs beyond what was kept: not judged here
+            for e in c.events:
+                if (e[3] & _ANY_RETRANS and not e[3] & DUPLICATE_FRAME and not e[6] & TCP_SYN
+                        and not (e[6] & TCP_FIN and e[2] == is_orig and not e[7])):
+                    st.clean = False
+            self.parts[(c.index, st.sender)] = st
+
+    def finish(self) -> Iterator[Finding]:
+        parts, self.parts = self.parts, {}
+        later: dict[tuple[int, tuple[str, int]], _FinStory] = {}
+        for st in parts.values():
+            prev = parts.get((st.pred, st.sender)) if st.pred is not None else None
+            if prev is not None and prev.fin_raw == st.fin_raw:
+                later[(st.pred, st.sender)] = st  # type: ignore[index]
+            else:
+                st.pred = None  # a conversation's first fragment (as far as told here)
+        chains: dict[int, list[_FinStory]] = defaultdict(list)
+        for st in sorted(parts.values(), key=lambda st: st.index):
+            if st.pred is not None:
+                continue
+            cur, nxt = st, later.get((st.index, st.sender))
+            while nxt is not None:
+                cur.merge(nxt)
+                nxt = later.get((nxt.index, nxt.sender))
+            chains[st.index].append(cur)
+        for index in sorted(chains):
+            # The side whose FIN went unacknowledged, else the one that sent it more often.
+            st = max(chains[index], key=lambda st: (not st.acked, st.n))
+            if st.clean and st.n >= 2 and len(st.frames) >= 2:
+                yield _fin_story(st)
+
+
+def _fin_story(st: _FinStory) -> Finding:
+    who, peer = _ep_str(*st.sender), _ep_str(*st.peer)
+    span = _sec(st.times[-1] - st.times[0])
+    gaps = [_sec(b - a) for a, b in zip(st.times, st.times[1:], strict=False)]
+    backoff = ", ".join(_fmt_s(g) for g in gaps[:12]) + (" ..." if len(gaps) > 12 else "")
+    frag = len(st.uids)
+    split = (f"; Zeek's close timers cut this one conversation into {frag} connections ({', '.join(st.uids)}), "
+             f"told here once" if frag > 1 else "")
+    state = {LAST_ACK: "LAST-ACK (it closed after its peer)", FIN_WAIT_1: "FIN-WAIT-1 (it closed first)",
+             CLOSING: "CLOSING (both closed at once)"}.get(st.state, st.state)
+    evidence: dict[str, Any] = {
+        "sender": who, "peer": peer, "state": st.state, "fins_sent": st.n, "retransmissions": st.n - 1,
+        "first_fin_frame": st.frames[0], "span_s": span, "intervals_s": gaps[:_FINS_LISTED],
+        "acknowledged": st.acked, "connections_in_conversation": frag,
+    }
+    if not st.acked:
+        summary = (f"{who} sat in {state}: its FIN (frame {st.frames[0]}) was sent {st.n} times over "
+                   f"{_fmt_s(span)} ({st.n - 1} retransmissions, {backoff} apart) and never ACKed by {peer}{split}.")
+        explanation = (
+            f"Every byte of the conversation was delivered and acknowledged; only the closing handshake failed: "
+            f"{who}'s FIN drew no ACK, so its kernel resent it with exponential back-off until it gave up "
+            f"(tcp_orphan_retries for a socket the application has closed, tcp_retries2 otherwise) and freed the "
+            f"socket. Either {peer} is gone (powered off or unplugged: a host that is up answers a FIN with an ACK, "
+            f"or with a RST once its socket is gone), or its ACKs are dropped on the way back, typically by a "
+            f"stateful firewall or NAT that removed the connection's state after the first FIN. Nothing was lost "
+            f"for the applications; a LAST-ACK or FIN-WAIT-1 socket is held until the retries run out. Check "
+            f"`ss -tan state last-ack state fin-wait-1` on {st.sender[0]}, the firewall's FIN/close timeouts "
+            f"(`nf_conntrack_tcp_timeout_*`), or capture at {st.peer[0]} to see whether the FINs arrive and are "
+            f"answered.")
+        fid, sev = "close.fin_unacknowledged", "notice"
+    else:
+        summary = (f"{who} sent its FIN (frame {st.frames[0]}) {st.n} times ({backoff} apart) before {peer} "
+                   f"ACKed it{split}: the connection closed normally.")
+        explanation = (
+            f"Nothing but {who}'s empty FIN was resent, and it was acknowledged in the end: the close took "
+            f"{_fmt_s(span)} longer than it had to, and no data was involved. A resend microseconds after the "
+            f"first is a stack's habit (macOS and BSD resend the FIN on their peer's FIN), a resend after a "
+            f"timeout a lost FIN or ACK.")
+        fid, sev = "close.fin_retransmitted", "info"
+    return Finding(fid, summary, explanation, list(st.frames), list(st.uids), st.times[0], st.times[-1], evidence,
+                   severity=sev)
 
 
 # -- handshake.refused ---------------------------------------------------------------------------

@@ -281,3 +281,42 @@ def test_copies_on_other_vlans_are_not_unanswered_keep_alives(corpus: Path) -> N
     sending after them. Before: a warning, "4 keep-alive probes; 0 answered"."""
     ka = _keep_alive(_doc(corpus / "vlan-collisions" / "trace.pcap"))
     assert ka["severity"] == "info" and ka["evidence"]["unanswered_at_end"] == 0
+
+
+# -- one conversation, one story ----------------------------------------------------------------
+
+def test_fin_resent_after_zeeks_timers_is_one_story(tshark: str) -> None:
+    """fin-retrans-after-timers (captured on the server): the server in LAST-ACK sends its FIN 10
+    times over 53.1 s, every ACK of the client dropped before the wire. Zeek's close timers cut the
+    conversation into 5 connections; conn.log keeps them. Before: 5 retransmission and 5 RTO
+    warnings, one pair per fragment."""
+    path = RW / "fin-retrans-after-timers.pcap"
+    facts = _facts("fin-retrans-after-timers")
+    doc = _rw("fin-retrans-after-timers.pcap")
+    assert len(doc["connections"]) == 5  # Zeek's split, as conn.log has it
+    assert _ids(doc) == ["close.fin_unacknowledged"]
+    (f,) = doc["findings"]
+    ev = f["evidence"]
+    assert f["severity"] == "notice"  # all data delivered and ACKed; only the close failed
+    assert ev["sender"] == "10.204.1.2:8093" and ev["state"] == "LAST-ACK" and ev["acknowledged"] is False
+    assert ev["fins_sent"] == facts["server_fins"] == 10
+    assert ev["retransmissions"] == facts["server_fin_retransmissions"] == facts["server_TcpRetransSegs_delta"] == 9
+    assert abs(ev["span_s"] - facts["server_fin_first_to_last_s"]) < 0.001
+    assert facts["acks_of_server_fin_in_capture"] == 0
+    assert sorted(f["connections"]) == sorted(c["uid"] for c in doc["connections"])
+    fins = _fields(path, "tcp.flags.fin==1 && ip.src==10.204.1.2", "frame.number", "frame.time_epoch")
+    assert f["frames"] == [int(r[0]) for r in fins]
+    gaps = [round(float(b[1]) - float(a[1]), 6) for a, b in zip(fins, fins[1:], strict=False)]
+    assert all(abs(x - y) < 2e-6 for x, y in zip(ev["intervals_s"], gaps, strict=True))
+    assert "LAST-ACK" in f["summary"] and "10 times" in f["summary"]
+
+
+def test_macos_double_fin_is_no_retransmission_warning(corpus: Path) -> None:
+    """ssh__ssh: macOS (192.168.2.1) resends its FIN 50 us .. 1 ms after the first, when the
+    server's FIN arrives; the server ACKs it. The close was normal. Before: 8 retransmission
+    warnings (only the FIN had been resent)."""
+    doc = _doc(corpus / "ssh__ssh" / "trace.pcap")
+    assert "data.retransmission" not in _ids(doc) and "data.rto" not in _ids(doc)
+    told = [f for f in doc["findings"] if f["id"] == "close.fin_retransmitted"]
+    assert len(told) >= 8 and all(f["severity"] == "info" and f["evidence"]["acknowledged"] for f in told)
+    assert all(f["evidence"]["span_s"] < 0.002 for f in told if f["evidence"]["sender"].startswith("192.168.2.1:"))
