@@ -140,9 +140,14 @@ RETRANS_WARN_COST_S = 0.2
 
 
 def _resent_out_of_order(c: Connection, orig: bool) -> int:
-    """Out-of-order segments (Wireshark's reading) whose data the capture had seen before."""
-    return (sum(1 for e in _events(c, ta.OUT_OF_ORDER, orig) if not e[3] & ta.LOST_UPSTREAM)
-            + _dropped(c, ta.OUT_OF_ORDER, orig, without=ta.LOST_UPSTREAM)[0])
+    """Out-of-order segments (Wireshark's reading) all of whose bytes the capture had seen before."""
+    return _count(c, ta.SECOND_COPY, orig)
+
+
+def _first_arrivals(c: Connection, orig: bool) -> int:
+    """Out-of-order segments that filled a hole the capture never saw (late first arrivals)."""
+    return (sum(1 for e in _events(c, ta.OUT_OF_ORDER, orig) if e[3] & ta.LOST_UPSTREAM)
+            + _dropped(c, ta.OUT_OF_ORDER, orig, also=ta.LOST_UPSTREAM)[0])
 
 
 def _wait_union(evs: list[Event]) -> int:
@@ -170,7 +175,7 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     # Tshark's out-of-order segments whose data this capture had already seen arrived a second time:
     # retransmissions, wherever the capture was taken; at the sender's own capture, all of them.
     evs = [e for e in _events(c, bits, orig)
-           if not e[3] & ta.OUT_OF_ORDER or at_sender or not e[3] & ta.LOST_UPSTREAM]
+           if not e[3] & ta.OUT_OF_ORDER or at_sender or e[3] & ta.SECOND_COPY]
     tail: list[Event] = []
     if stall is not None:  # those after the receiver's last word are told by data.receiver_stalled
         tail = [e for e in evs if e[1] > stall["silent_since"]]
@@ -196,7 +201,8 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     dsacked = len(dsack)
     acked_spurious = spurious
     spurious += dsacked
-    upstream = 0 if at_sender else _count(c, ta.LOST_UPSTREAM, orig)
+    # (first arrivals of out-of-order data filled holes too, but are no retransmissions: not counted)
+    upstream = 0 if at_sender else max(0, _count(c, ta.LOST_UPSTREAM, orig) - _first_arrivals(c, orig))
     limited = _count(c, ta.RWND_LIMITED, orig) - sum(1 for e in tail if e[3] & ta.RWND_LIMITED)
     # The timer expiries: segments resent right behind one (a burst after the same timeout) add no
     # timeout of their own.
@@ -341,9 +347,9 @@ def _out_of_order(c: Connection) -> list[Finding]:
             continue
         if at_capture(c, orig):  # nothing reorders between a stack and its own capture:
             continue  # data.retransmission counts them
-        # Those whose data was captured before are second copies: data.retransmission counts them.
-        evs = [e for e in evs if e[3] & ta.LOST_UPSTREAM]
-        n = len(evs) + _dropped(c, ta.OUT_OF_ORDER, orig, also=ta.LOST_UPSTREAM)[0]
+        # Those whose bytes were all captured before are second copies: data.retransmission counts them.
+        evs = [e for e in evs if not e[3] & ta.SECOND_COPY]
+        n -= _count(c, ta.SECOND_COPY, orig)
         if not evs:
             continue
         who = _ep(c, orig)

@@ -76,6 +76,9 @@ DUPLICATE_FRAME = 0x200000  # the same IPv4 datagram (same IP ID) captured twice
 #: the sender's largest segments: the receiver's window, not the path, sets the pace (its ACKs
 #: wait when its window cannot open).
 RWND_LIMITED = 0x400000
+#: An out-of-order segment (Wireshark's reading) every byte of which the capture had already seen:
+#: a second copy, i.e. a retransmission, not a late first arrival.
+SECOND_COPY = 0x800000
 
 FLAG_NAMES: dict[int, str] = {
     RETRANSMISSION: "retransmission",
@@ -101,6 +104,7 @@ FLAG_NAMES: dict[int, str] = {
     SYN_RETRANSMISSION: "syn_retransmission",
     DUPLICATE_FRAME: "duplicate_frame",
     RWND_LIMITED: "receiver_window_limited",
+    SECOND_COPY: "second_copy",
 }
 
 #: The tshark field behind each Wireshark flag (``tcp.analysis.retransmission`` is also present on
@@ -505,6 +509,8 @@ class Conversation:
                         fl |= RTO
                 elif first is None:
                     fl |= LOST_UPSTREAM  # the capture missed the first copy of this out-of-order data
+                elif not 0 < ((nextseq - nextseq_f) & _MASK) < 0x80000000:
+                    fl |= SECOND_COPY  # every byte of it was captured before: a retransmission
 
         # Remember the segment (unacknowledged list, first transmissions).
         if seglen > fwd.max_seg:
