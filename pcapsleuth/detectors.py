@@ -849,6 +849,58 @@ def _schedule(intervals: list[float]) -> str:
     return "irregular"
 
 
+def _near(x: float, t: float) -> bool:
+    return abs(x - t) <= max(0.25, 0.2 * t)
+
+
+#: What each operating system's default SYN retry schedule looks like (intervals between SYNs):
+#: Linux before 6.5 (or tcp_syn_linear_timeouts=0): initial RTO 1 s (RFC 6298), doubling, 6 retries
+#: (1, 2, 4, 8, 16, 32 s). Linux >= 6.5: tcp_syn_linear_timeouts=4, which keeps the 1 s timeout for
+#: the first five intervals, then doubles (1, 1, 1, 1, 1, 2, 4 ...); the commit that added it (ccce324dabfe,
+#: 2023) chose it to follow macOS and iOS, whose tcp_syn_backoff is the same (1, 1, 1, 1, 1, 2, 4, 8 ...):
+#: the two cannot be told apart by the schedule. Windows (7 / Server 2008 R2 defaults, TcpInitialRtt 3 s,
+#: MaxSynRetransmissions 2): 3, 6 s, then connect() fails 21 s after the first SYN. Linux before 2.6.39
+#: started at 3 s (RFC 1122) and doubled: 3, 6, 12 ... s.
+OS_SCHEDULES = {
+    "linux": "Linux's classic schedule (1 s, doubling: before 6.5, or tcp_syn_linear_timeouts=0)",
+    "linux>=6.5|macos": "the schedule of Linux >= 6.5 and of macOS/iOS, which Linux copied (five 1 s retries, "
+                        "then doubling)",
+    "windows": "Windows' schedule (3 s, then 6 s; connect() fails 21 s after the first SYN)",
+    "linux<2.6.39": "the schedule of Linux before 2.6.39 (3 s initial timeout, doubling)",
+}
+
+
+def _os_fit(intervals: list[float], gave_up: bool) -> str | None:
+    """The operating system whose default SYN retry schedule these intervals follow (a key of
+    :data:`OS_SCHEDULES`), or None when they fit none, or too few of them were seen to tell."""
+    r = intervals
+    if len(r) >= 3 and _near(r[0], 1.0) and all(_near(b, 2 * a) for a, b in zip(r, r[1:], strict=False)):
+        return "linux"  # 1, 2, 4: three doubling intervals from 1 s (Windows retries twice; macOS is linear)
+    ones = 0
+    while ones < len(r) and _near(r[ones], 1.0):
+        ones += 1
+    if ones >= 2 and (ones == len(r) and ones <= 5 or ones == 5 and _near(r[5], 2.0)
+                      and all(_near(b, 2 * a) for a, b in zip(r[5:], r[6:], strict=False))):
+        return "linux>=6.5|macos"
+    if len(r) == 2 and _near(r[0], 3.0) and _near(r[1], 6.0) and gave_up:
+        return "windows"
+    if len(r) >= 3 and _near(r[0], 3.0) and all(_near(b, 2 * a) for a, b in zip(r, r[1:], strict=False)):
+        return "linux<2.6.39"  # Windows stops after two retries
+    return None
+
+
+def _schedule_text(intervals: list[float], fit: str | None) -> str:
+    shown = ", ".join(f"{x:.2f}" for x in intervals[:8]) + (" ..." if len(intervals) > 8 else "")
+    if not intervals:
+        return "no retry"
+    spacing = f"retries {shown} s apart"
+    if fit:
+        return f"{spacing}, which fits {OS_SCHEDULES[fit]},"
+    if len(intervals) < 2:
+        return f"{spacing} (too few to tell the operating system)"
+    return f"{spacing} (no operating system's default schedule)"
+
+
 def _unanswered_syns(c: Connection) -> list[Packet] | None:
     """The SYNs of an attempt the responder never answered at all (the largest group), else None.
 
@@ -936,6 +988,7 @@ class _Unanswered:
             items.append({"index": index, "lkey": lkey, "client": _ep_str(*self.names.split(ckey)), "nos": nos,
                           "ts": ts, "intervals": intervals, "gave_up": gave_up, "until": _sec(until),
                           "loopback": bool(flags & _LOOP), "schedule": _schedule(intervals),
+                          "os_fit": _os_fit(intervals, gave_up),
                           "pred": pred if flags & _PRED_HALF_CLOSED else None, "bad_answers": bad,
                           "syns_left_out": bool(flags & _SYNS_LEFT_OUT)})
         self.records = array("q")
@@ -985,12 +1038,13 @@ def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, 
         frames.extend(it["nos"][:16])
     per_conn = [{"uid": uid_of(it["index"]), "client": it["client"],
                  "attempts": len(it["nos"]), "intervals": it["intervals"], "schedule": it["schedule"],
-                 "gave_up": it["gave_up"], "until_s": it["until"], "first_frame": it["nos"][0]}
+                 "os_fit": it["os_fit"], "gave_up": it["gave_up"], "until_s": it["until"], "first_frame": it["nos"][0]}
                 for it in items[:GROUP_LIST]]
     evidence: dict[str, Any] = {
         "attempts": len(first["nos"]),
         "intervals": first["intervals"],
         "schedule": first["schedule"],
+        "os_fit": first["os_fit"],
         "until_s": first["until"],
         "gave_up": first["gave_up"],
         "loopback": loop,
@@ -1002,11 +1056,7 @@ def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, 
     }
     evidence.update(first["cause_detail"])
     conns_word = "connection attempt" if n == 1 else "connection attempts"
-    schedule_txt = {
-        "exponential": "the classic exponential retry schedule (1, 2, 4 ... s)",
-        "linear_then_exponential": "Linux's linear-then-exponential schedule (>= 6.5: 1 s retries, then doubling)",
-        "linear": "evenly spaced retries (Linux >= 6.5 linear phase)",
-    }.get(first["schedule"], "an irregular retry schedule")
+    schedule_txt = _schedule_text(first["intervals"], first["os_fit"])
     end_txt = (f"the client gave up after {first['until']:.1f} s" if first["gave_up"]
                else f"the capture ended {first['until']:.1f} s after the first SYN")
     cause_txt = {

@@ -320,3 +320,51 @@ def test_macos_double_fin_is_no_retransmission_warning(corpus: Path) -> None:
     told = [f for f in doc["findings"] if f["id"] == "close.fin_retransmitted"]
     assert len(told) >= 8 and all(f["severity"] == "info" and f["evidence"]["acknowledged"] for f in told)
     assert all(f["evidence"]["span_s"] < 0.002 for f in told if f["evidence"]["sender"].startswith("192.168.2.1:"))
+
+
+# -- SYN retry schedules: an operating system only when the schedule fits it ----------------------
+
+def _unanswered(doc: dict[str, Any]) -> dict[str, Any]:
+    (f,) = [f for f in doc["findings"] if f["id"] == "handshake.unanswered_syn"]
+    return f
+
+
+def _retimed(tmp_path: Path, name: str, offsets: list[float]) -> Path:
+    """syn-retries-linux with its SYNs sent at ``offsets`` seconds after the first, as another
+    stack's timer would have sent them (the bytes are the real capture's)."""
+    header, recs = _pcap_records(RW / "syn-retries-linux.pcap")
+    assert len(recs) == 4 == len(offsets)
+    nano = struct.unpack("<I", header[:4])[0] == 0xA1B23C4D
+    unit = 1e9 if nano else 1e6
+    t0 = recs[0][0] + recs[0][1] / unit
+    for rec, off in zip(recs, offsets, strict=True):
+        t = t0 + off
+        rec[0], rec[1] = int(t), round((t - int(t)) * unit)
+    return _write(tmp_path / name, header, recs)
+
+
+def test_linux_schedules_named() -> None:
+    """Positive controls recorded on Linux 6.18: tcp_syn_linear_timeouts=0 (1, 2, 4 s) and the
+    default 4 (five 1 s retries, then doubling: the macOS/iOS schedule Linux copied in 6.5)."""
+    classic = _unanswered(_rw("syn-retries-linux.pcap"))
+    assert classic["evidence"]["os_fit"] == "linux" and "Linux's classic schedule" in classic["summary"]
+    linear = _unanswered(_rw("syn-retries-linux-linear.pcap"))
+    assert linear["evidence"]["os_fit"] == "linux>=6.5|macos"
+    assert "Linux >= 6.5" in linear["summary"] and "macOS" in linear["summary"]
+
+
+def test_a_schedule_that_fits_no_os_claims_none(tmp_path: Path) -> None:
+    """SYNs 2 s apart fit no default schedule. Before: 'evenly spaced retries (Linux >= 6.5 linear
+    phase)'."""
+    f = _unanswered(analyze_capture(_retimed(tmp_path, "every-2s.pcap", [0, 2, 4, 6])).to_json_dict())
+    assert f["evidence"]["os_fit"] is None
+    assert "Linux" not in f["summary"] and "macOS" not in f["summary"] and "Windows" not in f["summary"]
+    assert "2.00, 2.00, 2.00 s apart" in f["summary"]
+
+
+def test_a_3_second_schedule_is_not_called_1_2_4(tmp_path: Path) -> None:
+    """3, 6, 12 s (an initial timeout of 3 s: Linux before 2.6.39). Before: 'the classic exponential
+    retry schedule (1, 2, 4 ... s)'."""
+    f = _unanswered(analyze_capture(_retimed(tmp_path, "rto3.pcap", [0, 3, 9, 21])).to_json_dict())
+    assert f["evidence"]["os_fit"] == "linux<2.6.39"
+    assert "1, 2, 4" not in f["summary"] and "3.00, 6.00, 12.00 s apart" in f["summary"]
