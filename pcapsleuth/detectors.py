@@ -602,8 +602,8 @@ class Detection:
         if waiting is None and not needs:
             return
         succ = _succ_facts(c)
-        if needs & _SUCC_SEEN:
-            self._succeeded.add(p)
+        if needs & _SUCC_SEEN and succ.retry_syn is not None:
+            self._succeeded.add(p)  # a new attempt on the tuple: the client gave the old one up
         if waiting is not None:
             for pending in waiting:
                 out.extend(pending(succ, 0))
@@ -983,7 +983,9 @@ class _Unanswered:
             intervals = [round((b - a) / 1e9, 3) for a, b in zip(ts, ts[1:], strict=False)]
             last_gap = intervals[-1] if intervals else 1.0
             expected_next = ts[-1] + int(max(last_gap * 2, 1.0) * 1e9)
-            gave_up = end > expected_next + 500_000_000 or index in succeeded
+            # A lone SYN shows no schedule to have run out: only a successor (the retry) says the
+            # client gave up then; otherwise the capture merely ended.
+            gave_up = (end > expected_next + 500_000_000 and n > 1) or index in succeeded
             until = (expected_next if gave_up else end) - ts[0]
             items.append({"index": index, "lkey": lkey, "client": _ep_str(*self.names.split(ckey)), "nos": nos,
                           "ts": ts, "intervals": intervals, "gave_up": gave_up, "until": _sec(until),
@@ -1115,7 +1117,12 @@ def _unanswered_finding(addr: str, port: int, cause: str, items: list[dict[str, 
             "accept queue filled before the capture started (`ss -ltn`, `nstat -az TcpExtListenOverflows`), "
             "an iptables/nft DROP on lo, or a SYN landing on a socket left over from an earlier connection "
             "(`ss -tan state close-wait`).")
-    sev = "error" if loop else "warning"
+    # Graded by what it cost (catalogue): the connection failed (error) when the client's retries
+    # ran out (three SYNs or more, then nothing) or on loopback, where nothing is lost by accident;
+    # while the capture ended with the client still retrying, the failure is not shown: warning.
+    failed = any(it["gave_up"] and len(it["nos"]) >= 3 for it in items)
+    sev = "error" if loop or failed else "warning"
+    evidence["connect_failed"] = failed
     return Finding("handshake.unanswered_syn", summary, explanation, frames, [uid_of(it["index"]) for it in items],
                    min(it["ts"][0] for it in items), max(it["ts"][-1] for it in items), evidence,
                    severity=sev)

@@ -368,3 +368,29 @@ def test_a_3_second_schedule_is_not_called_1_2_4(tmp_path: Path) -> None:
     f = _unanswered(analyze_capture(_retimed(tmp_path, "rto3.pcap", [0, 3, 9, 21])).to_json_dict())
     assert f["evidence"]["os_fit"] == "linux<2.6.39"
     assert "1, 2, 4" not in f["summary"] and "3.00, 6.00, 12.00 s apart" in f["summary"]
+
+
+# -- severity follows measured impact ------------------------------------------------------------
+
+def test_severity_levels_are_defined_in_the_catalogue() -> None:
+    data = json.loads((REPO / "pcapsleuth" / "catalog.json").read_text())
+    levels = data["severity_levels"]
+    assert set(levels) - {"_rule"} == set(SEVERITIES)
+    assert "failed or data was lost" in levels["error"] and "user would notice" in levels["warning"]
+    assert "no visible harm" in levels["notice"] and levels["info"].startswith("Facts")
+    readme = (REPO / "README.md").read_text()
+    assert all(f"| `{s}` |" in readme for s in SEVERITIES)
+
+
+def test_unanswered_syn_graded_by_whether_connect_failed(tmp_path: Path) -> None:
+    """syn-retries-linux ends 7.2 s after the first SYN, the client still retrying: warning. The
+    same capture going on 30 s longer (one of no-ip.pcap's ARP frames appended at +37 s, as other
+    traffic on the link would be) shows the retries ran out: connect() failed, an error."""
+    assert _unanswered(_rw("syn-retries-linux.pcap"))["severity"] == "warning"
+    header, recs = _pcap_records(RW / "syn-retries-linux.pcap")
+    _, arp = _pcap_records(RW / "no-ip.pcap")
+    extra = list(arp[0])
+    extra[0] = recs[0][0] + 37
+    f = _unanswered(analyze_capture(_write(tmp_path / "gave-up.pcap", header, recs + [extra])).to_json_dict())
+    assert f["evidence"]["gave_up"] is True and f["evidence"]["connect_failed"] is True
+    assert f["severity"] == "error"
