@@ -894,6 +894,26 @@ _WEIRDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _has_tfo_cookie(options: bytes) -> bool:
+    """A TCP Fast Open option: kind 34 (RFC 7413), or the experimental kind 254 with magic 0xF989
+    that stacks used before it (RFC 6994)."""
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            break
+        length = options[i + 1]
+        if kind == 34 or (kind == 254 and options[i + 2:i + 4] == b"\xf9\x89"):
+            return True
+        i += length
+    return False
+
+
 def _protocol(c: Connection) -> list[Finding]:
     out: list[Finding] = []
     if c.proto != "tcp" or not c.weirds:
@@ -912,7 +932,7 @@ def _protocol(c: Connection) -> list[Finding]:
         summary = said[0].upper() + said[1:] + f" (frame {frames[0]}" + (
             f" and {count - 1:,} more)." if count > 1 else ").")
         sev = ""
-        if name == "SYN_with_data" and pkt is not None and b"\x22" in (pkt.options or b""):
+        if name == "SYN_with_data" and pkt is not None and _has_tfo_cookie(pkt.options or b""):
             sev = "info"
             summary += " It carries a TCP Fast Open cookie option."
         out.append(_finding(fid, c, summary, expl, list(frames), {"weird": name, "frames": list(frames)},

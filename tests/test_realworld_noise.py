@@ -394,3 +394,14 @@ def test_unanswered_syn_graded_by_whether_connect_failed(tmp_path: Path) -> None
     f = _unanswered(analyze_capture(_write(tmp_path / "gave-up.pcap", header, recs + [extra])).to_json_dict())
     assert f["evidence"]["gave_up"] is True and f["evidence"]["connect_failed"] is True
     assert f["severity"] == "error"
+
+
+def test_tcp_fast_open_syn_with_data_is_a_fact(corpus: Path, tshark: str) -> None:
+    """tcp__tcp-fast-open: the SYN carries data and a Fast Open cookie in the experimental option
+    254 (magic 0xF989): legitimate TFO, info. Before: a notice (only kind 34 was looked for, as a
+    byte anywhere in the options)."""
+    path = corpus / "tcp__tcp-fast-open" / "trace.pcap"
+    (row,) = _fields(path, "frame.number==8", "tcp.option_kind", "tcp.options.tfo.cookie", "tcp.flags.syn", "tcp.len")
+    assert "254" in row[0].split(",") and row[1] and int(row[3]) > 0
+    (f,) = [f for f in _doc(path)["findings"] if f["id"] == "protocol.syn_with_data"]
+    assert f["severity"] == "info" and "Fast Open" in f["summary"]
