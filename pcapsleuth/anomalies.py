@@ -141,7 +141,8 @@ RETRANS_WARN_COST_S = 0.2
 
 def _resent_out_of_order(c: Connection, orig: bool) -> int:
     """Out-of-order segments (Wireshark's reading) all of whose bytes the capture had seen before."""
-    return _count(c, ta.SECOND_COPY, orig)
+    return (len(_events(c, ta.SECOND_COPY, orig))
+            + _dropped(c, ta.SECOND_COPY, orig)[0])
 
 
 def _first_arrivals(c: Connection, orig: bool) -> int:
@@ -180,13 +181,13 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     if stall is not None:  # those after the receiver's last word are told by data.receiver_stalled
         tail = [e for e in evs if e[1] > stall["silent_since"]]
         evs = [e for e in evs if e[1] <= stall["silent_since"]]
-    reordered = (_count(c, ta.OUT_OF_ORDER, orig) if at_sender
+    reordered = (len(_events(c, ta.OUT_OF_ORDER, orig)) + _dropped(c, ta.OUT_OF_ORDER, orig)[0] if at_sender
                  else _resent_out_of_order(c, orig))
     fast = _count(c, ta.FAST_RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.FAST_RETRANSMISSION)
     spurious = _count(c, ta.SPURIOUS_RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.SPURIOUS_RETRANSMISSION)
     rto = _count(c, ta.RTO, orig) - sum(1 for e in tail if e[3] & ta.RTO)
     n = n + reordered - len(tail)
-    if n <= 0:
+    if n <= 0 or not evs:  # (counted on SYN segments only, which _events leaves out: no frame to show)
         return []
     early = max(0, _count(c, ta.RETRANSMISSION, orig) - sum(1 for e in tail if e[3] & ta.RETRANSMISSION)
                 - rto) + reordered
