@@ -895,6 +895,19 @@ _WEIRDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _unsolicited_explained(c: Connection, synack_frame: int) -> str:
+    """Why a SYN-ACK without a SYN before it is no anomaly, if the capture says so ('' if not)."""
+    if c.syn_frame is not None and c.syn_frame > synack_frame:
+        return (f"The SYN is in the capture right after it (frame {c.syn_frame}): the capture point reordered "
+                f"them, nothing on the wire.")
+    if synack_frame == 1:
+        return "It is the capture's first frame: the SYN was sent before the capture started."
+    if not c.orig.pkts and c.resp.pkts >= 3:
+        return (f"No frame of {_ep(c, True)} is in the capture while {_ep(c, False)} went on with the "
+                f"connection: only its side was captured.")
+    return ""
+
+
 def _has_tfo_cookie(options: bytes) -> bool:
     """A TCP Fast Open option: kind 34 (RFC 7413), or the experimental kind 254 with magic 0xF989
     that stacks used before it (RFC 6994)."""
@@ -936,6 +949,14 @@ def _protocol(c: Connection) -> list[Finding]:
         if name == "SYN_with_data" and pkt is not None and _has_tfo_cookie(pkt.options or b""):
             sev = "info"
             summary += " It carries a TCP Fast Open cookie option."
+        elif name == "unsolicited_SYN_response":
+            # Graded by what the capture shows: nothing is wrong when the SYN is in it after all
+            # (reordered), was sent before the capture began, or the capture holds only the
+            # answering side of a connection that went on.
+            why = _unsolicited_explained(c, frames[0])
+            if why:
+                sev = "info"
+                summary += " " + why
         out.append(_finding(fid, c, summary, expl, list(frames), {"weird": name, "frames": list(frames)},
                             pkt.ts if pkt is not None else None, severity=sev))
     # SYN-ACK announcing window scaling to a SYN that did not: RFC 7323 forbids it.

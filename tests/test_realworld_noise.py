@@ -405,3 +405,21 @@ def test_tcp_fast_open_syn_with_data_is_a_fact(corpus: Path, tshark: str) -> Non
     assert "254" in row[0].split(",") and row[1] and int(row[3]) > 0
     (f,) = [f for f in _doc(path)["findings"] if f["id"] == "protocol.syn_with_data"]
     assert f["severity"] == "info" and "Fast Open" in f["summary"]
+
+
+def test_synack_before_its_syn_in_the_capture_is_a_fact(corpus: Path, tshark: str) -> None:
+    """tcp__handshake-reorder: the SYN-ACK is frame 1, its SYN frame 2, 0.26 ms later: the capture
+    point reordered them. Before: a notice, 'a SYN-ACK arrived for a SYN never seen'."""
+    path = corpus / "tcp__handshake-reorder" / "trace.pcap"
+    rows = _fields(path, "frame.number<=2", "frame.number", "tcp.flags.syn", "tcp.flags.ack")
+    assert [(r[1], r[2]) for r in rows] in ([("1", "1"), ("1", "0")], [("True", "True"), ("True", "False")])
+    (f,) = [f for f in _doc(path)["findings"] if f["id"] == "protocol.unsolicited_synack"]
+    assert f["severity"] == "info" and "frame 2" in f["summary"]
+
+
+def test_one_sided_capture_synacks_are_facts(corpus: Path) -> None:
+    """ssh__ssh.server-side-half-duplex holds only the server's frames: 20 SYN-ACKs 'for a SYN never
+    seen', each connection going on. Before: 20 notices."""
+    doc = _doc(corpus / "ssh__ssh.server-side-half-duplex" / "trace.pcap")
+    syn = [f for f in doc["findings"] if f["id"] == "protocol.unsolicited_synack"]
+    assert len(syn) >= 20 and all(f["severity"] == "info" for f in syn)
