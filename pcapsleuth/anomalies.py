@@ -1141,18 +1141,27 @@ class _BadChecksums(_Tally):
         self.examples: list[dict[str, Any]] = []
         self.judged_frames: list[int] = []
 
+    @staticmethod
+    def _judged(c: Connection) -> list[list[Any]]:
+        """Its segments left out, or analyzed late because the receiver ACKed them (not those of a
+        sender whose checksums turned out to be the capture's: ``stale``)."""
+        segs = c.overflow.get(BAD_SEGMENTS, []) if c.overflow else []
+        return [s for s in segs if s[6] != "stale"]
+
     def count(self, c: Connection) -> int:
-        return c.orig.bad_checksums + c.resp.bad_checksums if c.proto == "tcp" else 0
+        if c.proto != "tcp":
+            return 0
+        return c.orig.bad_checksums + c.resp.bad_checksums + sum(1 for s in self._judged(c) if s[10] == "replayed")
 
     def frames_of(self, c: Connection) -> list[int]:
-        return c.weirds.get("bad_TCP_checksum", [])
+        return sorted(set(c.weirds.get("bad_TCP_checksum", [])) | {s[0] for s in self._judged(c)})
 
     def add(self, c: Connection) -> None:
         n = self.count(c)
         if not n:
             return
         super().add(c)
-        segs = c.overflow.get(BAD_SEGMENTS, []) if c.overflow else []
+        segs = self._judged(c)
         for s in segs:
             verdict = s[6] or "not_judged"
             self.verdicts[verdict] += 1
@@ -1175,7 +1184,8 @@ class _BadChecksums(_Tally):
         parts = []
         if acked:
             parts.append(f"{acked} ACKed by the receiver before any resend: it accepted them, so the capture "
-                         f"holds a corrupted or edited copy (the damage is on the capture side, not the network)")
+                         f"holds a corrupted or edited copy (the damage is on the capture side, not the network; "
+                         f"analyzed as sent)")
         if resent:
             delays = [e["after_s"] for e in self.examples if e["verdict"] == "resent"]
             when = f" ({_fmt_s(max(delays))} later)" if delays else ""
@@ -1198,8 +1208,9 @@ class _BadChecksums(_Tally):
         yield Finding(
             "capture.bad_checksum",
             f"{total} TCP segment(s) on {n} connection(s) have wrong checksums that neither offload nor a "
-            "rewritten capture explains: " + "; ".join(parts) + ". They are left out of connection state; "
-            "--no-checksums analyzes them as sent.",
+            "rewritten capture explains: " + "; ".join(parts) + "."
+            + (" The others are left out of connection state; --no-checksums analyzes them as sent."
+               if total > acked else ""),
             cause + " A wrong TCP checksum that is rare and isolated (not on most frames of its sender, not a "
             "checksum left for the NIC) is corruption somewhere, and what the receiver did next tells where. If the "
             "peer acknowledged the segment before it was sent again, the receiver got valid bytes: the corruption is "

@@ -824,6 +824,10 @@ class Tracker:
         self._last_moved: Connection | None = None
         self._next_sweep = 0
         self.swept = 0  # connections the sweep retired before the capture ended
+        self._replaying = False  # a held segment is being analyzed late (see _replay)
+        #: Per host that sent a wrong checksum: [its wrong ones not proven discarded, its valid ones
+        #: since] (see _left_out).
+        self._bad_hosts: dict[str, list[int]] = {}
 
     # -- entry --------------------------------------------------------------------------------
     def packet(self, p: Packet) -> Connection | None:
@@ -904,13 +908,63 @@ class Tracker:
             ep.offloaded_checksums += 1
             self._fact(p.src, "offload_ipv4_zero")
             return False
-        if not strict and ((ep.stale_checksums + ep.bad_checksums + 1) * 2 > ep.pkts + ep.bad_checksums + 1
-                           or _accepted_before(conn, p)):
+        if strict:
+            # Zeek drops the packet after creating the connection; the receiver's stack would too.
+            self._drop_bad(conn, ep, p, flags)
+            return True
+        if self._replaying:
+            ep.stale_checksums += 1
+            return False
+        host = p.src or "?"
+        hb = self._bad_hosts.get(host)
+        if hb is None:
+            if len(self._bad_hosts) >= CHECKSUM_HOSTS:
+                self._drop_bad(conn, ep, p, flags)
+                return True
+            hb = self._bad_hosts[host] = [0, 0]
+        segs = conn.overflow.get(BAD_SEGMENTS) if conn.overflow else None
+        held = [] if segs is None else [x for x in segs if x[10] == "held" and x[6] is None
+                                         and x[2] == p.src and x[3] == p.sport]
+        bad_before = ep.stale_checksums + len(held)
+        if (ep.stale_checksums or (bad_before and (bad_before + 1) * 2 > ep.pkts + len(held) + 1)
+                or (not ep.pkts and hb[0] and hb[0] >= hb[1])):
+            # Wrong on most of this side's (or, on a side's first frames, its host's) frames, or the
+            # receiver took one already: the checksums are the capture's (rewritten, anonymised,
+            # offload filling in garbage). Held frames first, in order, then this one: as sent.
+            hb[0] += 1
+            # (Only this connection's: another one may be over already - a streamed analysis hands a
+            # connection on when Zeek's timers expire it - and both kinds of analysis must agree.)
+            for entry in held:
+                self._replay(conn, entry, "stale")
             ep.stale_checksums += 1
             self._fact(p.src, "stale")
             return False
-        # Zeek drops the packet after creating the connection; the receiver's stack would too.
-        # It still was "the packet after the SYN-ACK": no flip can follow (see _process).
+        # Held: left out of connection state until the receiver shows it took it (_judge_bad) or its
+        # sender turns out to be stale; left out for good when the connection ends (_finalize_bad).
+        no = p.no
+        if not flags & TCP_SYN:  # it still was "the packet after the SYN-ACK": no flip can follow
+            conn.first_was_synack = conn.first_was_synack and conn.first_frame == no
+        if conn.first_frame == no:
+            conn.first_ts = p.ts
+        if segs is None:
+            over = conn.overflow
+            if over is None:
+                over = conn.overflow = {}
+            segs = over[BAD_SEGMENTS] = []
+        if len(segs) >= BAD_SEGMENTS_JUDGED:
+            self._drop_bad(conn, ep, p, flags)
+            return True
+        hb[0] += 1
+        seq = p.seq or 0
+        end = (seq + (p.payload_len or 0) + (1 if flags & TCP_SYN else 0) + (1 if flags & TCP_FIN else 0)) & 0xFFFFFFFF
+        # [frame, ts, sender addr, sender port, first seq, seq after it, verdict, by frame, by ts, the
+        #  packet, "held" | "replayed" | "left_out"]
+        entry = [no, p.ts, p.src, p.sport, seq, end, None, None, None, p, "held"]
+        segs.append(entry)
+        return True
+
+    def _drop_bad(self, conn: Connection, ep: Endpoint, p: Packet, flags: int) -> None:
+        """Leave a segment out of connection state for good, as Zeek does: history C, the weird."""
         no = p.no
         if not flags & TCP_SYN:
             conn.first_was_synack = conn.first_was_synack and conn.first_frame == no
@@ -921,34 +975,61 @@ class Tracker:
         conn.weird("bad_TCP_checksum", no)
         if conn.first_frame == no:
             conn.first_ts = p.ts
-        seq = p.seq or 0
-        end = (seq + (p.payload_len or 0) + (1 if flags & TCP_SYN else 0) + (1 if flags & TCP_FIN else 0)) & 0xFFFFFFFF
-        if end != seq:
-            over = conn.overflow
-            if over is None:
-                over = conn.overflow = {}
-            segs = over.setdefault(BAD_SEGMENTS, [])
-            if len(segs) < BAD_SEGMENTS_JUDGED:
-                # [frame, ts, sender addr, sender port, first seq, seq after it, verdict, by frame, by ts]
-                segs.append([no, p.ts, p.src, p.sport, seq, end, None, None, None])
-        return True
 
-    @staticmethod
-    def _judge_bad(segs: list[list[Any]], p: Packet, flags: int) -> None:
-        """What the receiver did with segments left out for a bad checksum, from a later valid
-        segment of the connection: the peer ACKed past it first (``acked``: the receiver took it -
-        the capture holds a corrupted or edited copy of what it got), or its sender sent its first
-        byte again first (``resent``: the receiver discarded it)."""
-        for s in segs:
-            if s[6] is not None:
+    def _replay(self, conn: Connection, entry: list[Any], verdict: str | None) -> None:
+        """Analyze a held segment now, after all (``verdict`` "stale": its sender's checksums are the
+        capture's; None: the receiver ACKed it, see _judge_bad)."""
+        entry[10] = "replayed"
+        if verdict is not None:
+            entry[6] = verdict
+            self._fact(entry[2], verdict)
+        pkt: Packet = entry[9]
+        flags = pkt.flags or 0
+        self._replaying = True
+        try:
+            self._process(conn, pkt, pkt.src == conn.orig.addr and pkt.sport == conn.orig.port, flags,
+                          parse_options(pkt.options) if flags & TCP_SYN else None)
+        finally:
+            self._replaying = False
+
+    def _judge_bad(self, conn: Connection, segs: list[list[Any]], p: Packet, flags: int) -> None:
+        """What the receiver did with held segments (bad checksum), from a later segment of the
+        connection, valid or not: the peer ACKed past it first (``acked``: the receiver took it - the
+        capture holds a corrupted or edited copy of what it got; analyzed now), or its sender sent
+        its first byte again first (``resent``: the receiver discarded it)."""
+        for x in segs:
+            if x[6] is not None or x[4] == x[5]:
                 continue
-            if p.src == s[2] and p.sport == s[3]:
+            if p.src == x[2] and p.sport == x[3]:
                 seq = p.seq or 0
                 n = (p.payload_len or 0) + (1 if flags & TCP_SYN else 0) + (1 if flags & TCP_FIN else 0)
-                if n and (s[4] - seq) & 0xFFFFFFFF < n:
-                    s[6], s[7], s[8] = "resent", p.no, p.ts
-            elif flags & TCP_ACK and not (((p.ack or 0) - s[5]) & 0x80000000):
-                s[6], s[7], s[8] = "acked", p.no, p.ts
+                if n and (x[4] - seq) & 0xFFFFFFFF < n:
+                    x[6], x[7], x[8] = "resent", p.no, p.ts
+                    hb = self._bad_hosts.get(x[2])
+                    if hb is not None and hb[0]:
+                        hb[0] -= 1  # proven discarded: no evidence that its host's checksums are the capture's
+            elif flags & TCP_ACK and not (((p.ack or 0) - x[5]) & 0x80000000):
+                x[6], x[7], x[8] = "acked", p.no, p.ts
+                if x[10] == "held":
+                    self._replay(conn, x, None)
+
+    def _finalize_bad(self, conn: Connection) -> None:
+        """The connection is over: held segments are left out for good; a segment the receiver ACKed,
+        of a side whose other wrong checksums were analyzed as sent too, counts with them (stale)."""
+        segs = conn.overflow.get(BAD_SEGMENTS) if conn.overflow else None
+        if not segs:
+            return
+        for x in segs:
+            ep = conn.orig if (x[2], x[3]) == (conn.orig.addr, conn.orig.port) else conn.resp
+            if x[10] == "held":
+                x[10] = "left_out"
+                pkt = x[9]
+                self._drop_bad(conn, ep, pkt, pkt.flags or 0)
+            elif x[6] == "acked" and ep.stale_checksums > sum(
+                    1 for t in segs if t[6] == "acked" and (t[2], t[3]) == (x[2], x[3])):
+                x[6] = "stale"
+                self._fact(x[2], "stale")
+            x[9] = None  # (the packet is not kept beyond the connection)
 
     def finish(self) -> list[Connection]:
         """Close the books: every connection, in order of first frame (streaming: handed to the
@@ -971,6 +1052,7 @@ class Tracker:
         a peer whose frames the capture does not hold)."""
         if conn.proto != "tcp":
             return
+        self._finalize_bad(conn)
         self.tcp_connections += 1
         if conn.orig.pkts and conn.resp.pkts:
             return
@@ -1186,8 +1268,13 @@ class Tracker:
                 self._link_retired(key, conn, p)
         else:
             ws = conn.ws
+            if conn.overflow is not None and BAD_SEGMENTS in conn.overflow:
+                # What the receiver did with held segments, before this one may start a new connection.
+                self._judge_bad(conn, conn.overflow[BAD_SEGMENTS], p, flags)
             is_orig = src == conn.orig.addr and sport == conn.orig.port
-            if self._is_reuse(conn, p, is_orig):
+            # (A connection of held segments only has no state yet that a new one could replace.)
+            if (conn.orig.pkts or conn.resp.pkts or conn.overflow is None or BAD_SEGMENTS not in conn.overflow
+                    or self.strict_checksums) and self._is_reuse(conn, p, is_orig):
                 old = conn
                 self._retire(key, old, notify=False)
                 conn = self._new_conn(p, key, "tcp", self._want_flip(flags, sport, dport))  # type: ignore[arg-type]
@@ -1296,8 +1383,8 @@ class Tracker:
         cks = p.cksum
         if cks > _CK_GOOD and self._left_out(conn, ep, p, cks, flags):
             return
-        if conn.overflow is not None and BAD_SEGMENTS in conn.overflow:
-            self._judge_bad(conn.overflow[BAD_SEGMENTS], p, flags)
+        if self._bad_hosts and not self._replaying and (hb := self._bad_hosts.get(p.src or "?")) is not None:
+            hb[1] += 1  # a valid frame of a host that sent a wrong checksum
 
         syn = flags & TCP_SYN
         fin = flags & TCP_FIN
@@ -1802,15 +1889,6 @@ def _count_dropped(conn: Connection, p: Packet, is_orig: bool, fl: int, extra: i
 #: ``Connection.overflow`` key of the segments left out for a bad checksum and what became of them
 #: (see ``Tracker._left_out``; entries name their sender by address and port, so a flip keeps them).
 BAD_SEGMENTS = ("bad_checksum",)
-
-
-def _accepted_before(conn: Connection, p: Packet) -> bool:
-    """The receiver already ACKed a segment of this sender that the capture shows with a wrong
-    checksum: its wrong checksums are the capture's (edited, or corrupted on the capture side), so
-    the later ones are analyzed as sent (zeek tcp__reassembly: 15 such segments of one sender,
-    the first ACKed at once)."""
-    segs = conn.overflow.get(BAD_SEGMENTS) if conn.overflow else None
-    return segs is not None and any(s[6] == "acked" and s[2] == p.src and s[3] == p.sport for s in segs)
 
 
 def _flipped_key(key: tuple[Any, ...]) -> tuple[Any, ...]:

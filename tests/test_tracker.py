@@ -201,9 +201,8 @@ def test_uids_follow_first_frame_order() -> None:
 
 def test_bad_ipv4_header_checksum_is_dropped_before_tcp() -> None:
     """A receiver (and Zeek) drops a datagram whose IPv4 header checksum is wrong: no connection
-    (``strict_checksums``, Zeek's behaviour). By default (issue 20) the first frame of a side is
-    analyzed as sent when its checksum is wrong: nothing is known yet of its sender's other
-    frames, and in a rewritten capture (stale checksums everywhere) that first SYN is real."""
+    (``strict_checksums``, Zeek's behaviour). By default (issue 20) it is held until the receiver
+    shows what it did: here its sender sent the SYN again, so it was discarded and stays left out."""
     good = _frame(CLIENT, SERVER, 40005, 80, S, 1)
     bad = bytearray(good)
     bad[14 + 10] ^= 0xFF  # corrupt the IP header checksum field
@@ -214,7 +213,8 @@ def test_bad_ipv4_header_checksum_is_dropped_before_tcp() -> None:
     conns = track(pkts, strict_checksums=True)
     assert len(conns) == 1 and conns[0].first_frame == 2
     conns = track(pkts)
-    assert len(conns) == 1 and conns[0].first_frame == 1 and conns[0].orig.stale_checksums == 1
+    assert len(conns) == 1 and conns[0].orig.bad_checksums == 1 and conns[0].orig.stale_checksums == 0
+    assert conns[0].orig.pkts == 1 and conns[0].weirds["bad_TCP_checksum"] == [1]
 
 
 # -- issue 19: storms and capped lists -----------------------------------------------------------
