@@ -107,6 +107,33 @@ impl DamageLog {
         }
     }
 
+    /// Adds `other`'s records (the decoder's damage to the reader's): counts add up, frames are
+    /// kept in order up to the bound, the first detail stays.
+    pub fn merge(&mut self, other: &DamageLog) {
+        for e in other.entries() {
+            match self.kinds.get_mut(e.kind) {
+                Some(entry) => {
+                    entry.count += e.count;
+                    let room = DAMAGE_FRAMES_KEPT.saturating_sub(entry.frames.len());
+                    entry.frames.extend(e.frames.iter().take(room));
+                }
+                None => {
+                    self.kinds.insert(e.kind, e.clone());
+                }
+            }
+        }
+    }
+
+    /// How often damage of the kind named `kind` was recorded.
+    pub fn count_named(&self, kind: &str) -> u64 {
+        self.kinds.get(kind).map_or(0, |e| e.count)
+    }
+
+    /// The record of the kind named `kind`.
+    pub fn get_named(&self, kind: &str) -> Option<&DamageEntry> {
+        self.kinds.get(kind)
+    }
+
     pub fn count(&self, kind: DamageKind) -> u64 {
         self.kinds.get(kind.as_str()).map_or(0, |e| e.count)
     }
