@@ -61,3 +61,34 @@ class CaptureReader:
 def open_capture(source: str | bytes | PathLike[str], max_decompressed: int = ...,
                  max_expansion: float = ...) -> CaptureReader: ...
 def _panic_for_test() -> None: ...
+
+class DecodedCapture(TypedDict):
+    """What :func:`decode_capture` returns.
+
+    ``columns`` maps a name to the bytes of a little-endian array, one value per frame unless
+    said otherwise (``memoryview(b).cast(fmt)`` or ``numpy.frombuffer`` reads it without a copy):
+    ``no`` Q, ``ts`` q, ``caplen`` I, ``wirelen`` I, ``iface`` i, ``direction`` B, ``linktype`` i,
+    ``src_mac`` 6 bytes a frame, ``encap`` i and ``note`` i (codes into the ``encap`` and ``note``
+    lists; -1: none), ``ip_version`` B, ``src`` and ``dst`` 16 bytes a frame (an IPv4 address in
+    the first 4), ``ttl`` B, ``ip_id`` I, ``df`` B, ``frag`` B (packet.Frag), ``proto`` B,
+    ``sport`` H, ``dport`` H, ``seq`` I, ``ack`` I, ``flags`` H, ``window`` H, ``payload_len`` q,
+    ``cksum`` B (packet.Cksum), ``pkttype`` H, ``ifindex`` I, ``left_to_dpkt`` B (1: a link type
+    the core leaves to dpkt; decode the frame in Python). A nullable column ``x`` has ``x_valid``
+    (B, 1 where present): ``src_mac``, ``ttl``, ``ip_id``, ``df``, ``proto``, ``sport``, ``dport``,
+    ``seq``, ``ack``, ``flags``, ``window``, ``options``, ``payload_len``, ``pkttype``,
+    ``ifindex``. Ragged columns: ``vlan`` (H) with ``vlan_offsets`` (I, n + 1), ``options``
+    (bytes) with ``options_offsets`` (I, n + 1).
+    """
+
+    n: int
+    columns: dict[str, bytes]
+    encap: list[str]
+    note: list[str]
+    info: InfoDict  # the decoder's damage merged with the reader's
+    non_ip: int
+    ip_fragments: int
+    error: Exception | None  # a pcapsleuth.errors exception met part way (not raised)
+
+def decode_capture(source: str | bytes | PathLike[str], verify_checksums: bool = True,
+                   trust_partial_checksums: bool = False, max_decompressed: int = ...,
+                   max_expansion: float = ...) -> DecodedCapture: ...

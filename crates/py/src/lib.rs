@@ -7,6 +7,8 @@
 //! `InternalError`, a `RuntimeError`, which the CLI reports as its one-line internal error (exit 7).
 #![forbid(unsafe_code)]
 
+mod decode;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -324,6 +326,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }));
     m.add_class::<PyReader>()?;
     m.add_function(wrap_pyfunction!(open_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(decode::decode_capture, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("InternalError", m.py().get_type::<InternalError>())?;
     m.add("DEFAULT_MAX_DECOMPRESSED", DEFAULT_MAX_DECOMPRESSED)?;
