@@ -1,10 +1,11 @@
 //! A seeded mutation loop over the committed captures, run by `cargo test` on the stable
 //! toolchain: every mutant is read to its end without a panic, and what comes out keeps the
-//! reader's promises. The coverage-guided run is `cargo fuzz` (fuzz/README.md), on nightly.
+//! reader's promises; every frame read is decoded, without a panic either. The coverage-guided run is `cargo fuzz` (fuzz/README.md), on nightly.
 
 use std::path::{Path, PathBuf};
 
 use pcapsleuth_core::capture::{Options, Reader, MAX_BLOCK};
+use pcapsleuth_core::decode::{DecodeOptions, Decoder, FrameIn};
 
 /// xorshift64*: reproducible without a dependency.
 struct Rng(u64);
@@ -47,9 +48,12 @@ fn check(data: Vec<u8>) {
         return;
     };
     let mut last = 0;
+    let mut decoder = Decoder::new(DecodeOptions::default());
     loop {
         match r.next_frame() {
             Ok(Some(f)) => {
+                let p = decoder.decode(&FrameIn::from(&f));
+                assert_eq!((p.no, p.caplen), (f.number, f.caplen));
                 assert!(f.number > last, "frame numbers increase");
                 last = f.number;
                 assert_eq!(f.data.len(), f.caplen as usize);
