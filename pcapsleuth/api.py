@@ -163,15 +163,24 @@ _CONNECTION_DTYPES: dict[str, str | Categories] = {
     "orig_rtt.min": "float64",
     "orig_rtt.avg": "float64",
     "orig_rtt.max": "float64",
+    "orig_rtt.delayed_ack_samples": "Int64",
+    "orig_rtt.delayed_ack_max": "float64",
+    "orig_rtt.karn_skipped": "Int64",
     "resp_rtt.samples": "Int64",
     "resp_rtt.min": "float64",
     "resp_rtt.avg": "float64",
     "resp_rtt.max": "float64",
+    "resp_rtt.delayed_ack_samples": "Int64",
+    "resp_rtt.delayed_ack_max": "float64",
+    "resp_rtt.karn_skipped": "Int64",
     "analysis": "object",
     "predecessor_info": "object",
 }
 #: JSON objects with fixed keys that become one column per key (``orig_rtt.avg``).
-_FLATTENED = {"orig_rtt": ("samples", "min", "avg", "max"), "resp_rtt": ("samples", "min", "avg", "max")}
+#: ``samples``/``min``/``avg``/``max`` are over the path samples (Karn's rule, delayed-ACK waits
+#: apart); the delayed-ACK waits and the samples Karn's rule skipped are counted beside them.
+_RTT_KEYS = ("samples", "min", "avg", "max", "delayed_ack_samples", "delayed_ack_max", "karn_skipped")
+_FLATTENED = {"orig_rtt": _RTT_KEYS, "resp_rtt": _RTT_KEYS}
 
 _FINDING_DTYPES: dict[str, str | Categories] = {
     "id": Categories(),  # the catalogue's ids, filled in by DTYPES below

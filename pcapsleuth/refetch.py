@@ -116,7 +116,12 @@ def connections_packets(path: Source | os.PathLike[str], conns: Iterable[Connect
                  list[tuple[Connection | ConnRecord, list[Packet]]]] = {}
     needles: set[bytes] = set()
     for c in conns:
-        if len(c.evidence) >= c.orig.pkts + c.resp.pkts:
+        # Every packet in memory: no need to read the file. Segments left out of the connection for
+        # a bad checksum are not in its packet counts nor its evidence, but they were on the wire
+        # (a corrupted original before its resend): those are read from the file, for a connection
+        # in memory as for one read back from its JSON line.
+        held_out = getattr(c.orig, "bad_checksums", 0) + getattr(c.resp, "bad_checksums", 0)
+        if not held_out and len(c.evidence) >= c.orig.pkts + c.resp.pkts:
             out[c.uid] = list(c.evidence[:limit])
             continue
         o, r = c.orig, c.resp

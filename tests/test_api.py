@@ -55,9 +55,11 @@ CONNECTIONS = {
     "resp_sack_blocks": "int64", "orig_ts_ok": "bool", "resp_ts_ok": "bool", "orig_tsval_first": "Int64",
     "orig_tsval_last": "Int64", "resp_tsval_first": "Int64", "resp_tsval_last": "Int64", "orig_ttl": "UInt8",
     "resp_ttl": "UInt8", "orig_l2_addr": "string", "resp_l2_addr": "string", "vlan": "object",
-    "transitions": "object", "weirds": "object", "orig_rtt.samples": "Int64", "orig_rtt.min": "float64",
-    "orig_rtt.avg": "float64", "orig_rtt.max": "float64", "resp_rtt.samples": "Int64", "resp_rtt.min": "float64",
-    "resp_rtt.avg": "float64", "resp_rtt.max": "float64", "analysis": "object", "predecessor_info": "object",
+    "transitions": "object", "weirds": "object",
+    **{f"{side}_rtt.{k}": t for side in ("orig", "resp")
+       for k, t in (("samples", "Int64"), ("min", "float64"), ("avg", "float64"), ("max", "float64"),
+                    ("delayed_ack_samples", "Int64"), ("delayed_ack_max", "float64"), ("karn_skipped", "Int64"))},
+    "analysis": "object", "predecessor_info": "object",
 }
 FINDINGS = {
     "id": "category", "severity": "category", "title": "string", "summary": "string", "explanation": "string",
@@ -212,8 +214,10 @@ def test_connections_and_findings_frames_hold_the_json(capture: Path) -> None:
         row = conns.iloc[i]
         for key, value in c.items():
             if key in ("orig_rtt", "resp_rtt"):
-                for sub in ("samples", "min", "avg", "max"):
-                    assert _same(None if value is None else value[sub], row[f"{key}.{sub}"], sub), (key, sub)
+                for sub in ("samples", "min", "avg", "max", "delayed_ack_samples", "delayed_ack_max", "karn_skipped"):
+                    # the last three are in the JSON only when not 0
+                    want = None if value is None else value.get(sub)
+                    assert _same(want, row[f"{key}.{sub}"], sub), (key, sub)
             else:
                 assert _same(value, row[key], key), (c["uid"], key, value, row[key])
     for i, f in enumerate(doc["findings"]):
