@@ -1139,7 +1139,7 @@ class _BadChecksums(_Tally):
         super().__init__()
         self.verdicts: Counter[str] = Counter()
         self.examples: list[dict[str, Any]] = []
-        self.judged_frames: list[int] = []
+        self.longest_resend = -1.0
 
     @staticmethod
     def _judged(c: Connection) -> list[list[Any]]:
@@ -1165,13 +1165,18 @@ class _BadChecksums(_Tally):
         for s in segs:
             verdict = s[6] or "not_judged"
             self.verdicts[verdict] += 1
-            if len(self.examples) < 8:
-                ex: dict[str, Any] = {"frame": s[0], "sender": _ep_str(s[2], s[3]), "verdict": verdict}
-                if s[7] is not None:
-                    ex["by_frame"] = s[7]
-                    ex["after_s"] = round((s[8] - s[1]) / 1e9, 6)
-                    self.judged_frames.append(s[7])
-                self.examples.append(ex)
+            ex: dict[str, Any] = {"frame": s[0], "sender": _ep_str(s[2], s[3]), "verdict": verdict}
+            if s[7] is not None:
+                ex["by_frame"] = s[7]
+                ex["after_s"] = round((s[8] - s[1]) / 1e9, 6)
+                if verdict == "resent":
+                    self.longest_resend = max(self.longest_resend, ex["after_s"])
+            # The 8 lowest frames, whatever order connections retire in (streaming retires them
+            # as Zeek's timers expire; the JSON must not depend on it).
+            self.examples.append(ex)
+            if len(self.examples) > 8:
+                self.examples.sort(key=lambda e: e["frame"])
+                del self.examples[8:]
         self.verdicts["no_data"] += n - len(segs)  # pure ACKs, or beyond the segments followed
 
     def finish(self, end: int) -> Iterator[Finding]:
@@ -1187,8 +1192,7 @@ class _BadChecksums(_Tally):
                          f"holds a corrupted or edited copy (the damage is on the capture side, not the network; "
                          f"analyzed as sent)")
         if resent:
-            delays = [e["after_s"] for e in self.examples if e["verdict"] == "resent"]
-            when = f" ({_fmt_s(max(delays))} later)" if delays else ""
+            when = f" ({_fmt_s(self.longest_resend)} later)" if self.longest_resend >= 0 else ""
             parts.append(f"{resent} not ACKed and sent again{when}: the receiver discarded them (corrupted on the "
                          f"way to it)")
         if open_:
@@ -1222,10 +1226,11 @@ class _BadChecksums(_Tally):
             "and checksums wrong on most frames of a sender are not counted here: they are a fact of the "
             "capture (its `checksums` section). --strict-checksums leaves out every checksum that is not valid, "
             "as Zeek does; --no-checksums verifies none.",
-            sorted(set(frames) | set(self.judged_frames[:FRAMES_LISTED])), self.uids.uids(), self.first_ts,
+            sorted(set(frames) | {e["by_frame"] for e in self.examples if "by_frame" in e}), self.uids.uids(),
+            self.first_ts,
             self.last_ts,
             {"segments": total, "connections": n, "accepted_by_receiver": acked, "discarded_and_resent": resent,
-             "not_judged": open_ + nodata, "examples": self.examples},
+             "not_judged": open_ + nodata, "examples": sorted(self.examples, key=lambda e: e["frame"])},
             severity=severity)
 
 
