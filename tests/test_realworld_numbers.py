@@ -32,6 +32,15 @@ def _doc(name: str) -> dict[str, Any]:
     return doc
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_the_analyses() -> Any:
+    """The analyses cached here hold every connection object of their captures: let them go
+    when this module is done (tests/test_stream_report.py counts the connections still reachable)."""
+    yield
+    _result.cache_clear()
+    _doc.cache_clear()
+
+
 def _facts(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((RW / f"{name}.facts.json").read_text())
     return data
