@@ -224,6 +224,14 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     rate = n / max(segments, 1)
     rbytes = sum(e[7] for e in evs) + more[1]
     downstream = max(0, n - spurious - upstream)
+    # Originals captured with a bad TCP checksum that the sender resent before any ACK covered them
+    # (tracker.BAD_SEGMENTS, verdict "resent", the resend later in time): they arrived corrupted and
+    # the receiver discarded them; not lost after the capture point.
+    shown = {e[0] for e in evs}
+    bad_segs = c.overflow.get(BAD_SEGMENTS, []) if c.overflow else []
+    discarded = 0 if at_sender else min(downstream, sum(
+        1 for x in bad_segs if x[6] == "resent" and x[7] in shown and x[8] >= x[1] and (x[2], x[3]) == (ep.addr, ep.port)))
+    downstream -= discarded
     out: list[Finding] = []
     if n - spurious > 0:
         parts = []
@@ -246,8 +254,11 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
                      + (f" ({reordered} that tshark calls out-of-order are retransmissions here)" if reordered else "")
                      + ".")
         else:
-            where = (f" {downstream} originals were captured here, so they were lost after this capture point "
-                     f"(or their ACKs were); {upstream} never reached the capture (lost before it)."
+            where = ((f" {discarded} originals were captured here with a bad TCP checksum: they arrived "
+                      f"corrupted and {peer} discarded them (see capture.bad_checksum)." if discarded else "")
+                     + (f" {downstream} originals were captured here, so they were lost after this capture point "
+                        f"(or their ACKs were); {upstream} never reached the capture (lost before it)."
+                        if downstream or upstream or not discarded else "")
                      + (f" ({reordered} that tshark calls out-of-order carried data captured before: "
                         f"retransmissions.)" if reordered else ""))
         if limited:
@@ -282,6 +293,8 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
               "worst_frame": worst_frame, "first_frame": evs[0][0] if evs else None,
               "events_listed": len(evs), "receiver_window_limited": limited, "dsacked": dsacked,
               "out_of_order_resent": reordered, "cost_s": cost}
+        if discarded:
+            ev["discarded_corrupted"] = discarded
         if at_sender:
             ev["capture_point"] = at_sender
             ev["reordered_at_sender_counted"] = reordered

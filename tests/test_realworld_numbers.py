@@ -304,3 +304,25 @@ def test_fin_repeated_within_microseconds_is_no_alarm(tshark: str) -> None:
     assert not loud, [f["summary"] for f in loud]
     assert sum(f["evidence"]["dsacked"] for f in doc["findings"] if f["id"] == "data.spurious_retransmission") \
         >= len(rows)
+
+
+def test_resend_of_a_corrupted_original_is_no_loss_after_the_capture(tshark: str) -> None:
+    """corrupt-dropped-server: the original of frame 13 is frame 12 of this capture, with a bad TCP
+    checksum; the receiver discarded it (TcpInCsumErrors 1 in the facts). The retransmission says so,
+    and does not call it lost after the capture point."""
+    facts = json.loads((RW / "corrupt-dropped.facts.json").read_text())
+    assert facts["receiver_TcpInCsumErrors_delta"] == 1
+    path = RW / "corrupt-dropped-server.pcap"
+    cmd = [tshark, "-n", "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-Y", "tcp.checksum.status==0",
+           "-T", "fields", "-e", "frame.number", "-e", "tcp.seq_raw"]
+    bad = [ln.split("\t") for ln in subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()]
+    resent = _tshark(path, "frame.number==13", "tcp.seq_raw")
+    assert [b[0] for b in bad] == ["12"] and bad[0][1] == resent[0][0]  # frame 13 resends frame 12
+    doc = _doc("corrupt-dropped-server")
+    rt = _one(doc, "data.retransmission")
+    ev = rt["evidence"]
+    assert ev["first_frame"] == 13
+    assert ev["discarded_corrupted"] == 1
+    assert ev["lost_after_capture_point"] == 0 and ev["lost_before_capture_point"] == 0
+    assert "lost after this capture point" not in rt["summary"]
+    assert "arrived corrupted" in rt["summary"] and "discarded" in rt["summary"]
