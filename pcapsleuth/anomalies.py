@@ -230,7 +230,8 @@ def _retrans_findings(c: Connection, orig: bool, n: int) -> list[Finding]:
     shown = {e[0] for e in evs}
     bad_segs = c.overflow.get(BAD_SEGMENTS, []) if c.overflow else []
     discarded = 0 if at_sender else min(downstream, sum(
-        1 for x in bad_segs if x[6] == "resent" and x[7] in shown and x[8] >= x[1] and (x[2], x[3]) == (ep.addr, ep.port)))
+        1 for x in bad_segs
+        if x[6] == "resent" and x[7] in shown and x[8] >= x[1] and (x[2], x[3]) == (ep.addr, ep.port)))
     downstream -= discarded
     out: list[Finding] = []
     if n - spurious > 0:
@@ -406,7 +407,11 @@ def _capture_gaps(c: Connection) -> list[Finding]:
                 _frames(lost), {"sender": who, "holes": holes, "filled_by_retransmission": repaired},
                 lost[0][1], lost[-1][1]))
         # (The flag is on the ACK: ``who`` sent the ACKs, of data that ``peer`` sent.)
-        unseen = [e for e in _events(c, ta.ACK_LOST_PACKET, orig) if e[0] > skip]
+        # The handshake's ACK (exactly the SYN-ACK's ISN + 1, the SYN-ACK captured: tracker's
+        # ack_frame) acknowledges nothing unseen; Wireshark flags it when a SYN-ACK with a new ISN
+        # continued the conversation of the tuple's earlier connection (that one's state leaks in).
+        unseen = [e for e in _events(c, ta.ACK_LOST_PACKET, orig) if e[0] > skip
+                  and not (orig and e[0] == c.ack_frame)]
         if unseen:
             acks = len(unseen) + _dropped(c, ta.ACK_LOST_PACKET, orig)[0]
             who, peer = peer, who  # the data's sender and the acknowledging receiver

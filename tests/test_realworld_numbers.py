@@ -16,7 +16,7 @@ import pytest
 
 from pcapsleuth.analysis import analyze_capture
 
-from .conftest import REPO
+from .conftest import REPO, corpus_root
 
 RW = REPO / "samples" / "realworld"
 
@@ -156,8 +156,10 @@ def test_rtt_leaves_out_delayed_ack_waits(tshark: str) -> None:
 
 def test_ack_unseen_segment_names_the_acknowledging_receiver(tshark: str) -> None:
     """The flag is on the ACK: the side that sent it is the receiver, the other side sent the
-    data the capture missed (tshark's tcp.analysis.ack_lost_segment, frame by frame)."""
-    path = REPO / "samples" / "anomalies" / "timewait-reuse-nots.pcap"
+    data the capture missed (tshark's tcp.analysis.ack_lost_segment, frame by frame). (Was on
+    anomalies/timewait-reuse-nots, whose one such ACK is the handshake's: nothing unseen, see
+    test_handshake_ack_on_a_reused_tuple_acks_nothing_unseen.)"""
+    path = corpus_root() / "zeek" / "ftp__bigtransfer" / "trace.pcap"
     rows = _tshark(path, "tcp.analysis.ack_lost_segment", "frame.number", "ip.src", "tcp.srcport", "ip.dst",
                    "tcp.dstport")
     flagged = {int(r[0]): (f"{r[1]}:{r[2]}", f"{r[3]}:{r[4]}") for r in rows}
@@ -168,6 +170,20 @@ def test_ack_unseen_segment_names_the_acknowledging_receiver(tshark: str) -> Non
         for fr in f["frames"]:  # each listed ACK was sent by the receiver, to the data's sender
             assert flagged[fr] == (f["evidence"]["receiver"], f["evidence"]["sender"]), (fr, f["summary"])
         assert f["summary"].startswith(f"{f['evidence']['receiver']} acknowledged data from {f['evidence']['sender']}")
+
+
+def test_handshake_ack_on_a_reused_tuple_acks_nothing_unseen(tshark: str) -> None:
+    """timewait-reuse-nots: frame 2283 is the client's ACK of the SYN-ACK (frame 2282, new ISN) of
+    a new connection on the reused 4-tuple: its ACK number is that ISN + 1, nothing unseen. tshark
+    flags it (the earlier connection's state carries over into its conversation); no finding."""
+    path = REPO / "samples" / "anomalies" / "timewait-reuse-nots.pcap"
+    rows = _tshark(path, "frame.number==2282 || frame.number==2283", "frame.number", "tcp.flags.syn",
+                   "tcp.seq_raw", "tcp.ack_raw")
+    (f1, syn1, isn, _), (f2, syn2, _, ack) = rows
+    assert (f1, syn1, f2, syn2) == ("2282", "1", "2283", "0") and int(ack) == (int(isn) + 1) % 2**32
+    doc = analyze_capture(path).to_json_dict()
+    unseen = [f for f in doc["findings"] if f["id"] == "data.ack_unseen_segment"]
+    assert not any(2283 in f["frames"] for f in unseen), unseen
 
 
 # -- the capture point -------------------------------------------------------------------------
