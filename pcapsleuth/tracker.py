@@ -1003,7 +1003,9 @@ class Tracker:
             if p.src == x[2] and p.sport == x[3]:
                 seq = p.seq or 0
                 n = (p.payload_len or 0) + (1 if flags & TCP_SYN else 0) + (1 if flags & TCP_FIN else 0)
-                if n and (x[4] - seq) & 0xFFFFFFFF < n:
+                if n and (x[4] - seq) & 0xFFFFFFFF < n and p.ts >= x[1]:
+                    # (A copy stamped before the original - a fuzzed or reordered clock - is no
+                    # resend after it: nothing shows a discard.)
                     x[6], x[7], x[8] = "resent", p.no, p.ts
                     hb = self._bad_hosts.get(x[2])
                     if hb is not None and hb[0]:
