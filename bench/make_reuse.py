@@ -22,12 +22,19 @@ import argparse
 import struct
 from pathlib import Path
 
-from make_scan import _sum16  # the Internet checksum of the scan's hand-built segments (bench/ is on sys.path)
-
 HERE = Path(__file__).resolve().parent
 CLIENT, SERVER = bytes([10, 9, 0, 1]), bytes([10, 9, 0, 2])
 MAC_C, MAC_S = bytes.fromhex("020000000091"), bytes.fromhex("020000000092")
 SYN, RST, ACK = 0x02, 0x04, 0x10
+
+
+def _sum16(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
 
 
 def frame(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, ip_id: int) -> bytes:
