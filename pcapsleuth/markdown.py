@@ -62,7 +62,8 @@ def render_markdown(result: AnalysisResult | ReportView, report_path: str | os.P
                     template_dir: str | os.PathLike[str] | None = None, max_findings: int = 10) -> str:
     """The Markdown summary: verdict, capture facts, findings (one bullet each with frames and a
     Wireshark filter), and the HTML report's file name when there is one."""
-    from .report import Limits, capped, display_filter, template_environment, visible
+    from .report import Limits, display_filter, template_environment, visible
+    from .util import capped
 
     env = template_environment(template_dir)
     info = result.capture

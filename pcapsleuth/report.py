@@ -46,7 +46,7 @@ from .findings import SEVERITIES, Finding, severity_rank
 from .packet import Direction, Packet, flag_names
 from .resources import templates_dir
 from .tracker import uid_index, uid_of
-from .util import iso_ts, no_cyclic_gc
+from .util import capped, iso_ts, no_cyclic_gc  # capped: cut before visible(), which lengthens what it escapes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -113,17 +113,6 @@ def visible(text: object) -> str:
     as the six characters ``\\u202e``, ESC as ``\\x1b``. For everything the report shows
     (text, attributes, ``<title>``, SVG text): what is left cannot reorder or hide anything."""
     return _INVISIBLE.sub(_escape_char, str(text))
-
-
-def capped(text: str, limit: int) -> str:
-    """``text``, or its first ``limit`` characters and how much more there is (the JSON has it all).
-
-    Cut before :func:`visible` (which lengthens what it escapes) and never inside a surrogate
-    pair's place: Python strings hold code points, so any cut is between characters."""
-    if len(text) <= limit:
-        return text
-    more = len(text[limit:].encode("utf-8", "surrogatepass"))
-    return f"{text[:limit]}\u2026 ({more:,} more bytes, in the JSON)"
 
 
 # -- paths -----------------------------------------------------------------------------------------

@@ -235,7 +235,8 @@ def vantage_report_context(result: VantageResult, *, ladders: int = 4, ladder_pa
                            missed_rows: int = 40, fig_prefix: str = "vfig") -> dict[str, Any]:
     """The data of the report's vantage section (``_vantage.html.j2``)."""
     from .plots import figure_to_svg
-    from .report import Limits, capped, display_filter, tshark_command
+    from .report import Limits, display_filter, tshark_command
+    from .util import capped
 
     names = result.names
     chars = Limits.text_chars
